@@ -1,0 +1,39 @@
+# The two commands of the README: `make workbook` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: workbook test test-fast bench lint tex clean
+
+workbook: $(VENV)/.runtime tex
+	$(BIN)/workbook build
+
+test: $(VENV)/.test tex
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -m "not tex"
+
+bench: $(VENV)/.test tex
+	$(BIN)/python benchmarks/bench.py
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check workbook tests benchmarks
+	$(BIN)/ruff format --check workbook tests benchmarks
+
+tex:
+	bash scripts/install-tex.sh
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV) || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+
+$(VENV)/.runtime: pyproject.toml $(VENV)/bin/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build/*.aux build/*.log build/*.toc build/*.out build/*.fls build/*.fdb_latexmk

@@ -1,0 +1,118 @@
+"""The `workbook` command: summary, export and build.
+
+Every user error ends in one line on stderr and exit code 2; TeX missing is 3, a LaTeX
+failure 4. No traceback reaches the user for anything we can name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__, engine, export
+from . import params as P
+from .config import KEYS, Config, ConfigError, load
+
+
+class UsageError(Exception):
+    """Bad command-line use; exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        if message.startswith("unrecognized arguments"):
+            flags = _all_flags(self)
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], flags, n=1)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _all_flags(p: argparse.ArgumentParser) -> list[str]:
+    flags = [o for a in p._actions for o in a.option_strings]
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            flags += [f for sub in a.choices.values() for f in _all_flags(sub)]
+    return flags
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and optimiser (override the config file)")
+    g.add_argument("--config", type=Path, metavar="FILE", help="TOML file with any of the keys")
+    for key in KEYS:
+        default = getattr(Config(), key)
+        shown = " ".join(default) if key == "vocab" else default
+        g.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar="VALUE",
+                       help=f"(default: {shown})")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="workbook", description="One training step of a tiny transformer, "
+                "computed exactly and laid out for pencil and calculator.")  # fmt: skip
+    p.add_argument("--version", action="version", version=f"workbook {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("summary", help="architecture, parameter counts, loss, largest gradient")
+    _config_flags(s)
+
+    e = sub.add_parser("export", help="every number of the step as JSON, NPZ or CSV")
+    e.add_argument("--format", choices=sorted(export.EXPORTERS), default="json")
+    e.add_argument("--output", "-o", default="-", metavar="FILE",
+                   help="file (json, npz; '-' for stdout) or folder (csv)")  # fmt: skip
+    _config_flags(e)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    overrides = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
+    return load(args.config, overrides)
+
+
+def summary_text(c: Config) -> str:
+    t = engine.run(c)
+    counts = P.count(c)
+    grads = {n: abs(t[f"d.{n}"]).max() for n in counts}
+    top = max(grads, key=grads.get)
+    lines = [
+        "Architecture: decoder-only transformer, 1 block (attention, FFN, residual, LayerNorm)",
+        f"  vocabulary {c.vocab_size} ({', '.join(c.vocab)})",
+        f"  sentence {c.sentence!r} -> tokens {list(c.tokens)} (T = {c.T})",
+        f"  d_model {c.d_model}, heads {c.heads} (d_k = d_v = {c.d_k}), d_ff {c.d_ff}, "
+        f"max_len {c.max_len}",
+        "Parameters:",
+        *(f"  {n:<8} {'x'.join(map(str, t[n].shape)):>7} {k:>6,}" for n, k in counts.items()),
+        f"  {'total':<16} {sum(counts.values()):>6,}",
+        f"Loss: {float(t['loss']):.6f}",
+        f"Largest gradient: |dL/d{top}| = {grads[top]:.6g}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        c = config_from_args(args)
+        if args.command == "summary":
+            print(summary_text(c))
+        elif args.command == "export":
+            export.EXPORTERS[args.format](c, engine.run(c), args.output)
+        return 0
+    except (UsageError, ConfigError) as exc:
+        print(f"workbook: {exc}" if isinstance(exc, ConfigError) else exc, file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"workbook: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("workbook: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> NoReturn:
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The model and optimiser settings: one frozen dataclass, defaults from the seed.
+
+Values come from three layers, later ones winning: the defaults below, a TOML file
+(`--config FILE`), then command-line flags. Every check raises `ConfigError` with one
+line that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+PAD, BOS, EOS = "<PAD>", "<BOS>", "<EOS>"
+SPECIALS = (PAD, BOS, EOS)
+
+
+class ConfigError(ValueError):
+    """A bad setting; its message is the single line the user sees."""
+
+
+@dataclass(frozen=True)
+class Config:
+    vocab: tuple[str, ...] = (PAD, BOS, EOS, "I", "like", "transformers")
+    sentence: str = "I like transformers"
+    d_model: int = 16
+    heads: int = 2
+    d_ff: int = 64
+    max_len: int = 5
+    ln_eps: float = 1e-5
+    seed: int = 42
+    init_scale: float = 0.1
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.01
+    # Not a user setting: filled by __post_init__ so the rest of the code never re-tokenises.
+    tokens: tuple[int, ...] = field(default=(), init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        object.__setattr__(self, "tokens", _tokenize(self))
+
+    @property
+    def d_k(self) -> int:
+        return self.d_model // self.heads
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    @property
+    def T(self) -> int:
+        """Sequence length, BOS and EOS included."""
+        return len(self.tokens)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The user-settable keys, JSON/TOML friendly."""
+        d = asdict(self)
+        d.pop("tokens")
+        d["vocab"] = list(self.vocab)
+        return d
+
+
+_INT_KEYS = ("d_model", "heads", "d_ff", "max_len", "seed")
+_FLOAT_KEYS = ("ln_eps", "init_scale", "lr", "beta1", "beta2", "adam_eps", "weight_decay")
+KEYS = tuple(f.name for f in fields(Config) if f.init)
+
+
+def _validate(c: Config) -> None:
+    for key in ("d_model", "heads", "d_ff", "max_len"):
+        if getattr(c, key) < 1:
+            raise ConfigError(f"{key} = {getattr(c, key)}: must be a positive integer")
+    if c.d_model % c.heads:
+        raise ConfigError(
+            f"d_model = {c.d_model}: must be divisible by heads = {c.heads} "
+            f"(each head gets d_model / heads columns)"
+        )
+    for key in ("ln_eps", "init_scale", "lr", "adam_eps"):
+        value = getattr(c, key)
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{key} = {value}: must be a finite number > 0")
+    for key in ("beta1", "beta2"):
+        value = getattr(c, key)
+        if not 0 <= value < 1:
+            raise ConfigError(f"{key} = {value}: must be in [0, 1)")
+    if not (c.weight_decay >= 0 and math.isfinite(c.weight_decay)):
+        raise ConfigError(f"weight_decay = {c.weight_decay}: must be a finite number >= 0")
+    missing = [s for s in SPECIALS if s not in c.vocab]
+    if missing:
+        raise ConfigError(f"vocab = {list(c.vocab)}: must contain {', '.join(missing)}")
+    dupes = sorted({w for w in c.vocab if c.vocab.count(w) > 1})
+    if dupes:
+        raise ConfigError(f"vocab = {list(c.vocab)}: repeated word {dupes[0]!r}")
+    blank = [w for w in c.vocab if not w.strip() or w != w.strip() or " " in w]
+    if blank:
+        raise ConfigError(f"vocab = {list(c.vocab)}: word {blank[0]!r} is empty or has spaces")
+
+
+def _tokenize(c: Config) -> tuple[int, ...]:
+    words = c.sentence.split()
+    allowed = [w for w in c.vocab if w not in SPECIALS]
+    for w in words:
+        if w not in allowed:
+            raise ConfigError(
+                f"sentence = {c.sentence!r}: word {w!r} is not in the vocabulary "
+                f"(allowed: {', '.join(allowed)})"
+            )
+    ids = [c.vocab.index(BOS), *(c.vocab.index(w) for w in words), c.vocab.index(EOS)]
+    if len(ids) > c.max_len:
+        raise ConfigError(
+            f"sentence = {c.sentence!r}: {len(ids)} tokens with BOS and EOS, "
+            f"more than max_len = {c.max_len}"
+        )
+    if len(ids) < 2:
+        raise ConfigError(f"sentence = {c.sentence!r}: needs at least 2 tokens")
+    return tuple(ids)
+
+
+def _coerce(key: str, value: Any, from_text: bool) -> Any:
+    """Check one raw value's type and convert it; `from_text` values (CLI flags) are parsed."""
+    if not from_text and key != "sentence" and isinstance(value, str):
+        kind = "a list of strings" if key == "vocab" else "a number, not a string"
+        raise ConfigError(f"{key} = {value!r}: must be {kind}")
+    if key in _INT_KEYS:
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise ConfigError(f"{key} = {value!r}: must be an integer") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} = {value!r}: must be an integer")
+        return value
+    if key in _FLOAT_KEYS:
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{key} = {value!r}: must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key} = {value!r}: must be a number")
+        return float(value)
+    if key == "sentence":
+        if not isinstance(value, str):
+            raise ConfigError(f"sentence = {value!r}: must be a string")
+        return value
+    if key == "vocab":
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if not isinstance(value, list | tuple) or not all(isinstance(w, str) for w in value):
+            raise ConfigError(f"vocab = {value!r}: must be a list of strings")
+        return tuple(value)
+    raise AssertionError(key)
+
+
+def _check_known(key: str) -> None:
+    if key not in KEYS:
+        close = difflib.get_close_matches(key, KEYS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(KEYS)}"
+        raise ConfigError(f"unknown key {key!r}: {hint}")
+
+
+def from_mapping(
+    values: dict[str, Any], base: Config | None = None, from_text: bool = False
+) -> Config:
+    """A Config from `base` (defaults if None) with `values` laid over it."""
+    merged = (base or Config()).to_dict()
+    for key, value in values.items():
+        _check_known(key)
+        merged[key] = _coerce(key, value, from_text)
+    return Config(**merged)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The raw key/value table of a TOML config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"config file {str(path)!r}: cannot read it ({reason})") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r}: not valid TOML ({exc})") from None
+    for key, value in table.items():
+        if isinstance(value, dict):
+            raise ConfigError(
+                f"config file {str(path)!r}: [{key}] tables are not used; put keys at top level"
+            )
+    return table
+
+
+def load(path: Path | None = None, flags: dict[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file, then command-line flags (text, parsed here)."""
+    config = from_mapping(read_toml(path)) if path is not None else Config()
+    return from_mapping(flags or {}, base=config, from_text=True)

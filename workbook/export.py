@@ -1,0 +1,111 @@
+"""The trace as data: JSON (the documented schema), NPZ for NumPy, CSV for spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import params as P
+from .config import Config
+from .trace import Trace
+
+ADAM_KEYS = ("m", "v", "m_hat", "v_hat", "updated")
+
+
+def sections(c: Config, t: Trace) -> dict[str, dict[str, np.ndarray]]:
+    """The trace's values grouped as in the JSON schema (arrays, not yet lists)."""
+    names = P.names(c)
+    grads = {n: t[f"d.{n}"] for n in names}
+    adam_names = {f"{k}.{n}" for k in ADAM_KEYS for n in names}
+    derived = [s.name for s in t.steps if s.name not in adam_names]
+    return {
+        "parameters": {n: t[n] for n in names},
+        "activations": {n: t[n] for n in derived if not n.startswith("d.")},
+        "gradients": grads
+        | {n: t[n] for n in derived if n.startswith("d.") and n[2:] not in grads},
+        **{f"adamw.{k}": {n: t[f"{k}.{n}"] for n in names} for k in ADAM_KEYS},
+    }
+
+
+def config_dict(c: Config) -> dict[str, Any]:
+    return c.to_dict() | {"tokens": list(c.tokens), "d_k": c.d_k, "T": c.T}
+
+
+def _listify(a: np.ndarray) -> Any:
+    """Nested lists; -inf (masked attention scores) becomes null."""
+    if a.ndim == 0:
+        v = float(a)
+        return v if math.isfinite(v) else None
+    return [_listify(x) for x in a]
+
+
+def to_json_dict(c: Config, t: Trace) -> dict[str, Any]:
+    sec = sections(c, t)
+    out: dict[str, Any] = {"config": config_dict(c)}
+    for key in ("parameters", "activations", "gradients"):
+        out[key] = {n: _listify(a) for n, a in sec[key].items()}
+    out["adamw"] = {k: {n: _listify(a) for n, a in sec[f"adamw.{k}"].items()} for k in ADAM_KEYS}
+    return out
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename: a failure never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_json(c: Config, t: Trace, output: str) -> None:
+    text = json.dumps(to_json_dict(c, t), indent=1) + "\n"
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        write_atomic(Path(output), text.encode())
+
+
+def export_npz(c: Config, t: Trace, output: str) -> None:
+    """Keys are "<section>/<name>", e.g. "gradients/W_Q.0"; the config is a JSON string."""
+    arrays = {f"{sec}/{n}": a for sec, group in sections(c, t).items() for n, a in group.items()}
+    buf = io.BytesIO()
+    np.savez(buf, config=np.array(json.dumps(config_dict(c))), **arrays)
+    if output == "-":
+        sys.stdout.buffer.write(buf.getvalue())
+    else:
+        write_atomic(Path(output), buf.getvalue())
+
+
+def _csv_bytes(a: np.ndarray) -> bytes:
+    rows = np.atleast_2d(a)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for row in rows:
+        writer.writerow(repr(float(x)) if math.isfinite(x) else "" for x in row)
+    return buf.getvalue().encode()
+
+
+def export_csv(c: Config, t: Trace, output: str) -> None:
+    """DIR/<section>/<name>.csv, one matrix per file; masked scores are empty cells."""
+    root = Path(output)
+    for sec, group in sections(c, t).items():
+        folder = root.joinpath(*sec.split("."))
+        for name, a in group.items():
+            write_atomic(folder / f"{name}.csv", _csv_bytes(a))
+    write_atomic(root / "config.json", (json.dumps(config_dict(c), indent=1) + "\n").encode())
+
+
+EXPORTERS = {"json": export_json, "npz": export_npz, "csv": export_csv}

@@ -1,0 +1,91 @@
+"""The mathematics of one training step, each operation's forward beside its derivative.
+
+Everything here is plain NumPy on float64 arrays. Element-wise formulas live in
+`FORMULAS`: one function per formula, used both to compute a whole tensor and to
+re-evaluate a single element for display, so the page and the numbers cannot drift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_C = 0.044715
+
+
+# --- GELU, tanh approximation --------------------------------------------------------
+def gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x**3)))
+
+
+def gelu_grad(x: np.ndarray) -> np.ndarray:
+    """d GELU / dx of the tanh approximation (not of the exact erf GELU)."""
+    u = SQRT_2_OVER_PI * (x + GELU_C * x**3)
+    t = np.tanh(u)
+    du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x**2)
+    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * du
+
+
+# --- softmax --------------------------------------------------------------------------
+def softmax_rows(s: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; -inf entries (masked) get probability 0."""
+    shifted = s - s.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_jacobian(a: np.ndarray) -> np.ndarray:
+    """J[k, j] = d a_k / d s_j = a_k (δ_kj − a_j) for one row of probabilities."""
+    return np.diag(a) - np.outer(a, a)
+
+
+# --- LayerNorm ------------------------------------------------------------------------
+def layernorm_jacobian(x_hat: np.ndarray, var: float, eps: float) -> np.ndarray:
+    """J[j, k] = d x̂_j / d x_k = (δ_jk − 1/n − x̂_j x̂_k / n) / σ for one row.
+
+    Population variance (divide by n) with eps inside the square root, as in the forward.
+    """
+    n = x_hat.shape[0]
+    sigma = math.sqrt(var + eps)
+    return (np.eye(n) - 1.0 / n - np.outer(x_hat, x_hat) / n) / sigma
+
+
+def layernorm_backward_fast(d_hat: np.ndarray, x_hat: np.ndarray, var: np.ndarray, eps: float):
+    """The same product as the Jacobian, without forming it: used to show they agree."""
+    sigma = np.sqrt(var + eps)[:, None]
+    mean_d = d_hat.mean(axis=1, keepdims=True)
+    mean_dx = (d_hat * x_hat).mean(axis=1, keepdims=True)
+    return (d_hat - mean_d - x_hat * mean_dx) / sigma
+
+
+# --- element-wise formulas ------------------------------------------------------------
+# Each takes its operands' values (arrays or scalars, broadcast together) and the step's
+# constants; the renderer has a matching symbolic form keyed by the same name.
+Formula = Callable[..., np.ndarray]
+
+FORMULAS: dict[str, Formula] = {
+    "embed": lambda e_tok, e_pos: e_tok + e_pos,
+    "scale_mask": lambda s, *, scale, masked: np.where(masked, -np.inf, s * scale),
+    "scale": lambda s, *, scale, masked: np.where(masked, 0.0, s * scale),
+    "gelu": lambda x: gelu(x),
+    "gelu_backward": lambda dy, x: dy * gelu_grad(x),
+    "add": lambda a, b: a + b,
+    "copy": lambda a: a + 0.0,
+    "normalize": lambda x, mean, var, *, eps: (x - mean) / np.sqrt(var + eps),
+    "affine": lambda x_hat, gamma, beta: gamma * x_hat + beta,
+    "mul": lambda a, b: a * b,
+    "nll": lambda p: -np.log(p),
+    # softmax + mean cross-entropy, fused: (p − y) / (T − 1), zero where nothing is predicted
+    "ce_backward": lambda p, *, target, weight: weight * (p - target),
+    "probs_backward": lambda p, *, target, weight: np.where(target > 0, -weight / p, 0.0),
+    "adam_m": lambda g, *, beta1: (1.0 - beta1) * g,
+    "adam_v": lambda g, *, beta2: (1.0 - beta2) * g * g,
+    "adam_m_hat": lambda m, *, beta1, t: m / (1.0 - beta1**t),
+    "adam_v_hat": lambda v, *, beta2, t: v / (1.0 - beta2**t),
+    "adam_update": lambda theta, m_hat, v_hat, *, lr, weight_decay, eps: (
+        theta * (1.0 - lr * weight_decay) - lr * m_hat / (np.sqrt(v_hat) + eps)
+    ),
+}

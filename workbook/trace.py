@@ -1,0 +1,245 @@
+"""The trace: an ordered list of named steps, the only contract between numbers and pages.
+
+A step records what it computed (its operands by name, its result) and can explain any
+single element of its result: `Contraction.terms` gives the products that sum to it,
+`Elementwise.inputs` the scalars a formula was applied to, `RowWise.row` the row it came
+from. Every explanation is re-evaluated by `Step.element` so tests can prove that what the
+page shows adds up to what the engine computed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .ops import FORMULAS
+
+Index = tuple[int, ...]
+
+CHAPTERS: tuple[tuple[int, str, str], ...] = (
+    (1, "forward", "Tokenization and embeddings"),
+    (2, "forward", "Q, K, V projections"),
+    (3, "forward", "Attention scores"),
+    (4, "forward", "Multi-head attention"),
+    (5, "forward", "Feed-forward network"),
+    (6, "forward", "Residual connection and layer normalization"),
+    (7, "forward", "Logits and cross-entropy loss"),
+    (8, "backward", "Loss gradients"),
+    (9, "backward", "Output layer gradients"),
+    (10, "backward", "LayerNorm and feed-forward backward"),
+    (11, "backward", "Attention backward"),
+    (12, "backward", "Embedding gradients"),
+    (13, "optimizer", "AdamW update"),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Step:
+    """One named result and how it was made."""
+
+    name: str
+    chapter: int
+    operands: tuple[str, ...]
+    result: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.result.shape
+
+    def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
+        """Re-derive result[idx] from this step's own explanation of it."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, eq=False)
+class Contraction(Step):
+    """result[i, j] = Σ_k A[i, k] B[k, j] (+ bias[j]), with A, B optionally transposed.
+
+    Matrix products, Jacobian-vector products and column sums all share this form;
+    `kind` tells the renderer which one it is looking at.
+    """
+
+    kind: str = "matmul"  # matmul | jacobian | colsum | coldot
+    transpose: tuple[bool, bool] = (False, False)
+    bias: str | None = None
+    jacobians: np.ndarray | None = None  # [rows, n, n] for kind == "jacobian"
+
+    def terms(self, values: Mapping[str, np.ndarray], idx: Index) -> list[tuple[float, float]]:
+        """The (a, b) pairs whose products sum to result[idx], in index order."""
+        a_row, b_col = self.factors(values, idx)
+        return list(zip(a_row.tolist(), b_col.tolist(), strict=True))
+
+    def factors(
+        self, values: Mapping[str, np.ndarray], idx: Index
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The row of the left factor and the column of the right factor for result[idx]."""
+        if self.kind == "jacobian":
+            i, j = idx
+            return values[self.operands[0]][i], self.jacobians[i][:, j]
+        if self.kind == "colsum":
+            col = values[self.operands[0]][:, idx[0]]
+            return col, np.ones_like(col)
+        if self.kind == "coldot":
+            return values[self.operands[0]][:, idx[0]], values[self.operands[1]][:, idx[0]]
+        a, b = (values[n] for n in self.operands[:2])
+        a = a.T if self.transpose[0] else a
+        b = b.T if self.transpose[1] else b
+        i, j = idx
+        return a[i], b[:, j]
+
+    def bias_value(self, values: Mapping[str, np.ndarray], idx: Index) -> float | None:
+        return None if self.bias is None else float(values[self.bias][idx[-1]])
+
+    def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
+        a, b = self.factors(values, idx)
+        total = math_fsum(a * b)
+        bias = self.bias_value(values, idx)
+        return total if bias is None else total + bias
+
+
+@dataclass(frozen=True, eq=False)
+class Elementwise(Step):
+    """result[idx] = formula(operand values at idx; constants).
+
+    `align` says how each operand is indexed from a result index: "ij" the same element,
+    "i" by row, "j" by column, "" a scalar. Array constants have the result's shape.
+    """
+
+    formula: str = ""
+    align: tuple[str, ...] = ()
+    consts: Mapping[str, Any] = field(default_factory=dict)
+
+    def inputs(self, values: Mapping[str, np.ndarray], idx: Index) -> list[float]:
+        out = []
+        for name, how in zip(self.operands, self.align, strict=True):
+            arr = values[name]
+            if how == "ij":
+                out.append(float(arr[idx]))
+            elif how == "i":
+                out.append(float(arr[idx[0]]))
+            elif how == "j":
+                out.append(float(arr[idx[-1]]))
+            else:
+                out.append(float(arr))
+        return out
+
+    def constants(self, idx: Index) -> dict[str, Any]:
+        return {
+            k: v[idx] if isinstance(v, np.ndarray) and v.shape == self.shape else v
+            for k, v in self.consts.items()
+        }
+
+    def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
+        args = [np.float64(x) for x in self.inputs(values, idx)]
+        return float(FORMULAS[self.formula](*args, **self.constants(idx)))
+
+
+@dataclass(frozen=True, eq=False)
+class RowWise(Step):
+    """A reduction or normalisation over each row of one operand.
+
+    kind: "softmax" (row → row), "mean" / "var" (row → scalar), "nll" handled as
+    Elementwise; "mean_loss" (vector → scalar over the first `count` entries).
+    """
+
+    kind: str = "softmax"
+    count: int = 0
+
+    def row(self, values: Mapping[str, np.ndarray], idx: Index) -> np.ndarray:
+        src = values[self.operands[0]]
+        return src if src.ndim == 1 else src[idx[0]]
+
+    def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
+        row = self.row(values, idx)
+        if self.kind == "softmax":
+            finite = np.isfinite(row)
+            if not finite[idx[1]]:
+                return 0.0
+            e = np.exp(row[finite] - row[finite].max())
+            return float(np.exp(row[idx[1]] - row[finite].max()) / math_fsum(e))
+        if self.kind == "mean":
+            return math_fsum(row) / row.size
+        if self.kind == "var":
+            mean = math_fsum(row) / row.size
+            return math_fsum((row - mean) ** 2) / row.size
+        if self.kind == "mean_loss":
+            return math_fsum(row[: self.count]) / self.count
+        raise ValueError(self.kind)
+
+
+@dataclass(frozen=True, eq=False)
+class Gather(Step):
+    """Rows picked or scattered by token id.
+
+    kind "lookup": result[i, j] = src[token_i, j] (an embedding row per token);
+    kind "pick": result[i] = src[i, token_i] (the probability of each target);
+    kind "scatter": result[v, j] = Σ_{i: token_i = v} dX[i, j] (the embedding gradient);
+    kind "slice": result[i, j] = src[i, offset + j] (one head's columns);
+    kind "concat": result[i, j] = operand h's [i, j − h·width];
+    kind "pad": result[i, j] = src[i, j] for i < len(src), else 0 (positions not used).
+    """
+
+    kind: str = "scatter"
+    tokens: tuple[int, ...] = ()
+    offset: int = 0
+    width: int = 0
+
+    def sources(self, values: Mapping[str, np.ndarray], idx: Index) -> list[tuple[str, Index]]:
+        """The (operand name, index) entries summed into result[idx]; empty means zero."""
+        if self.kind == "pick":
+            return [(self.operands[0], (idx[0], self.tokens[idx[0]]))]
+        i, j = idx
+        if self.kind == "lookup":
+            return [(self.operands[0], (self.tokens[i], j))]
+        if self.kind == "scatter":
+            return [(self.operands[0], (r, j)) for r, t in enumerate(self.tokens) if t == i]
+        if self.kind == "slice":
+            return [(self.operands[0], (i, self.offset + j))]
+        if self.kind == "concat":
+            return [(self.operands[j // self.width], (i, j % self.width))]
+        if self.kind == "pad":
+            return [(self.operands[0], (i, j))] if i < values[self.operands[0]].shape[0] else []
+        raise ValueError(self.kind)
+
+    def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
+        return math_fsum(np.array([values[n][k] for n, k in self.sources(values, idx)]))
+
+
+def math_fsum(x: np.ndarray) -> float:
+    """Exact-rounded sum: explanations must reproduce results to the last bit or so."""
+    return math.fsum(np.asarray(x, dtype=np.float64).ravel().tolist())
+
+
+@dataclass
+class Trace:
+    """Values by name (parameters first, then every result) and the steps in order."""
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+
+    def add(self, step: Step) -> np.ndarray:
+        if step.name in self.values:
+            raise ValueError(f"trace already has {step.name!r}")
+        self.values[step.name] = step.result
+        self.steps.append(step)
+        return step.result
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.values[name]
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def chapter(self, number: int) -> Iterator[Step]:
+        return (s for s in self.steps if s.chapter == number)
+
+    def producer(self, name: str) -> Step | None:
+        """The step that computed `name`, or None for a parameter or input."""
+        return next((s for s in self.steps if s.name == name), None)
