@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, engine, export
-from . import params as P
+from . import __version__, engine, export, params
 from .config import KEYS, Config, ConfigError, load
 
 
@@ -76,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def summary_text(c: Config) -> str:
     t = engine.run(c)
-    counts = P.count(c)
+    counts = params.count(c)
     grads = {n: abs(t[f"d.{n}"]).max() for n in counts}
     top = max(grads, key=grads.get)
     lines = [

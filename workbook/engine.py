@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from . import params as P
+from . import params
 from .config import Config
 from .ops import FORMULAS, layernorm_jacobian, softmax_jacobian, softmax_rows
 from .trace import Contraction, Elementwise, Gather, RowWise, Trace
@@ -67,7 +67,7 @@ class _Recorder:
 
 def run(c: Config) -> Trace:
     """The full step: forward (chapters 1–7), backward (8–12), AdamW (13)."""
-    trace = Trace(values=dict(P.initialize(c)))
+    trace = Trace(values=dict(params.initialize(c)))
     r = _Recorder(trace)
     forward(c, r)
     backward(c, r)
@@ -211,7 +211,7 @@ def backward(c: Config, r: _Recorder) -> None:
 def adamw(c: Config, r: _Recorder) -> None:
     """One decoupled AdamW step, t = 1, from zero moments."""
     r.chapter = 13
-    for name in P.names(c):
+    for name in params.names(c):
         shape = r.t[name].shape
         g = f"d.{name}"
         r.elementwise(f"m.{name}", "adam_m", {g: "ij"}, shape, beta1=c.beta1)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import params as P
+from . import params
 from .config import Config
 from .trace import Trace
 
@@ -23,7 +23,7 @@ ADAM_KEYS = ("m", "v", "m_hat", "v_hat", "updated")
 
 def sections(c: Config, t: Trace) -> dict[str, dict[str, np.ndarray]]:
     """The trace's values grouped as in the JSON schema (arrays, not yet lists)."""
-    names = P.names(c)
+    names = params.names(c)
     grads = {n: t[f"d.{n}"] for n in names}
     adam_names = {f"{k}.{n}" for k in ADAM_KEYS for n in names}
     derived = [s.name for s in t.steps if s.name not in adam_names]
