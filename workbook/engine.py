@@ -65,14 +65,24 @@ class _Recorder:
         return self.t.add(Gather(name, self.chapter, operands, out, kind, **kw))
 
 
-def run(c: Config) -> Trace:
-    """The full step: forward (chapters 1–7), backward (8–12), AdamW (13)."""
-    trace = Trace(values=dict(params.initialize(c)))
+def run(c: Config, initial: dict[str, np.ndarray] | None = None) -> Trace:
+    """The full step: forward (chapters 1–7), backward (8–12), AdamW (13).
+
+    `initial` replaces the seeded parameters (same names and shapes), e.g. for checks.
+    """
+    trace = Trace(values=dict(initial if initial is not None else params.initialize(c)))
     r = _Recorder(trace)
     forward(c, r)
     backward(c, r)
     adamw(c, r)
     return trace
+
+
+def loss(c: Config, initial: dict[str, np.ndarray]) -> float:
+    """The forward pass alone, for finite differences."""
+    r = _Recorder(Trace(values=dict(initial)))
+    forward(c, r)
+    return float(r.t["loss"])
 
 
 def forward(c: Config, r: _Recorder) -> None:
@@ -156,6 +166,13 @@ def backward(c: Config, r: _Recorder) -> None:
     ln_jac = np.stack([layernorm_jacobian(t["ln_hat"][i], t["ln_var"][i], c.ln_eps)
                        for i in range(T)])  # fmt: skip
     r.jacobian("d.residual", "d.ln_hat", ln_jac)
+    # The same gradient by the fast formula (dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)) / σ, to compare.
+    r.rowwise("d.ln_hat_mean", "mean", "d.ln_hat", t["d.ln_hat"].mean(axis=1))
+    r.elementwise("d.ln_hat_xhat", "mul", {"d.ln_hat": "ij", "ln_hat": "ij"}, (T, c.d_model))
+    r.rowwise("d.ln_hat_xhat_mean", "mean", "d.ln_hat_xhat", t["d.ln_hat_xhat"].mean(axis=1))
+    r.elementwise("d.residual_fast", "ln_backward_fast",
+                  {"d.ln_hat": "ij", "d.ln_hat_mean": "i", "ln_hat": "ij",
+                   "d.ln_hat_xhat_mean": "i", "ln_var": "i"}, (T, c.d_model), eps=c.ln_eps)  # fmt: skip
     r.elementwise("d.ffn_out", "copy", {"d.residual": "ij"}, (T, c.d_model))
     r.colsum("d.b2", "d.ffn_out")
     r.matmul("d.W2", "d.ffn_out", "ffn_act", ta=True)
@@ -180,6 +197,12 @@ def backward(c: Config, r: _Recorder) -> None:
         r.matmul(f"d.V.{h}", f"attn.{h}", f"d.head.{h}", ta=True)
         sm_jac = np.stack([softmax_jacobian(row) for row in t[f"attn.{h}"]])
         r.jacobian(f"d.scores.{h}", f"d.attn.{h}", sm_jac)
+        # Fast formula: dS = A ⊙ (dA − Σ_k dA_k A_k), row by row.
+        r.elementwise(f"d.attn_attn.{h}", "mul", {f"d.attn.{h}": "ij", f"attn.{h}": "ij"}, (T, T))
+        r.rowwise(f"d.attn_attn_sum.{h}", "sum", f"d.attn_attn.{h}", t[f"d.attn_attn.{h}"].sum(1))
+        r.elementwise(f"d.scores_fast.{h}", "softmax_backward_fast",
+                      {f"attn.{h}": "ij", f"d.attn.{h}": "ij", f"d.attn_attn_sum.{h}": "i"},
+                      (T, T))  # fmt: skip
         r.elementwise(f"d.QK.{h}", "scale", {f"d.scores.{h}": "ij"}, (T, T),
                       scale=1.0 / sqrt_dk, masked=masked)  # fmt: skip
         r.matmul(f"d.Q.{h}", f"d.QK.{h}", f"K.{h}")
@@ -194,11 +217,7 @@ def backward(c: Config, r: _Recorder) -> None:
         for h in heads:
             parts.append(f"d.X_{kind}.{h}")
             r.matmul(parts[-1], f"d.{kind}.{h}", f"W_{kind}.{h}", tb=True)
-    total = parts[0]
-    for k, part in enumerate(parts[1:], start=1):
-        name = "d.X" if k == len(parts) - 1 else f"d.X_sum{k}"
-        r.elementwise(name, "add", {total: "ij", part: "ij"}, (T, c.d_model))
-        total = name
+    r.elementwise("d.X", "sum", dict.fromkeys(parts, "ij"), (T, c.d_model))
     dX = t["d.X"]
     d_tok = np.zeros((V, c.d_model))
     np.add.at(d_tok, np.array(c.tokens), dX)  # a repeated token collects every row it appears in

@@ -53,14 +53,6 @@ def layernorm_jacobian(x_hat: np.ndarray, var: float, eps: float) -> np.ndarray:
     return (np.eye(n) - 1.0 / n - np.outer(x_hat, x_hat) / n) / sigma
 
 
-def layernorm_backward_fast(d_hat: np.ndarray, x_hat: np.ndarray, var: np.ndarray, eps: float):
-    """The same product as the Jacobian, without forming it: used to show they agree."""
-    sigma = np.sqrt(var + eps)[:, None]
-    mean_d = d_hat.mean(axis=1, keepdims=True)
-    mean_dx = (d_hat * x_hat).mean(axis=1, keepdims=True)
-    return (d_hat - mean_d - x_hat * mean_dx) / sigma
-
-
 # --- element-wise formulas ------------------------------------------------------------
 # Each takes its operands' values (arrays or scalars, broadcast together) and the step's
 # constants; the renderer has a matching symbolic form keyed by the same name.
@@ -73,6 +65,7 @@ FORMULAS: dict[str, Formula] = {
     "gelu": lambda x: gelu(x),
     "gelu_backward": lambda dy, x: dy * gelu_grad(x),
     "add": lambda a, b: a + b,
+    "sum": lambda *xs: sum(xs),
     "copy": lambda a: a + 0.0,
     "normalize": lambda x, mean, var, *, eps: (x - mean) / np.sqrt(var + eps),
     "affine": lambda x_hat, gamma, beta: gamma * x_hat + beta,
@@ -81,6 +74,10 @@ FORMULAS: dict[str, Formula] = {
     # softmax + mean cross-entropy, fused: (p − y) / (T − 1), zero where nothing is predicted
     "ce_backward": lambda p, *, target, weight: weight * (p - target),
     "probs_backward": lambda p, *, target, weight: np.where(target > 0, -weight / p, 0.0),
+    "ln_backward_fast": lambda dh, dh_mean, xh, dhx_mean, var, *, eps: (
+        (dh - dh_mean - xh * dhx_mean) / np.sqrt(var + eps)
+    ),
+    "softmax_backward_fast": lambda a, da, s: a * (da - s),
     "adam_m": lambda g, *, beta1: (1.0 - beta1) * g,
     "adam_v": lambda g, *, beta2: (1.0 - beta2) * g * g,
     "adam_m_hat": lambda m, *, beta1, t: m / (1.0 - beta1**t),

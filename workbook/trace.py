@@ -163,6 +163,8 @@ class RowWise(Step):
             return float(np.exp(row[idx[1]] - row[finite].max()) / math_fsum(e))
         if self.kind == "mean":
             return math_fsum(row) / row.size
+        if self.kind == "sum":
+            return math_fsum(row)
         if self.kind == "var":
             mean = math_fsum(row) / row.size
             return math_fsum((row - mean) ** 2) / row.size

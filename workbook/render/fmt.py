@@ -1,0 +1,133 @@
+"""Numbers, names and text as LaTeX: the one place where anything becomes TeX source."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pylatex.utils import escape_latex
+
+
+def tex_escape(text: str) -> str:
+    """The only way user text (sentence words, vocabulary, names) reaches LaTeX."""
+    return escape_latex(text)
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """Fixed decimals; a non-zero value that would print as zero gets scientific notation
+    with as many significant digits, so no printed number hides its size."""
+
+    decimals: int = 4
+
+    def __call__(self, x: float) -> str:
+        """A number for math mode, with a true minus sign."""
+        if math.isinf(x):
+            return r"-\infty" if x < 0 else r"\infty"
+        if x != 0 and abs(x) < 0.5 * 10.0**-self.decimals:
+            mantissa, exp = f"{x:.{max(self.decimals - 1, 0)}e}".split("e")
+            return rf"{mantissa}\mkern-1mu\times\mkern-1mu 10^{{{int(exp)}}}"
+        s = f"{x:.{self.decimals}f}"
+        return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+    def paren(self, x: float) -> str:
+        return f"({self(x)})"
+
+    def rounded(self, x: float) -> float:
+        """The value a reader sees on the page."""
+        if x != 0 and abs(x) < 0.5 * 10.0**-self.decimals:
+            return float(f"{x:.{max(self.decimals - 1, 0)}e}")
+        return round(x, self.decimals)
+
+
+# --- symbols: trace names → the workbook's notation -----------------------------------
+_BASE = {
+    "E_token": r"E_{\mathrm{token}}",
+    "E_pos": r"E_{\mathrm{pos}}",
+    "E_token[tokens]": r"E_{\mathrm{token}}[t]",
+    "E_pos[0:T]": r"E_{\mathrm{pos}}[1{:}T]",
+    "X": "X",
+    "Q": "Q",
+    "K": "K",
+    "V": "V",
+    "QK": r"(QK^{\top})",
+    "scores": "S",
+    "attn": "A",
+    "head": "H",
+    "W_Q": "W_Q",
+    "W_K": "W_K",
+    "W_V": "W_V",
+    "W_O": "W_O",
+    "W1": "W_1",
+    "W2": "W_2",
+    "b1": "b_1",
+    "b2": "b_2",
+    "W_lm": r"W_{\mathrm{lm}}",
+    "gamma": r"\gamma",
+    "beta": r"\beta",
+    "concat": "C",
+    "p_target": r"p_{\mathrm{target}}",
+    "loss": "L",
+    "loss_per_position": r"\ell",
+    "ln_mean": r"\mu",
+    "ln_var": r"\sigma^2",
+    "ln_hat": r"\hat{x}",
+}
+
+
+# Intermediate quantities of the fast-formula checks, named whole (with their d.).
+_FULL = {
+    "d.ln_hat_mean": r"\overline{\mathrm{d}\hat{x}}",
+    "d.ln_hat_xhat": r"(\mathrm{d}\hat{x}{\odot}\hat{x})",
+    "d.ln_hat_xhat_mean": r"\overline{\mathrm{d}\hat{x}{\odot}\hat{x}}",
+    "d.residual_fast": r"\mathrm{d}\,\mathrm{residual}_{\mathrm{fast}}",
+    "d.attn_attn": r"(\mathrm{d}A{\odot}A)",
+    "d.attn_attn_sum": "s",
+    "d.scores_fast": r"\mathrm{d}S_{\mathrm{fast}}",
+}
+
+
+def _text_name(base: str) -> str:
+    escaped = base.replace("_", "\\_")
+    return rf"\mathrm{{{escaped}}}"
+
+
+def symbol(name: str) -> str:
+    """LaTeX for a trace name: `Q.0` → Q^{(1)}, `d.W_Q.1` → dW_Q^{(2)}, `m.W1` → m[W_1]."""
+    for prefix, fmt in (("m_hat.", r"\hat{m}"), ("v_hat.", r"\hat{v}"), ("m.", "m"),
+                        ("v.", "v"), ("updated.", r"\theta'")):  # fmt: skip
+        if name.startswith(prefix):
+            return rf"{fmt}[{symbol(name[len(prefix):])}]"
+    grad = "d." if name.startswith("d.") else ""
+    base, _, head = name[len(grad) :].partition(".")
+    sup = f"^{{({int(head) + 1})}}" if head else ""
+    if grad + base in _FULL:
+        return _FULL[grad + base] + sup
+    if grad:
+        return rf"\mathrm{{d}}{_grouped(symbol(name[2:]))}"
+    if base in ("X_Q", "X_K", "X_V"):  # one path's share of dX
+        return rf"X_{{[{base[-1]}{sup}]}}"
+    if base == "attn_out_ffn":  # attn_out's gradient through the FFN only
+        return rf"{_text_name('attn_out')}_{{[\mathrm{{FFN}}]}}"
+    return (_BASE.get(base) or _text_name(base)) + sup
+
+
+def _grouped(sym: str) -> str:
+    """Wrap a compound symbol so a prefix like d or a subscript binds to all of it."""
+    simple = len(sym) == 1 or sym.startswith("\\") and " " not in sym and "_" not in sym
+    return sym if simple else f"{{{sym}}}"
+
+
+def element(name: str, idx: tuple[int | str, ...]) -> str:
+    """An element with 1-based indices, (W_Q^{(1)})_{3,2}; str indices print as they are."""
+    sym = symbol(name)
+    if not idx:
+        return sym
+    sub = ",".join(i if isinstance(i, str) else str(i + 1) for i in idx)
+    compound = "_" in sym or "[" in sym or sym.startswith(r"\mathrm{d}")
+    return rf"({sym})_{{{sub}}}" if compound else rf"{sym}_{{{sub}}}"
+
+
+def shape(s: tuple[int, ...]) -> str:
+    """[5×16] for a matrix, [64] for a vector, [1] for a scalar."""
+    return "[" + (r"\times".join(map(str, s)) if s else "1") + "]"

@@ -1,0 +1,108 @@
+"""Matrices as tables: labelled rows and columns, split into column blocks that fit the page."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .fmt import NumberFormat
+
+# Widths in pt of \small (9 pt) Latin Modern glyphs, for planning column blocks. A
+# generous estimate: the LaTeX log is checked for overfull boxes, never the other way round.
+_DIGIT, _POINT, _MINUS, _SCI = 4.6, 2.6, 7.2, 24.0
+TABCOLSEP = 3.0  # pt, set in the preamble
+LABEL_WIDTH = 30.0  # pt, the row-label column
+MAX_ROWS = 32  # taller matrices are split into row blocks, so no table outgrows a page
+
+
+def text_width_pt(paper: str) -> float:
+    """Text width for 20 mm margins on either side."""
+    width_mm = {"a4": 210.0, "letter": 215.9}[paper] - 40.0
+    return width_mm * 72.27 / 25.4
+
+
+def cell_width(tex: str) -> float:
+    """Estimated printed width of one formatted number."""
+    if r"\times" in tex:
+        mantissa = tex.split(r"\mkern")[0]
+        return cell_width(mantissa) + _SCI
+    if tex in (r"-\infty", r"\infty"):
+        return 14.0
+    minus = _MINUS if tex.startswith("-") else 0.0
+    body = tex.lstrip("-")
+    return minus + _DIGIT * sum(ch.isdigit() for ch in body) + _POINT * body.count(".")
+
+
+@dataclass(frozen=True)
+class Layout:
+    paper: str = "a4"
+
+    @property
+    def text_width(self) -> float:
+        return text_width_pt(self.paper)
+
+    def blocks(self, n_cols: int, widest: float, label_width: float = LABEL_WIDTH) -> list[range]:
+        """Column blocks, as even as possible, each fitting the text width."""
+        per_col = widest + 2 * TABCOLSEP
+        fit = max(1, math.floor((self.text_width - label_width - 2 * TABCOLSEP) / per_col))
+        n_blocks = math.ceil(n_cols / fit)
+        size = math.ceil(n_cols / n_blocks)
+        return [range(s, min(s + size, n_cols)) for s in range(0, n_cols, size)]
+
+
+Cell = Callable[[tuple[int, ...]], str]
+
+
+def table(
+    shape: tuple[int, ...],
+    cell: Cell,
+    layout: Layout,
+    *,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    widest: float | None = None,
+    caption: str = "",
+) -> str:
+    """A matrix (or vector, as one row) as tabulars of column blocks.
+
+    `cell(idx)` gives each entry's LaTeX (math content, or text for blanks). A block
+    of a wide matrix is labelled with its columns (1-based).
+    """
+    rows, cols = (1, shape[0]) if len(shape) == 1 else (1, 1) if not shape else shape
+    index = (lambda i, j: (j,)) if len(shape) == 1 else (lambda i, j: ()) if not shape else (
+        lambda i, j: (i, j))  # fmt: skip
+    cells = [[cell(index(i, j)) for j in range(cols)] for i in range(rows)]
+    if widest is None:
+        widest = max((cell_width(c) for row in cells for c in row), default=10.0)
+    r_labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
+    c_labels = list(col_labels) if col_labels is not None else [str(j + 1) for j in range(cols)]
+    label_w = max(LABEL_WIDTH, max(len(s) for s in r_labels) * 5.0 + 6)
+    widest = max(widest, max(len(s) for s in c_labels) * 4.6)
+    parts = []
+    col_blocks = layout.blocks(cols, widest, label_w)
+    row_blocks = [range(s, min(s + MAX_ROWS, rows)) for s in range(0, rows, MAX_ROWS)]
+    for rb in row_blocks:
+        for cb in col_blocks:
+            where = []
+            if len(row_blocks) > 1:
+                where.append(f"rows {rb.start + 1}--{rb.stop}")
+            if len(col_blocks) > 1:
+                where.append(f"columns {cb.start + 1}--{cb.stop}")
+            head = rf"\blocklabel{{{', '.join(where)}}}" + "\n" if where else ""
+            spec = "@{}r|" + "r" * len(cb) + "@{}"
+            lines = [" & " + " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb) + r" \\ \hline"]
+            for i in rb:
+                entries = " & ".join(f"${cells[i][j]}$" if cells[i][j] else "" for j in cb)
+                lines.append(rf"\rowhead{{{r_labels[i]}}} & {entries} \\")
+            body = "\n".join(lines)
+            parts.append(f"{head}\\begin{{mtab}}{{{spec}}}\n{body}\n\\end{{mtab}}")
+    out = "\n".join(parts)
+    return (rf"\matcaption{{{caption}}}" + "\n" + out) if caption else out
+
+
+def number_table(values: np.ndarray, fmt: NumberFormat, layout: Layout, **kw) -> str:
+    """A matrix of numbers; masked (−∞) entries print as −∞."""
+    return table(values.shape, lambda idx: fmt(float(values[idx])), layout, **kw)
