@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, engine, export, params
+from .build import BuildRequest, build
+from .compile import TexFailed, TexMissing
 from .config import KEYS, Config, ConfigError, load
+from .render.document import DETAILS, PAPERS, Options
 
 
 class UsageError(Exception):
@@ -65,7 +68,30 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", "-o", default="-", metavar="FILE",
                    help="file (json, npz; '-' for stdout) or folder (csv)")  # fmt: skip
     _config_flags(e)
+
+    b = sub.add_parser("build", help="the workbook as LaTeX and PDF")
+    b.add_argument("--output", "-o", type=Path, default=Path("build"), metavar="DIR",
+                   help="output folder (default: build)")  # fmt: skip
+    b.add_argument("--detail", choices=DETAILS, default="full",
+                   help="full: every element of every product; sample: the first row of each; "
+                   "results: matrices only (default: full)")  # fmt: skip
+    b.add_argument("--decimals", type=_decimals, default=4, metavar="N",
+                   help="decimal places printed, 1-8 (default: 4)")  # fmt: skip
+    b.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
+    b.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    _config_flags(b)
     return p
+
+
+def _decimals(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 8:
+        raise argparse.ArgumentTypeError(f"{n} is outside 1-8")
+    return n
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -101,7 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(summary_text(c))
         elif args.command == "export":
             export.EXPORTERS[args.format](c, engine.run(c), args.output)
+        elif args.command == "build":
+            opts = Options(detail=args.detail, decimals=args.decimals, paper=args.paper)
+            build(c, BuildRequest(args.output, opts, tex_only=args.tex_only, quiet=args.quiet))
         return 0
+    except TexMissing as exc:
+        print(f"workbook: {exc}", file=sys.stderr)
+        return 3
+    except TexFailed as exc:
+        print(f"workbook: {exc}", file=sys.stderr)
+        return 4
     except (UsageError, ConfigError) as exc:
         print(f"workbook: {exc}" if isinstance(exc, ConfigError) else exc, file=sys.stderr)
         return 2

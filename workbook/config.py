@@ -42,6 +42,8 @@ class Config:
     tokens: tuple[int, ...] = field(default=(), init=False, compare=False)
 
     def __post_init__(self) -> None:
+        # to_dict() gives vocab as a list; keep the field a tuple whatever it was built from.
+        object.__setattr__(self, "vocab", tuple(self.vocab))
         _validate(self)
         object.__setattr__(self, "tokens", _tokenize(self))
 
@@ -157,11 +159,11 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
     raise AssertionError(key)
 
 
-def _check_known(key: str) -> None:
+def _check_known(key: str, value: Any) -> None:
     if key not in KEYS:
         close = difflib.get_close_matches(key, KEYS, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(KEYS)}"
-        raise ConfigError(f"unknown key {key!r}: {hint}")
+        raise ConfigError(f"unknown key {key!r} = {value!r}: {hint}")
 
 
 def from_mapping(
@@ -170,7 +172,7 @@ def from_mapping(
     """A Config from `base` (defaults if None) with `values` laid over it."""
     merged = (base or Config()).to_dict()
     for key, value in values.items():
-        _check_known(key)
+        _check_known(key, value)
         merged[key] = _coerce(key, value, from_text)
     return Config(**merged)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
+GELU_DC = 3 * GELU_C  # the cubic term's coefficient after differentiating
 
 
 # --- GELU, tanh approximation --------------------------------------------------------
@@ -25,8 +26,14 @@ def gelu_grad(x: np.ndarray) -> np.ndarray:
     """d GELU / dx of the tanh approximation (not of the exact erf GELU)."""
     u = SQRT_2_OVER_PI * (x + GELU_C * x**3)
     t = np.tanh(u)
-    du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x**2)
+    du = SQRT_2_OVER_PI * (1.0 + GELU_DC * x**2)
     return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * du
+
+
+def gelu_parts(x: float) -> dict[str, float]:
+    """The intermediate values a hand calculation writes down: u, tanh u, GELU'(x)."""
+    u = SQRT_2_OVER_PI * (x + GELU_C * x**3)
+    return {"u": u, "tanh": math.tanh(u), "grad": float(gelu_grad(np.float64(x)))}
 
 
 # --- softmax --------------------------------------------------------------------------
@@ -35,6 +42,14 @@ def softmax_rows(s: np.ndarray) -> np.ndarray:
     shifted = s - s.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_parts(row: np.ndarray) -> tuple[float, dict[int, float], float]:
+    """One row worked by hand: its maximum, exp(s_j − max) for unmasked j, and their sum."""
+    live = [j for j in range(row.size) if np.isfinite(row[j])]
+    top = float(max(row[j] for j in live))
+    exps = {j: math.exp(float(row[j]) - top) for j in live}
+    return top, exps, math.fsum(exps.values())
 
 
 def softmax_jacobian(a: np.ndarray) -> np.ndarray:

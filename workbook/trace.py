@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .ops import FORMULAS
+from .ops import FORMULAS, softmax_parts
 
 Index = tuple[int, ...]
 
@@ -156,11 +156,8 @@ class RowWise(Step):
     def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
         row = self.row(values, idx)
         if self.kind == "softmax":
-            finite = np.isfinite(row)
-            if not finite[idx[1]]:
-                return 0.0
-            e = np.exp(row[finite] - row[finite].max())
-            return float(np.exp(row[idx[1]] - row[finite].max()) / math_fsum(e))
+            _, exps, total = softmax_parts(row)
+            return exps[idx[1]] / total if idx[1] in exps else 0.0
         if self.kind == "mean":
             return math_fsum(row) / row.size
         if self.kind == "sum":

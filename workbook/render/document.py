@@ -104,13 +104,13 @@ class Workbook:
             "n_predict": self.t.step("loss").count,
             "T": c.T,
             "dim": lambda *n: r"[" + r"\times ".join(map(str, n)) + "]",
-            "eps_ln": f"{c.ln_eps:g}",
-            "lr": f"{c.lr:g}",
-            "beta1": f"{c.beta1:g}",
-            "beta2": f"{c.beta2:g}",
-            "eps_adam": f"{c.adam_eps:g}",
-            "wd": f"{c.weight_decay:g}",
-            "init_scale": f"{c.init_scale:g}",
+            "eps_ln": NumberFormat.const(c.ln_eps),
+            "lr": NumberFormat.const(c.lr),
+            "beta1": NumberFormat.const(c.beta1),
+            "beta2": NumberFormat.const(c.beta2),
+            "eps_adam": NumberFormat.const(c.adam_eps),
+            "wd": NumberFormat.const(c.weight_decay),
+            "init_scale": NumberFormat.const(c.init_scale),
             "title": "One Training Step of a Transformer",
         }
 
@@ -158,10 +158,16 @@ class Workbook:
                 return
             yield idx
 
-    def skip_masked(self, step: Step, idx: tuple[int, ...]) -> bool:
-        """Entries above the diagonal of QKᵀ and its gradients are masked: not expanded."""
-        base = step.name.split(".")[0] if not step.name.startswith("d.") else step.name[:-2]
-        return base in ("QK", "d.scores") and len(idx) == 2 and idx[1] > idx[0]
+    def masked_note(self, step: Step, idx: tuple[int, ...]) -> str | None:
+        """Entries above the diagonal of QKᵀ and of its gradient are masked: not expanded."""
+        base = step.name.rsplit(".", 1)[0]
+        if base not in ("QK", "d.scores") or len(idx) != 2 or idx[1] <= idx[0]:
+            return None
+        lhs = element(step.name, idx)
+        later = f"position {idx[1] + 1} comes after {idx[0] + 1}"
+        if base == "QK":
+            return rf"{lhs}\ \text{{not needed: masked in the next step ({later})}}"
+        return rf"{lhs} = 0 \quad\text{{(masked: {later})}}"
 
     # --- a step --------------------------------------------------------------------------
     def step_section(self, step: Step) -> Section:
@@ -211,11 +217,8 @@ class Workbook:
                 yield from S.softmax_row(step, self.t.values, i, self.f)
             return
         for idx in self.worked(step):
-            if self.skip_masked(step, idx):
-                yield (rf"{element(step.name, idx)}\ \text{{masked (position {idx[1] + 1} "
-                       rf"comes after {idx[0] + 1}): not needed}}")
-                continue
-            yield S.work(step, self.t.values, idx, self.f)
+            note = self.masked_note(step, idx)
+            yield note if note else S.work(step, self.t.values, idx, self.f)
 
     # --- parameters ----------------------------------------------------------------------
     def first_use(self) -> dict[int, list[str]]:
@@ -242,7 +245,7 @@ class Workbook:
     # --- AdamW ---------------------------------------------------------------------------
     def adamw_chapter(self, ch: Chapter) -> None:
         for n in self.param_names:
-            sec = Section(NoEscape(_m(symbol(n))), label=False)
+            sec = Section(NoEscape(rf"\texorpdfstring{{{_m(symbol(n))}}}{{{tex_escape(n)}}}"), label=False)
             first = (0,) * self.t[n].ndim
             lines = [S.work(self.t.step(f"{k}.{n}"), self.t.values, first, self.f)
                      for k in ("m", "v", "m_hat", "v_hat", "updated")]  # fmt: skip
@@ -278,7 +281,7 @@ class Workbook:
             lmodern=True,
             page_numbers=False,
         )
-        for pkg in ("amsmath", "amssymb", "array", "longtable", "fancyhdr", "needspace"):
+        for pkg in ("amsmath", "amssymb", "array", "longtable", "fancyhdr", "needspace", "titlesec"):
             doc.packages.append(Package(pkg))
         doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))
         doc.packages.append(Package("bookmark"))

@@ -30,6 +30,16 @@ class NumberFormat:
         s = f"{x:.{self.decimals}f}"
         return s[1:] if s.startswith("-") and float(s) == 0 else s
 
+    @staticmethod
+    def const(x: float) -> str:
+        """A configuration constant, as short as it is exact: 0.9, 10^{-8}, 2\times 10^{-5}."""
+        text = f"{x:g}"
+        if "e" not in text:
+            return text
+        mantissa, exp = text.split("e")
+        power = f"10^{{{int(exp)}}}"
+        return power if mantissa == "1" else rf"{mantissa}\times {power}"
+
     def paren(self, x: float) -> str:
         return f"({self(x)})"
 

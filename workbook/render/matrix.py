@@ -92,7 +92,8 @@ def table(
             if len(col_blocks) > 1:
                 where.append(f"columns {cb.start + 1}--{cb.stop}")
             head = rf"\blocklabel{{{', '.join(where)}}}" + "\n" if where else ""
-            spec = "@{}r|" + "r" * len(cb) + "@{}"
+            # Fixed-width columns: every block of a matrix lines up the same way.
+            spec = "@{}r|" + f"w{{r}}{{{widest:.1f}pt}}" * len(cb) + "@{}"
             lines = [" & " + " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb) + r" \\ \hline"]
             for i in rb:
                 entries = " & ".join(f"${cells[i][j]}$" if cells[i][j] else "" for j in cb)

@@ -98,20 +98,18 @@ class Formula:
 
 
 def _gelu_sub(x: float, f: NumberFormat) -> str:
-    c = ops.SQRT_2_OVER_PI
-    u = c * (x + ops.GELU_C * x**3)
-    return (rf"0.5\,{f.paren(x)}\bigl(1 + \tanh\bigl({f(c)}\,({f(x)} + {ops.GELU_C}\,{f.paren(x)}^3)"
-            rf"\bigr)\bigr) = 0.5\,{f.paren(x)}\,(1 + \tanh {f.paren(u)})")  # fmt: skip
+    parts = ops.gelu_parts(x)
+    return (rf"0.5\,{f.paren(x)}\bigl(1 + \tanh\bigl({f(ops.SQRT_2_OVER_PI)}\,({f(x)} + "
+            rf"{ops.GELU_C}\,{f.paren(x)}^3)\bigr)\bigr) = 0.5\,{f.paren(x)}\,"
+            rf"(1 + \tanh {f.paren(parts['u'])})")  # fmt: skip
 
 
 def _gelu_grad_sub(dy: float, x: float, f: NumberFormat) -> str:
-    c = ops.SQRT_2_OVER_PI
-    u = c * (x + ops.GELU_C * x**3)
-    t = math.tanh(u)
-    k = 3 * ops.GELU_C
-    return (rf"{f.paren(dy)}\cdot\bigl[0.5(1 + {f(t)}) + 0.5\,{f.paren(x)}(1 - {f.paren(t)}^2)"
-            rf"\,{f(c)}\,(1 + {k:g}\,{f.paren(x)}^2)\bigr]"
-            rf" = {f.paren(dy)}\cdot{f.paren(float(ops.gelu_grad(np.float64(x))))}")  # fmt: skip
+    parts = ops.gelu_parts(x)
+    t = parts["tanh"]
+    return (rf"{f.paren(dy)}\cdot\bigl[0.5(1 + {f.paren(t)}) + 0.5\,{f.paren(x)}(1 - {f.paren(t)}^2)"
+            rf"\,{f(ops.SQRT_2_OVER_PI)}\,(1 + {ops.GELU_DC:g}\,{f.paren(x)}^2)\bigr]"
+            rf" = {f.paren(dy)}\cdot{f.paren(parts['grad'])}")  # fmt: skip
 
 
 def _plus(xs: list[float], f: NumberFormat) -> str:
@@ -147,12 +145,12 @@ FORMULAS: dict[str, Formula] = {
     "gelu_backward": Formula(
         lambda lhs, dy, x: rf"{lhs} = {dy}\cdot \mathrm{{GELU}}'({x}),\ \ "
         r"\mathrm{GELU}'(x) = \tfrac12(1 + \tanh u) + \tfrac12 x (1 - \tanh^2 u)\sqrt{2/\pi}"
-        rf"(1 + {3 * ops.GELU_C:g} x^2)",
+        rf"(1 + {ops.GELU_DC:g} x^2)",
         lambda xs, c, f: _gelu_grad_sub(xs[0], xs[1], f),
     ),
     "normalize": Formula(
         lambda lhs, x, mu, var: rf"{lhs} = ({x} - {mu}) / \sqrt{{{var} + \varepsilon}}",
-        lambda xs, c, f: rf"({f(xs[0])} - {f.paren(xs[1])}) / \sqrt{{{f(xs[2])} + {c['eps']:g}}}",
+        lambda xs, c, f: rf"({f(xs[0])} - {f.paren(xs[1])}) / \sqrt{{{f(xs[2])} + {f.const(c['eps'])}}}",
     ),
     "affine": Formula(
         lambda lhs, xh, g, b: rf"{lhs} = {g}\,{xh} + {b}",
@@ -161,17 +159,17 @@ FORMULAS: dict[str, Formula] = {
     "nll": Formula(lambda lhs, p: rf"{lhs} = -\ln {p}", lambda xs, c, f: rf"-\ln {f(xs[0])}"),
     "ce_backward": Formula(
         lambda lhs, p: rf"{lhs} = ({p} - y_{{i,j}})/(T-1)",
-        lambda xs, c, f: rf"({f(xs[0])} - {c['target']:g}) \cdot {f(c['weight'])}",
+        lambda xs, c, f: rf"({f(xs[0])} - {f.const(c['target'])}) \cdot {f(c['weight'])}",
     ),
     "probs_backward": Formula(
         lambda lhs, p: rf"{lhs} = -y_{{i,j}} / \bigl((T-1)\,{p}\bigr)",
-        lambda xs, c, f: rf"-{c['target']:g} \cdot {f(c['weight'])} / {f(xs[0])}",
+        lambda xs, c, f: rf"-{f.const(c['target'])} \cdot {f(c['weight'])} / {f(xs[0])}",
     ),
     "ln_backward_fast": Formula(
         lambda lhs, dh, dhm, xh, dhxm, var: rf"{lhs} = ({dh} - {dhm} - {xh}\,{dhxm})"
         rf" / \sqrt{{{var} + \varepsilon}}",
         lambda xs, c, f: rf"({f(xs[0])} - {f.paren(xs[1])} - {f.paren(xs[2])}\,{f.paren(xs[3])})"
-        rf" / \sqrt{{{f(xs[4])} + {c['eps']:g}}}",
+        rf" / \sqrt{{{f(xs[4])} + {f.const(c['eps'])}}}",
     ),
     "softmax_backward_fast": Formula(
         lambda lhs, a, da, s: rf"{lhs} = {a}\,({da} - {s})",
@@ -179,25 +177,25 @@ FORMULAS: dict[str, Formula] = {
     ),
     "adam_m": Formula(
         lambda lhs, g: rf"{lhs} = \beta_1 \cdot 0 + (1 - \beta_1)\,{g}",
-        lambda xs, c, f: rf"{c['beta1']:g}\cdot 0 + {1 - c['beta1']:g}\cdot{f.paren(xs[0])}",
+        lambda xs, c, f: rf"{f.const(c['beta1'])}\cdot 0 + (1 - {f.const(c['beta1'])})\cdot{f.paren(xs[0])}",
     ),
     "adam_v": Formula(
         lambda lhs, g: rf"{lhs} = \beta_2 \cdot 0 + (1 - \beta_2)\,{g}^2",
-        lambda xs, c, f: rf"{c['beta2']:g}\cdot 0 + {1 - c['beta2']:g}\cdot{f.paren(xs[0])}^2",
+        lambda xs, c, f: rf"{f.const(c['beta2'])}\cdot 0 + (1 - {f.const(c['beta2'])})\cdot{f.paren(xs[0])}^2",
     ),
     "adam_m_hat": Formula(
         lambda lhs, m: rf"{lhs} = {m} / (1 - \beta_1^t)",
-        lambda xs, c, f: rf"{f(xs[0])} / (1 - {c['beta1']:g}^{{{c['t']}}})",
+        lambda xs, c, f: rf"{f(xs[0])} / (1 - {f.const(c['beta1'])}^{{{c['t']}}})",
     ),
     "adam_v_hat": Formula(
         lambda lhs, v: rf"{lhs} = {v} / (1 - \beta_2^t)",
-        lambda xs, c, f: rf"{f(xs[0])} / (1 - {c['beta2']:g}^{{{c['t']}}})",
+        lambda xs, c, f: rf"{f(xs[0])} / (1 - {f.const(c['beta2'])}^{{{c['t']}}})",
     ),
     "adam_update": Formula(
         lambda lhs, th, mh, vh: rf"{lhs} = {th}\,(1 - \eta\lambda) - \eta\,{mh}/(\sqrt{{{vh}}}"
         r" + \epsilon)",
-        lambda xs, c, f: rf"{f(xs[0])}\,(1 - {c['lr']:g}\cdot{c['weight_decay']:g}) - {c['lr']:g}"
-        rf"\cdot{f.paren(xs[1])}/(\sqrt{{{f(xs[2])}}} + {c['eps']:g})",
+        lambda xs, c, f: rf"{f(xs[0])}\,(1 - {f.const(c['lr'])}\cdot{f.const(c['weight_decay'])}) - {f.const(c['lr'])}"
+        rf"\cdot{f.paren(xs[1])}/(\sqrt{{{f(xs[2])}}} + {f.const(c['eps'])})",
     ),
 }
 
@@ -278,13 +276,10 @@ def _work_reduction(step: RowWise, values: Values, idx: Index, f: NumberFormat) 
 def softmax_row(step: RowWise, values: Values, i: int, f: NumberFormat) -> list[str]:
     """One row of a softmax: the maximum, each exponential, their sum, each probability."""
     row = step.row(values, (i, 0))
-    live = [j for j in range(row.size) if np.isfinite(row[j])]
-    top = float(max(row[j] for j in live))
-    exps = {j: math.exp(float(row[j]) - top) for j in live}
-    total = math.fsum(exps.values())
+    top, exps, total = ops.softmax_parts(row)
     src = step.operands[0]
     lines = [rf"m_{{{i + 1}}} = \max_j {element(src, (i, 'j'))} = {f(top)}"]
-    lines += [rf"e_{{{j + 1}}} = \exp({f(float(row[j]))} - {f.paren(top)}) = {f(exps[j])}" for j in live]
+    lines += [rf"e_{{{j + 1}}} = \exp({f(float(row[j]))} - {f.paren(top)}) = {f(exps[j])}" for j in exps]
     lines.append(rf"\textstyle\sum_j e_j = {_plus(list(exps.values()), f)} = {f(total)}")
     for j in range(row.size):
         lhs = element(step.name, (i, j))

@@ -1,0 +1,176 @@
+"""The worked workbook: what the default build prints, and how the build fails."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from workbook import build as build_mod
+from workbook import cli, engine
+from workbook.config import Config
+from workbook.render.document import Options, workbook_tex
+from workbook.render.fmt import NumberFormat
+from workbook.trace import CHAPTERS
+
+tex = pytest.mark.tex
+
+
+def plain(text: str) -> str:
+    """pdftotext output without white space, with ASCII minus signs."""
+    return re.sub(r"\s+", "", text.replace("\u2212", "-"))
+
+
+@pytest.fixture(scope="module")
+def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    assert cli.main(["build", "--output", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def default_text(default_build: Path) -> str:
+    return subprocess.run(["pdftotext", str(default_build / "workbook.pdf"), "-"],
+                          check=True, capture_output=True, text=True).stdout  # fmt: skip
+
+
+@tex
+def test_default_build_prints_the_seed_loss(default_text: str) -> None:
+    assert "1.8299" in default_text
+
+
+@tex
+def test_q_head1_element_11_is_expanded_pair_by_pair(default_text: str) -> None:
+    t = engine.run(Config())
+    f = NumberFormat(4)
+    X, W = t["X"], t["W_Q.0"]
+    pairs = "+".join(f"({f(X[0, k])})({f(W[k, 0])})" for k in range(16))
+    expected = f"={pairs}={f(t['Q.0'][0, 0])}"
+    assert expected.startswith("=(0.1473)(0.0871)+(0.1281)(-0.0745)+")
+    assert expected.endswith("=-0.0179")
+    assert expected in plain(default_text)
+
+
+@tex
+def test_outline_has_the_13_chapters_in_order(default_build: Path) -> None:
+    reader = PdfReader(default_build / "workbook.pdf")
+
+    def titles(items) -> list[str]:
+        out = []
+        for it in items:
+            out += titles(it) if isinstance(it, list) else [it.title]
+        return out
+
+    outline = titles(reader.outline)
+    found = [next(i for i, s in enumerate(outline) if s.endswith(title)) for _, _, title in CHAPTERS]
+    assert found == sorted(found)
+    assert any(s.startswith("Part I") or "Forward pass" in s for s in outline)
+
+
+@tex
+def test_default_build_has_no_overfull_hbox(default_build: Path) -> None:
+    log = (default_build / "workbook.log").read_text()
+    assert "Output written on" in log
+    assert log.count("Overfull \\hbox") == 0
+
+
+@tex
+def test_every_page_number_fits_8pt_rule(default_build: Path) -> None:
+    """No font below 8 pt is used anywhere in the PDF (sizes from pdffonts are not given,
+    so read the log's font list: cmr5/cmr6/cmr7 are the 5-7 pt designs)."""
+    log = (default_build / "workbook.log").read_text()
+    assert not re.search(r"lmr(5|6|7)\b|cmr(5|6|7)\b|lmmi(5|6|7)\b", log)
+
+
+@tex
+def test_latex_error_exits_4_and_keeps_the_previous_pdf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    previous = tmp_path / "workbook.pdf"
+    previous.write_bytes(b"%PDF-1.5 previous build")
+    broken = "\\documentclass{article}\\begin{document}\\undefinedcommandhere\\end{document}\n"
+    monkeypatch.setitem(build_mod.DOCUMENTS, "workbook", lambda *a: broken)
+    assert cli.main(["build", "--output", str(tmp_path), "--quiet"]) == 4
+    err = capsys.readouterr().err
+    assert "Undefined control sequence" in err
+    assert "Traceback" not in err
+    assert previous.read_bytes() == b"%PDF-1.5 previous build"
+    assert not list(tmp_path.glob(".workbook-*")), "the private build folder is cleaned up"
+
+
+def test_missing_tex_exits_3_with_one_line(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python").symlink_to(sys.executable)
+    env = os.environ | {"PATH": str(bindir)}
+    run = subprocess.run([str(bindir / "python"), "-m", "workbook", "build", "-o", str(tmp_path)],
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 3
+    assert run.stderr.count("\n") == 1 and "apt-get install" in run.stderr
+    assert not (tmp_path / "workbook.pdf").exists()
+
+
+def test_tex_only_writes_source_and_no_pdf(tmp_path: Path) -> None:
+    assert cli.main(["build", "-o", str(tmp_path), "--tex-only", "-q", "--detail", "results"]) == 0
+    assert (tmp_path / "workbook.tex").read_text().startswith("\\documentclass")
+    assert not (tmp_path / "workbook.pdf").exists()
+
+
+def test_detail_levels_choose_how_much_is_worked() -> None:
+    c = Config()
+    t = engine.run(c)
+    docs = {d: workbook_tex(c, t, Options(detail=d)) for d in ("full", "sample", "results")}
+    last_row = r"\ex{Q^{(1)}_{5,8} = "
+    first_row = r"\ex{Q^{(1)}_{1,1} = "
+    assert last_row in docs["full"] and first_row in docs["full"]
+    assert first_row in docs["sample"] and last_row not in docs["sample"]
+    assert first_row not in docs["results"]
+    assert len(docs["results"]) < len(docs["sample"]) < len(docs["full"])
+
+
+def test_every_step_of_the_trace_has_a_section() -> None:
+    c = Config()
+    t = engine.run(c)
+    doc = workbook_tex(c, t, Options(detail="results"))
+    adam = ("m.", "v.", "m_hat.", "v_hat.", "updated.")
+    for step in t.steps:
+        if step.chapter != 13:
+            assert f"\\label{{s:{re.sub(r'[^A-Za-z0-9]', '-', step.name)}}}" in doc, step.name
+        else:
+            assert step.name.startswith(adam)
+
+
+def test_decimals_option_changes_printed_precision() -> None:
+    c = Config()
+    t = engine.run(c)
+    doc = workbook_tex(c, t, Options(detail="sample", decimals=6))
+    assert f"= {NumberFormat(6)(t['Q.0'][0, 0])}" in doc
+    assert NumberFormat(6)(t["Q.0"][0, 0]) == "-0.017905" or len(
+        NumberFormat(6)(t["Q.0"][0, 0]).split(".")[1]) == 6  # fmt: skip
+
+
+def test_user_text_is_escaped(tmp_path: Path) -> None:
+    vocab = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
+    assert cli.main(["build", "-o", str(tmp_path), "--tex-only", "-q", "--detail", "results",
+                     "--vocab", vocab, "--sentence", "50% a_b x&y"]) == 0  # fmt: skip
+    src = (tmp_path / "workbook.tex").read_text()
+    pairs = (("50%", r"50\%"), ("a_b", r"a\_b"), ("x&y", r"x\&y"), ("$5", r"\$5"),
+             ("#1", r"\#1"), ("~^\\", r"\textasciitilde{}\^{}\textbackslash{}"))  # fmt: skip
+    for raw, escaped in pairs:  # the token table prints every vocabulary word
+        assert f"\\texttt{{{escaped}}}" in src
+        assert f"\\texttt{{{raw}}}" not in src
+
+
+@tex
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs TeX")
+def test_awkward_vocabulary_compiles(tmp_path: Path) -> None:
+    vocab = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
+    assert cli.main(["build", "-o", str(tmp_path), "-q", "--detail", "results", "--vocab", vocab,
+                     "--sentence", "50% a_b x&y ~^\\", "--max-len", "6"]) == 0  # fmt: skip
+    assert (tmp_path / "workbook.pdf").stat().st_size > 10_000
