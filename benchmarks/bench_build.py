@@ -13,9 +13,8 @@ from pathlib import Path
 
 from workbook import compile as tex
 from workbook import engine
-from workbook.build import DOCUMENTS
 from workbook.config import Config
-from workbook.render.document import Options
+from workbook.render import DOCUMENTS, Options
 
 
 def main() -> None:
@@ -31,15 +30,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, render in DOCUMENTS.items():
             t1 = time.perf_counter()
-            source = render(c, trace, opts)
+            source = render(c, trace, opts).tex()
             path = Path(tmp) / f"{name}.tex"
             path.write_text(source)
             t_py = time.perf_counter() - t1
             t2 = time.perf_counter()
             result = tex.compile_pdf(path, Path(tmp) / f"{name}.pdf")
             t_tex = time.perf_counter() - t2
-            print(f"{name}: python {t_py:.2f} s ({len(source) / 1e6:.1f} MB of LaTeX), "
-                  f"tex {t_tex:.1f} s ({result.pages} pages)")  # fmt: skip
+            print(
+                f"{name}: python {t_py:.2f} s ({len(source) / 1e6:.1f} MB of LaTeX), "
+                f"tex {t_tex:.1f} s ({result.pages} pages)"
+            )
 
 
 if __name__ == "__main__":

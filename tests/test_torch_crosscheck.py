@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch_reference import ADAM_KINDS, reference
+from torch.nn import functional
+from torch_reference import ADAM_KINDS, adamw_step, reference
 
 from workbook import engine, params
 from workbook.config import Config
@@ -22,6 +22,7 @@ INITIAL = params.initialize(CONFIG)
 TRACE = engine.run(CONFIG, initial=INITIAL)
 REF = reference(CONFIG, INITIAL)
 PARAMS = params.names(CONFIG)
+ADAM_ON_ENGINE_GRADS = adamw_step(CONFIG, INITIAL, {p: TRACE[f"d.{p}"] for p in PARAMS})
 HEADS = range(CONFIG.heads)
 
 # What the model description says the trace holds (beyond the two gathered embedding rows).
@@ -29,17 +30,37 @@ SPEC_ACTIVATIONS = [
     "X",
     *(f"{k}.{h}" for k in ("Q", "K", "V") for h in HEADS),
     *(f"{k}.{h}" for k in ("QK", "scores", "attn", "head") for h in HEADS),
-    "concat", "attn_out", "ffn_hidden", "ffn_act", "ffn_out", "residual",
-    "ln_mean", "ln_var", "ln_hat", "ln_out", "logits", "probs", "p_target",
-    "loss_per_position", "loss",
-]  # fmt: skip
+    "concat",
+    "attn_out",
+    "ffn_hidden",
+    "ffn_act",
+    "ffn_out",
+    "residual",
+    "ln_mean",
+    "ln_var",
+    "ln_hat",
+    "ln_out",
+    "logits",
+    "probs",
+    "p_target",
+    "loss_per_position",
+    "loss",
+]
 # Activations whose gradient the engine's backward pass must record.
 SPEC_ACTIVATION_GRADS = [
     "X",
     *(f"{k}.{h}" for k in ("Q", "K", "V", "QK", "scores", "attn", "head") for h in HEADS),
-    "concat", "attn_out", "ffn_hidden", "ffn_act", "ffn_out", "residual", "ln_hat", "ln_out",
-    "logits", "probs",
-]  # fmt: skip
+    "concat",
+    "attn_out",
+    "ffn_hidden",
+    "ffn_act",
+    "ffn_out",
+    "residual",
+    "ln_hat",
+    "ln_out",
+    "logits",
+    "probs",
+]
 
 ADAM_NAMES = {f"{k}.{p}" for k in ADAM_KINDS for p in PARAMS}
 ENGINE_GRADS = [s.name for s in TRACE.steps if s.name.startswith("d.")]
@@ -100,6 +121,14 @@ def test_adamw(kind: str, param: str) -> None:
     close(TRACE[name], REF.adamw[name], name)
 
 
+@pytest.mark.parametrize("param", PARAMS)
+def test_adamw_on_the_engines_own_gradients(param: str) -> None:
+    """AdamW alone: torch.optim.AdamW given exactly the engine's gradients."""
+    for kind in ADAM_KINDS:
+        name = f"{kind}.{param}"
+        close(TRACE[name], ADAM_ON_ENGINE_GRADS[name], name)
+
+
 def test_adamw_actually_moves_every_parameter() -> None:
     """Guards the AdamW comparison against comparing two copies of the old values."""
     for p in PARAMS:
@@ -112,13 +141,15 @@ def test_torch_builtins_agree() -> None:
     t = REF.tensors
     P = {n: torch.tensor(a) for n, a in INITIAL.items()}
     residual = torch.tensor(TRACE["residual"])
-    ln = F.layer_norm(residual, (CONFIG.d_model,), P["gamma"], P["beta"], eps=CONFIG.ln_eps)
-    close(TRACE["ln_out"], ln.numpy(), "ln_out vs F.layer_norm")
+    ln = functional.layer_norm(
+        residual, (CONFIG.d_model,), P["gamma"], P["beta"], eps=CONFIG.ln_eps
+    )
+    close(TRACE["ln_out"], ln.numpy(), "ln_out vs functional.layer_norm")
     targets = torch.tensor(CONFIG.tokens[1:])
-    ce = F.cross_entropy(torch.tensor(TRACE["logits"][:-1]), targets)
-    close(np.asarray(TRACE["loss"]), ce.numpy(), "loss vs F.cross_entropy")
+    ce = functional.cross_entropy(torch.tensor(TRACE["logits"][:-1]), targets)
+    close(np.asarray(TRACE["loss"]), ce.numpy(), "loss vs functional.cross_entropy")
     close(np.asarray(TRACE["loss"]), t["loss"].detach().numpy(), "loss")
-    erf_gelu = F.gelu(torch.tensor(TRACE["ffn_hidden"]), approximate="none").numpy()
+    erf_gelu = functional.gelu(torch.tensor(TRACE["ffn_hidden"]), approximate="none").numpy()
     assert not np.allclose(TRACE["ffn_act"], erf_gelu, rtol=RTOL, atol=ATOL), (
         "GELU must be the tanh approximation, not the erf form"
     )

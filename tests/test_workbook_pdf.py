@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from workbook import build as build_mod
 from workbook import cli, engine
 from workbook.config import Config
-from workbook.render.document import Options, workbook_tex
+from workbook.render import Options, Worked
 from workbook.render.fmt import NumberFormat
 from workbook.trace import CHAPTERS
 
@@ -28,16 +28,8 @@ def plain(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("build")
-    assert cli.main(["build", "--output", str(out), "--quiet"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def default_text(default_build: Path) -> str:
-    return subprocess.run(["pdftotext", str(default_build / "workbook.pdf"), "-"],
-                          check=True, capture_output=True, text=True).stdout  # fmt: skip
+def default_text(pdf_texts: dict[str, str]) -> str:
+    return pdf_texts["workbook"]
 
 
 @tex
@@ -68,7 +60,9 @@ def test_outline_has_the_13_chapters_in_order(default_build: Path) -> None:
         return out
 
     outline = titles(reader.outline)
-    found = [next(i for i, s in enumerate(outline) if s.endswith(title)) for _, _, title in CHAPTERS]
+    found = [
+        next(i for i, s in enumerate(outline) if s.endswith(title)) for _, _, title in CHAPTERS
+    ]
     assert found == sorted(found)
     assert any(s.startswith("Part I") or "Forward pass" in s for s in outline)
 
@@ -95,8 +89,8 @@ def test_latex_error_exits_4_and_keeps_the_previous_pdf(
     previous = tmp_path / "workbook.pdf"
     previous.write_bytes(b"%PDF-1.5 previous build")
     broken = "\\documentclass{article}\\begin{document}\\undefinedcommandhere\\end{document}\n"
-    monkeypatch.setitem(build_mod.DOCUMENTS, "workbook", lambda *a: broken)
-    assert cli.main(["build", "--output", str(tmp_path), "--quiet"]) == 4
+    monkeypatch.setattr(build_mod.Builder, "source", lambda self, name, trace: broken)
+    assert cli.main(["build", "--output", str(tmp_path), "--quiet", "--only", "workbook"]) == 4
     err = capsys.readouterr().err
     assert "Undefined control sequence" in err
     assert "Traceback" not in err
@@ -109,8 +103,12 @@ def test_missing_tex_exits_3_with_one_line(tmp_path: Path) -> None:
     bindir.mkdir()
     (bindir / "python").symlink_to(sys.executable)
     env = os.environ | {"PATH": str(bindir)}
-    run = subprocess.run([str(bindir / "python"), "-m", "workbook", "build", "-o", str(tmp_path)],
-                         env=env, capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run(
+        [str(bindir / "python"), "-m", "workbook", "build", "-o", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 3
     assert run.stderr.count("\n") == 1 and "apt-get install" in run.stderr
     assert not (tmp_path / "workbook.pdf").exists()
@@ -125,7 +123,7 @@ def test_tex_only_writes_source_and_no_pdf(tmp_path: Path) -> None:
 def test_detail_levels_choose_how_much_is_worked() -> None:
     c = Config()
     t = engine.run(c)
-    docs = {d: workbook_tex(c, t, Options(detail=d)) for d in ("full", "sample", "results")}
+    docs = {d: Worked(c, t, Options(detail=d)).tex() for d in ("full", "sample", "results")}
     last_row = r"\ex{Q^{(1)}_{5,8} = "
     first_row = r"\ex{Q^{(1)}_{1,1} = "
     assert last_row in docs["full"] and first_row in docs["full"]
@@ -137,7 +135,7 @@ def test_detail_levels_choose_how_much_is_worked() -> None:
 def test_every_step_of_the_trace_has_a_section() -> None:
     c = Config()
     t = engine.run(c)
-    doc = workbook_tex(c, t, Options(detail="results"))
+    doc = Worked(c, t, Options(detail="results")).tex()
     adam = ("m.", "v.", "m_hat.", "v_hat.", "updated.")
     for step in t.steps:
         if step.chapter != 13:
@@ -149,19 +147,43 @@ def test_every_step_of_the_trace_has_a_section() -> None:
 def test_decimals_option_changes_printed_precision() -> None:
     c = Config()
     t = engine.run(c)
-    doc = workbook_tex(c, t, Options(detail="sample", decimals=6))
+    doc = Worked(c, t, Options(detail="sample", decimals=6)).tex()
     assert f"= {NumberFormat(6)(t['Q.0'][0, 0])}" in doc
-    assert NumberFormat(6)(t["Q.0"][0, 0]) == "-0.017905" or len(
-        NumberFormat(6)(t["Q.0"][0, 0]).split(".")[1]) == 6  # fmt: skip
+    assert (
+        NumberFormat(6)(t["Q.0"][0, 0]) == "-0.017905"
+        or len(NumberFormat(6)(t["Q.0"][0, 0]).split(".")[1]) == 6
+    )
 
 
 def test_user_text_is_escaped(tmp_path: Path) -> None:
     vocab = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
-    assert cli.main(["build", "-o", str(tmp_path), "--tex-only", "-q", "--detail", "results",
-                     "--vocab", vocab, "--sentence", "50% a_b x&y"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "build",
+                "-o",
+                str(tmp_path),
+                "--tex-only",
+                "-q",
+                "--detail",
+                "results",
+                "--vocab",
+                vocab,
+                "--sentence",
+                "50% a_b x&y",
+            ]
+        )
+        == 0
+    )
     src = (tmp_path / "workbook.tex").read_text()
-    pairs = (("50%", r"50\%"), ("a_b", r"a\_b"), ("x&y", r"x\&y"), ("$5", r"\$5"),
-             ("#1", r"\#1"), ("~^\\", r"\textasciitilde{}\^{}\textbackslash{}"))  # fmt: skip
+    pairs = (
+        ("50%", r"50\%"),
+        ("a_b", r"a\_b"),
+        ("x&y", r"x\&y"),
+        ("$5", r"\$5"),
+        ("#1", r"\#1"),
+        ("~^\\", r"\textasciitilde{}\^{}\textbackslash{}"),
+    )
     for raw, escaped in pairs:  # the token table prints every vocabulary word
         assert f"\\texttt{{{escaped}}}" in src
         assert f"\\texttt{{{raw}}}" not in src
@@ -171,6 +193,23 @@ def test_user_text_is_escaped(tmp_path: Path) -> None:
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs TeX")
 def test_awkward_vocabulary_compiles(tmp_path: Path) -> None:
     vocab = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
-    assert cli.main(["build", "-o", str(tmp_path), "-q", "--detail", "results", "--vocab", vocab,
-                     "--sentence", "50% a_b x&y ~^\\", "--max-len", "6"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "build",
+                "-o",
+                str(tmp_path),
+                "-q",
+                "--detail",
+                "results",
+                "--vocab",
+                vocab,
+                "--sentence",
+                "50% a_b x&y ~^\\",
+                "--max-len",
+                "6",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "workbook.pdf").stat().st_size > 10_000

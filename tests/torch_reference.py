@@ -6,10 +6,13 @@ forward pass is written from the model's definition and the gradients come from 
 with the hand-derived backward pass is evidence, not an echo.
 
 The engine also records a few gradients of *paths* rather than tensors: `d.X_Q.0` (the
-share of dL/dX that flows through X W_Q.0), `d.X_sum<k>` (running sums of those shares)
-and `d.attn_out_ffn` (the share of dL/d attn_out that flows through the FFN). To get them
-from autograd, each use of X (and the FFN's use of attn_out) goes through its own
-`clone()`, an identity whose gradient is exactly that path's share.
+share of dL/dX that flows through X W_Q.0) and `d.attn_out_ffn` (the share of
+dL/d attn_out that flows through the FFN). To get them from autograd, each use of X (and
+the FFN's use of attn_out) goes through its own `clone()`, an identity whose gradient is
+exactly that path's share. The pieces of the engine's "fast formula" checks are rebuilt
+from autograd's gradients in `_auxiliary`.
+
+`adamw_step` runs torch.optim.AdamW on given gradients; `reference` feeds it autograd's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from workbook.config import Config
 
@@ -32,7 +35,7 @@ class Reference:
 
     values: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
-    adamw: dict[str, np.ndarray]
+    adamw: dict[str, np.ndarray]  # torch.optim.AdamW fed autograd's parameter gradients
     tensors: dict[str, torch.Tensor]  # the activations themselves, for torch built-in checks
 
 
@@ -103,7 +106,7 @@ def reference(c: Config, initial: dict[str, np.ndarray]) -> Reference:
     # FFN with tanh-GELU; residual = attn_out + ffn_out (no residual around attention)
     ffn_in = keep("attn_out_ffn", attn_out.clone())
     ffn_hidden = keep("ffn_hidden", ffn_in @ P["W1"].T + P["b1"])
-    ffn_act = keep("ffn_act", F.gelu(ffn_hidden, approximate="tanh"))
+    ffn_act = keep("ffn_act", functional.gelu(ffn_hidden, approximate="tanh"))
     ffn_out = keep("ffn_out", ffn_act @ P["W2"].T + P["b2"])
     residual = keep("residual", attn_out + ffn_out)
 

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, engine, export, params
-from .build import BuildRequest, build
-from .compile import TexFailed, TexMissing
+from .build import ORDER, BuildRequest, build
+from .compile import TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
-from .render.document import DETAILS, PAPERS, Options
+from .render import ALL_CHAPTERS, DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options
 
 
 class UsageError(Exception):
@@ -50,13 +51,17 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     for key in KEYS:
         default = getattr(Config(), key)
         shown = " ".join(default) if key == "vocab" else default
-        g.add_argument(f"--{key.replace('_', '-')}", dest=key, metavar="VALUE",
-                       help=f"(default: {shown})")  # fmt: skip
+        g.add_argument(
+            f"--{key.replace('_', '-')}", dest=key, metavar="VALUE", help=f"(default: {shown})"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="workbook", description="One training step of a tiny transformer, "
-                "computed exactly and laid out for pencil and calculator.")  # fmt: skip
+    p = _Parser(
+        prog="workbook",
+        description="One training step of a tiny transformer, "
+        "computed exactly and laid out for pencil and calculator.",
+    )
     p.add_argument("--version", action="version", version=f"workbook {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -65,23 +70,94 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="every number of the step as JSON, NPZ or CSV")
     e.add_argument("--format", choices=sorted(export.EXPORTERS), default="json")
-    e.add_argument("--output", "-o", default="-", metavar="FILE",
-                   help="file (json, npz; '-' for stdout) or folder (csv)")  # fmt: skip
+    e.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        metavar="FILE",
+        help="file (json, npz; '-' for stdout) or folder (csv)",
+    )
     _config_flags(e)
 
     b = sub.add_parser("build", help="the workbook as LaTeX and PDF")
-    b.add_argument("--output", "-o", type=Path, default=Path("build"), metavar="DIR",
-                   help="output folder (default: build)")  # fmt: skip
-    b.add_argument("--detail", choices=DETAILS, default="full",
-                   help="full: every element of every product; sample: the first row of each; "
-                   "results: matrices only (default: full)")  # fmt: skip
-    b.add_argument("--decimals", type=_decimals, default=4, metavar="N",
-                   help="decimal places printed, 1-8 (default: 4)")  # fmt: skip
+    b.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("build"),
+        metavar="DIR",
+        help="output folder (default: build)",
+    )
+    b.add_argument(
+        "--detail",
+        choices=DETAILS,
+        default="full",
+        help="full: every element of every product; sample: the first row of each; "
+        "results: matrices only (default: full)",
+    )
+    b.add_argument(
+        "--decimals",
+        type=_decimals,
+        default=4,
+        metavar="N",
+        help="decimal places printed, 1-8 (default: 4)",
+    )
     b.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    b.add_argument(
+        "--only",
+        type=_documents,
+        default=ORDER,
+        metavar="DOCS",
+        help="comma-separated subset of workbook,exercises,answers (default: all)",
+    )
+    b.add_argument(
+        "--chapters",
+        type=_chapters,
+        default=ALL_CHAPTERS,
+        metavar="LIST",
+        help="chapters of the exercises and answer key, e.g. 2-5 or 3,11 (default: 1-13)",
+    )
+    b.add_argument(
+        "--givens",
+        choices=GIVENS,
+        default="chapter",
+        help="exercises: chapter = every chapter prints its inputs; start = only the "
+        "first, later ones point to your earlier exercises (default: chapter)",
+    )
+    b.add_argument(
+        "--scaffold",
+        choices=SCAFFOLDS,
+        default="worked-first",
+        help="exercises: worked-first = first element of each product worked; "
+        "half = every other row given; none (default: worked-first)",
+    )
     b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
     b.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     _config_flags(b)
     return p
+
+
+def _documents(text: str) -> tuple[str, ...]:
+    names = [w.strip() for w in text.split(",") if w.strip()]
+    unknown = [w for w in names if w not in ORDER]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{unknown[0] if unknown else text!r}: choose from {', '.join(ORDER)}"
+        )
+    return tuple(n for n in ORDER if n in names)
+
+
+def _chapters(text: str) -> tuple[int, ...]:
+    chosen: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            chosen.update(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use numbers and ranges, e.g. 2-5,11") from None
+    if not chosen or not chosen <= set(ALL_CHAPTERS):
+        raise argparse.ArgumentTypeError(f"{text!r}: chapters are 1-13")
+    return tuple(sorted(chosen))
 
 
 def _decimals(text: str) -> int:
@@ -119,7 +195,21 @@ def summary_text(c: Config) -> str:
     return "\n".join(lines)
 
 
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """`--lr -1e-3` → `--lr=-1e-3`: argparse takes "-1e-3" for a flag, and the value must
+    reach the config check, which names it."""
+    flags = {f"--{k.replace('_', '-')}" for k in KEYS}
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in flags and re.fullmatch(r"-[\d.].*", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = build_parser().parse_args(argv)
         c = config_from_args(args)
@@ -128,13 +218,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "export":
             export.EXPORTERS[args.format](c, engine.run(c), args.output)
         elif args.command == "build":
-            opts = Options(detail=args.detail, decimals=args.decimals, paper=args.paper)
-            build(c, BuildRequest(args.output, opts, tex_only=args.tex_only, quiet=args.quiet))
+            opts = Options(
+                detail=args.detail,
+                decimals=args.decimals,
+                paper=args.paper,
+                chapters=args.chapters,
+                givens=args.givens,
+                scaffold=args.scaffold,
+            )
+            req = BuildRequest(
+                args.output, opts, only=args.only, tex_only=args.tex_only, quiet=args.quiet
+            )
+            build(c, req)
         return 0
-    except TexMissing as exc:
+    except TexMissingError as exc:
         print(f"workbook: {exc}", file=sys.stderr)
         return 3
-    except TexFailed as exc:
+    except TexFailedError as exc:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
     except (UsageError, ConfigError) as exc:

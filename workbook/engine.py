@@ -23,8 +23,16 @@ class _Recorder:
         self.t = trace
         self.chapter = 0
 
-    def matmul(self, name: str, a: str, b: str, *, ta: bool = False, tb: bool = False,
-               bias: str | None = None) -> np.ndarray:  # fmt: skip
+    def matmul(
+        self,
+        name: str,
+        a: str,
+        b: str,
+        *,
+        ta: bool = False,
+        tb: bool = False,
+        bias: str | None = None,
+    ) -> np.ndarray:
         A, B = self.t[a], self.t[b]
         out = (A.T if ta else A) @ (B.T if tb else B)
         if bias is not None:
@@ -45,23 +53,26 @@ class _Recorder:
         step = Contraction(name, self.chapter, (dy,), out, "jacobian", jacobians=jacobians)
         return self.t.add(step)
 
-    def elementwise(self, name: str, formula: str, operands: dict[str, str], shape: tuple,
-                    **consts) -> np.ndarray:  # fmt: skip
+    def elementwise(
+        self, name: str, formula: str, operands: dict[str, str], shape: tuple, **consts
+    ) -> np.ndarray:
         """operands maps name → alignment ("ij", "i", "j" or "" for a scalar)."""
         args = []
         for op, how in operands.items():
             arr = self.t[op]
             args.append(arr[:, None] if how == "i" and arr.ndim == 1 and len(shape) == 2 else arr)
         out = np.broadcast_to(FORMULAS[formula](*args, **consts), shape).astype(np.float64)
-        step = Elementwise(name, self.chapter, tuple(operands), out, formula,
-                           tuple(operands.values()), consts)  # fmt: skip
+        step = Elementwise(
+            name, self.chapter, tuple(operands), out, formula, tuple(operands.values()), consts
+        )
         return self.t.add(step)
 
     def rowwise(self, name: str, kind: str, src: str, out: np.ndarray, count: int = 0):
         return self.t.add(RowWise(name, self.chapter, (src,), out, kind, count))
 
-    def gather(self, name: str, kind: str, operands: tuple[str, ...], out: np.ndarray,
-               **kw) -> np.ndarray:  # fmt: skip
+    def gather(
+        self, name: str, kind: str, operands: tuple[str, ...], out: np.ndarray, **kw
+    ) -> np.ndarray:
         return self.t.add(Gather(name, self.chapter, operands, out, kind, **kw))
 
 
@@ -103,8 +114,14 @@ def forward(c: Config, r: _Recorder) -> None:
     masked = np.triu(np.ones((T, T), dtype=bool), k=1)
     for h in heads:
         r.matmul(f"QK.{h}", f"Q.{h}", f"K.{h}", tb=True)
-        r.elementwise(f"scores.{h}", "scale_mask", {f"QK.{h}": "ij"}, (T, T),
-                      scale=1.0 / math.sqrt(c.d_k), masked=masked)  # fmt: skip
+        r.elementwise(
+            f"scores.{h}",
+            "scale_mask",
+            {f"QK.{h}": "ij"},
+            (T, T),
+            scale=1.0 / math.sqrt(c.d_k),
+            masked=masked,
+        )
         r.rowwise(f"attn.{h}", "softmax", f"scores.{h}", softmax_rows(t[f"scores.{h}"]))
 
     r.chapter = 4  # head = A V; concat; attn_out = concat W_Oᵀ                  (T, d)
@@ -125,8 +142,13 @@ def forward(c: Config, r: _Recorder) -> None:
     res = t["residual"]
     r.rowwise("ln_mean", "mean", "residual", res.mean(axis=1))
     r.rowwise("ln_var", "var", "residual", res.var(axis=1))
-    r.elementwise("ln_hat", "normalize", {"residual": "ij", "ln_mean": "i", "ln_var": "i"},
-                  (T, c.d_model), eps=c.ln_eps)  # fmt: skip
+    r.elementwise(
+        "ln_hat",
+        "normalize",
+        {"residual": "ij", "ln_mean": "i", "ln_var": "i"},
+        (T, c.d_model),
+        eps=c.ln_eps,
+    )
     r.elementwise("ln_out", "affine", {"ln_hat": "ij", "gamma": "j", "beta": "j"}, (T, c.d_model))
 
     r.chapter = 7  # logits = ln_out W_lmᵀ (T, V); probs; loss = mean NLL over positions 0..T−2
@@ -163,36 +185,52 @@ def backward(c: Config, r: _Recorder) -> None:
     r.colsum("d.gamma", "d.ln_out", "ln_hat")
     r.colsum("d.beta", "d.ln_out")
     r.elementwise("d.ln_hat", "mul", {"d.ln_out": "ij", "gamma": "j"}, (T, c.d_model))
-    ln_jac = np.stack([layernorm_jacobian(t["ln_hat"][i], t["ln_var"][i], c.ln_eps)
-                       for i in range(T)])  # fmt: skip
+    ln_jac = np.stack(
+        [layernorm_jacobian(t["ln_hat"][i], t["ln_var"][i], c.ln_eps) for i in range(T)]
+    )
     r.jacobian("d.residual", "d.ln_hat", ln_jac)
     # The same gradient by the fast formula (dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)) / σ, to compare.
     r.rowwise("d.ln_hat_mean", "mean", "d.ln_hat", t["d.ln_hat"].mean(axis=1))
     r.elementwise("d.ln_hat_xhat", "mul", {"d.ln_hat": "ij", "ln_hat": "ij"}, (T, c.d_model))
     r.rowwise("d.ln_hat_xhat_mean", "mean", "d.ln_hat_xhat", t["d.ln_hat_xhat"].mean(axis=1))
-    r.elementwise("d.residual_fast", "ln_backward_fast",
-                  {"d.ln_hat": "ij", "d.ln_hat_mean": "i", "ln_hat": "ij",
-                   "d.ln_hat_xhat_mean": "i", "ln_var": "i"}, (T, c.d_model), eps=c.ln_eps)  # fmt: skip
+    r.elementwise(
+        "d.residual_fast",
+        "ln_backward_fast",
+        {
+            "d.ln_hat": "ij",
+            "d.ln_hat_mean": "i",
+            "ln_hat": "ij",
+            "d.ln_hat_xhat_mean": "i",
+            "ln_var": "i",
+        },
+        (T, c.d_model),
+        eps=c.ln_eps,
+    )
     r.elementwise("d.ffn_out", "copy", {"d.residual": "ij"}, (T, c.d_model))
     r.colsum("d.b2", "d.ffn_out")
     r.matmul("d.W2", "d.ffn_out", "ffn_act", ta=True)
     r.matmul("d.ffn_act", "d.ffn_out", "W2")
-    r.elementwise("d.ffn_hidden", "gelu_backward", {"d.ffn_act": "ij", "ffn_hidden": "ij"},
-                  (T, c.d_ff))  # fmt: skip
+    r.elementwise(
+        "d.ffn_hidden", "gelu_backward", {"d.ffn_act": "ij", "ffn_hidden": "ij"}, (T, c.d_ff)
+    )
     r.colsum("d.b1", "d.ffn_hidden")
     r.matmul("d.W1", "d.ffn_hidden", "attn_out", ta=True)
     r.matmul("d.attn_out_ffn", "d.ffn_hidden", "W1")
     # attn_out feeds both the FFN and the residual: the two gradients add.
-    r.elementwise("d.attn_out", "add", {"d.residual": "ij", "d.attn_out_ffn": "ij"},
-                  (T, c.d_model))  # fmt: skip
+    r.elementwise("d.attn_out", "add", {"d.residual": "ij", "d.attn_out_ffn": "ij"}, (T, c.d_model))
 
     r.chapter = 11  # attention backward, head by head
     r.matmul("d.W_O", "d.attn_out", "concat", ta=True)
     r.matmul("d.concat", "d.attn_out", "W_O")
     masked = np.triu(np.ones((T, T), dtype=bool), k=1)
     for h in heads:
-        r.gather(f"d.head.{h}", "slice", ("d.concat",), t["d.concat"][:, h * c.d_k:(h + 1) * c.d_k],
-                 offset=h * c.d_k)  # fmt: skip
+        r.gather(
+            f"d.head.{h}",
+            "slice",
+            ("d.concat",),
+            t["d.concat"][:, h * c.d_k : (h + 1) * c.d_k],
+            offset=h * c.d_k,
+        )
         r.matmul(f"d.attn.{h}", f"d.head.{h}", f"V.{h}", tb=True)
         r.matmul(f"d.V.{h}", f"attn.{h}", f"d.head.{h}", ta=True)
         sm_jac = np.stack([softmax_jacobian(row) for row in t[f"attn.{h}"]])
@@ -200,11 +238,20 @@ def backward(c: Config, r: _Recorder) -> None:
         # Fast formula: dS = A ⊙ (dA − Σ_k dA_k A_k), row by row.
         r.elementwise(f"d.attn_attn.{h}", "mul", {f"d.attn.{h}": "ij", f"attn.{h}": "ij"}, (T, T))
         r.rowwise(f"d.attn_attn_sum.{h}", "sum", f"d.attn_attn.{h}", t[f"d.attn_attn.{h}"].sum(1))
-        r.elementwise(f"d.scores_fast.{h}", "softmax_backward_fast",
-                      {f"attn.{h}": "ij", f"d.attn.{h}": "ij", f"d.attn_attn_sum.{h}": "i"},
-                      (T, T))  # fmt: skip
-        r.elementwise(f"d.QK.{h}", "scale", {f"d.scores.{h}": "ij"}, (T, T),
-                      scale=1.0 / sqrt_dk, masked=masked)  # fmt: skip
+        r.elementwise(
+            f"d.scores_fast.{h}",
+            "softmax_backward_fast",
+            {f"attn.{h}": "ij", f"d.attn.{h}": "ij", f"d.attn_attn_sum.{h}": "i"},
+            (T, T),
+        )
+        r.elementwise(
+            f"d.QK.{h}",
+            "scale",
+            {f"d.scores.{h}": "ij"},
+            (T, T),
+            scale=1.0 / sqrt_dk,
+            masked=masked,
+        )
         r.matmul(f"d.Q.{h}", f"d.QK.{h}", f"K.{h}")
         r.matmul(f"d.K.{h}", f"d.QK.{h}", f"Q.{h}", ta=True)
     for kind in ("Q", "K", "V"):
@@ -235,10 +282,14 @@ def adamw(c: Config, r: _Recorder) -> None:
         g = f"d.{name}"
         r.elementwise(f"m.{name}", "adam_m", {g: "ij"}, shape, beta1=c.beta1)
         r.elementwise(f"v.{name}", "adam_v", {g: "ij"}, shape, beta2=c.beta2)
-        r.elementwise(f"m_hat.{name}", "adam_m_hat", {f"m.{name}": "ij"}, shape,
-                      beta1=c.beta1, t=1)  # fmt: skip
-        r.elementwise(f"v_hat.{name}", "adam_v_hat", {f"v.{name}": "ij"}, shape,
-                      beta2=c.beta2, t=1)  # fmt: skip
-        r.elementwise(f"updated.{name}", "adam_update",
-                      {name: "ij", f"m_hat.{name}": "ij", f"v_hat.{name}": "ij"}, shape,
-                      lr=c.lr, weight_decay=c.weight_decay, eps=c.adam_eps)  # fmt: skip
+        r.elementwise(f"m_hat.{name}", "adam_m_hat", {f"m.{name}": "ij"}, shape, beta1=c.beta1, t=1)
+        r.elementwise(f"v_hat.{name}", "adam_v_hat", {f"v.{name}": "ij"}, shape, beta2=c.beta2, t=1)
+        r.elementwise(
+            f"updated.{name}",
+            "adam_update",
+            {name: "ij", f"m_hat.{name}": "ij", f"v_hat.{name}": "ij"},
+            shape,
+            lr=c.lr,
+            weight_decay=c.weight_decay,
+            eps=c.adam_eps,
+        )

@@ -32,8 +32,21 @@ def shapes(c: Config) -> dict[str, tuple[int, ...]]:
 
 
 # The export's and the workbook's order: as the data flows through the block.
-ORDER_KEYS = ("E_token", "E_pos", "W_Q", "W_K", "W_V", "W_O", "W1", "b1", "W2", "b2",
-              "gamma", "beta", "W_lm")  # fmt: skip
+ORDER_KEYS = (
+    "E_token",
+    "E_pos",
+    "W_Q",
+    "W_K",
+    "W_V",
+    "W_O",
+    "W1",
+    "b1",
+    "W2",
+    "b2",
+    "gamma",
+    "beta",
+    "W_lm",
+)
 
 
 def names(c: Config) -> list[str]:

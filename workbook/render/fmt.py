@@ -104,10 +104,15 @@ def _text_name(base: str) -> str:
 
 def symbol(name: str) -> str:
     """LaTeX for a trace name: `Q.0` → Q^{(1)}, `d.W_Q.1` → dW_Q^{(2)}, `m.W1` → m[W_1]."""
-    for prefix, fmt in (("m_hat.", r"\hat{m}"), ("v_hat.", r"\hat{v}"), ("m.", "m"),
-                        ("v.", "v"), ("updated.", r"\theta'")):  # fmt: skip
+    for prefix, fmt in (
+        ("m_hat.", r"\hat{m}"),
+        ("v_hat.", r"\hat{v}"),
+        ("m.", "m"),
+        ("v.", "v"),
+        ("updated.", r"\theta'"),
+    ):
         if name.startswith(prefix):
-            return rf"{fmt}[{symbol(name[len(prefix):])}]"
+            return rf"{fmt}[{symbol(name[len(prefix) :])}]"
     grad = "d." if name.startswith("d.") else ""
     base, _, head = name[len(grad) :].partition(".")
     sup = f"^{{({int(head) + 1})}}" if head else ""
@@ -124,7 +129,7 @@ def symbol(name: str) -> str:
 
 def _grouped(sym: str) -> str:
     """Wrap a compound symbol so a prefix like d or a subscript binds to all of it."""
-    simple = len(sym) == 1 or sym.startswith("\\") and " " not in sym and "_" not in sym
+    simple = len(sym) == 1 or (sym.startswith("\\") and " " not in sym and "_" not in sym)
     return sym if simple else f"{{{sym}}}"
 
 

@@ -64,17 +64,16 @@ def table(
     row_labels: Sequence[str] | None = None,
     col_labels: Sequence[str] | None = None,
     widest: float | None = None,
-    caption: str = "",
+    ruled: bool = False,
 ) -> str:
     """A matrix (or vector, as one row) as tabulars of column blocks.
 
     `cell(idx)` gives each entry's LaTeX (math content, or text for blanks). A block
     of a wide matrix is labelled with its columns (1-based).
     """
-    rows, cols = (1, shape[0]) if len(shape) == 1 else (1, 1) if not shape else shape
-    index = (lambda i, j: (j,)) if len(shape) == 1 else (lambda i, j: ()) if not shape else (
-        lambda i, j: (i, j))  # fmt: skip
-    cells = [[cell(index(i, j)) for j in range(cols)] for i in range(rows)]
+    vector = len(shape) == 1
+    rows, cols = (1, shape[0]) if vector else shape
+    cells = [[cell((j,) if vector else (i, j)) for j in range(cols)] for i in range(rows)]
     if widest is None:
         widest = max((cell_width(c) for row in cells for c in row), default=10.0)
     r_labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
@@ -92,16 +91,18 @@ def table(
             if len(col_blocks) > 1:
                 where.append(f"columns {cb.start + 1}--{cb.stop}")
             head = rf"\blocklabel{{{', '.join(where)}}}" + "\n" if where else ""
-            # Fixed-width columns: every block of a matrix lines up the same way.
-            spec = "@{}r|" + f"w{{r}}{{{widest:.1f}pt}}" * len(cb) + "@{}"
+            # Fixed-width columns: every block of a matrix lines up the same way. A ruled grid
+            # (an exercise's blank answer) gets cell borders and room to write.
+            col = f"w{{r}}{{{widest:.1f}pt}}"
+            spec = "@{}r|" + (f"{col}|" * len(cb) if ruled else col * len(cb)) + "@{}"
+            env, rule = ("gridtab", r" \\ \hline") if ruled else ("mtab", r" \\")
             lines = [" & " + " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb) + r" \\ \hline"]
             for i in rb:
                 entries = " & ".join(f"${cells[i][j]}$" if cells[i][j] else "" for j in cb)
-                lines.append(rf"\rowhead{{{r_labels[i]}}} & {entries} \\")
+                lines.append(rf"\rowhead{{{r_labels[i]}}} & {entries}{rule}")
             body = "\n".join(lines)
-            parts.append(f"{head}\\begin{{mtab}}{{{spec}}}\n{body}\n\\end{{mtab}}")
-    out = "\n".join(parts)
-    return (rf"\matcaption{{{caption}}}" + "\n" + out) if caption else out
+            parts.append(f"{head}\\begin{{{env}}}{{{spec}}}\n{body}\n\\end{{{env}}}")
+    return "\n".join(parts)
 
 
 def number_table(values: np.ndarray, fmt: NumberFormat, layout: Layout, **kw) -> str:

@@ -6,7 +6,6 @@ Nothing here computes: every number is read from the trace and only formatted.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -30,27 +29,28 @@ def _t(name: str, transposed: bool) -> str:
 def equation(step: Step) -> str:
     """E.g. Q^{(1)} = X W_Q^{(1)}: the line a chapter or section heading shows."""
     lhs = symbol(step.name)
+    i, j = element(step.name, ("i",)), element(step.name, ("j",))
+    x_ij = element(step.operands[0], ("i", "j"))
     if isinstance(step, Contraction):
-        a = step.operands[0]
         if step.kind == "matmul":
-            b = step.operands[1]
+            a, b = step.operands
             rhs = rf"{_t(a, step.transpose[0])}\,{_t(b, step.transpose[1])}"
             return f"{lhs} = {rhs}" + (f" + {symbol(step.bias)}" if step.bias else "")
         if step.kind == "jacobian":
-            return rf"{element(step.name, ('i', ':'))} = {element(a, ('i', ':'))}\, J^{{(i)}}"
+            row = element(step.operands[0], ("i", ":"))
+            return rf"{element(step.name, ('i', ':'))} = {row}\, J^{{(i)}}"
         if step.kind == "colsum":
-            return rf"{element(step.name, ('j',))} = \sum_i {element(a, ('i', 'j'))}"
-        return rf"{element(step.name, ('j',))} = \sum_i {element(a, ('i', 'j'))}\,{element(step.operands[1], ('i', 'j'))}"
+            return rf"{j} = \sum_i {x_ij}"
+        return rf"{j} = \sum_i {x_ij}\,{element(step.operands[1], ('i', 'j'))}"
     if isinstance(step, Elementwise):
         return general(step)
     if isinstance(step, RowWise):
         src = symbol(step.operands[0])
         return {
             "softmax": rf"{lhs} = \operatorname{{softmax}}_{{\text{{rows}}}}({src})",
-            "mean": rf"{element(step.name, ('i',))} = \tfrac{{1}}{{n}}\sum_j {element(step.operands[0], ('i', 'j'))}",
-            "sum": rf"{element(step.name, ('i',))} = \sum_j {element(step.operands[0], ('i', 'j'))}",
-            "var": rf"{element(step.name, ('i',))} = \tfrac{{1}}{{n}}\sum_j ({element(step.operands[0], ('i', 'j'))}"
-            rf" - \mu_i)^2",
+            "mean": rf"{i} = \tfrac{{1}}{{n}}\sum_j {x_ij}",
+            "sum": rf"{i} = \sum_j {x_ij}",
+            "var": rf"{i} = \tfrac{{1}}{{n}}\sum_j ({x_ij} - \mu_i)^2",
             "mean_loss": rf"{lhs} = \tfrac{{1}}{{T-1}}\sum_{{i=1}}^{{T-1}} {src}_i",
         }[step.kind]
     if isinstance(step, Gather):
@@ -74,7 +74,9 @@ def _gather_equation(step: Gather) -> str:
         return rf"{lhs} = {src[0]}_{{:,\,{first}:{last}}}"
     if step.kind == "scatter":
         return rf"{element(step.name, ('v', 'j'))} = \sum_{{i:\,t_i = v}} {x_ij}"
-    return rf"{element(step.name, ('i', 'j'))} = {x_ij} \text{{ for }} i \le T,\ 0 \text{{ otherwise}}"
+    return (
+        rf"{element(step.name, ('i', 'j'))} = {x_ij} \text{{ for }} i \le T,\ 0 \text{{ otherwise}}"
+    )
 
 
 def dims(step: Step, values: Values) -> str:
@@ -99,17 +101,21 @@ class Formula:
 
 def _gelu_sub(x: float, f: NumberFormat) -> str:
     parts = ops.gelu_parts(x)
-    return (rf"0.5\,{f.paren(x)}\bigl(1 + \tanh\bigl({f(ops.SQRT_2_OVER_PI)}\,({f(x)} + "
-            rf"{ops.GELU_C}\,{f.paren(x)}^3)\bigr)\bigr) = 0.5\,{f.paren(x)}\,"
-            rf"(1 + \tanh {f.paren(parts['u'])})")  # fmt: skip
+    return (
+        rf"0.5\,{f.paren(x)}\bigl(1 + \tanh\bigl({f(ops.SQRT_2_OVER_PI)}\,({f(x)} + "
+        rf"{ops.GELU_C}\,{f.paren(x)}^3)\bigr)\bigr) = 0.5\,{f.paren(x)}\,"
+        rf"(1 + \tanh {f.paren(parts['u'])})"
+    )
 
 
 def _gelu_grad_sub(dy: float, x: float, f: NumberFormat) -> str:
     parts = ops.gelu_parts(x)
     t = parts["tanh"]
-    return (rf"{f.paren(dy)}\cdot\bigl[0.5(1 + {f.paren(t)}) + 0.5\,{f.paren(x)}(1 - {f.paren(t)}^2)"
-            rf"\,{f(ops.SQRT_2_OVER_PI)}\,(1 + {ops.GELU_DC:g}\,{f.paren(x)}^2)\bigr]"
-            rf" = {f.paren(dy)}\cdot{f.paren(parts['grad'])}")  # fmt: skip
+    return (
+        rf"{f.paren(dy)}\cdot\bigl[0.5(1 + {f.paren(t)}) + 0.5\,{f.paren(x)}(1 - {f.paren(t)}^2)"
+        rf"\,{f(ops.SQRT_2_OVER_PI)}\,(1 + {ops.GELU_DC:g}\,{f.paren(x)}^2)\bigr]"
+        rf" = {f.paren(dy)}\cdot{f.paren(parts['grad'])}"
+    )
 
 
 def _plus(xs: list[float], f: NumberFormat) -> str:
@@ -129,8 +135,10 @@ FORMULAS: dict[str, Formula] = {
         lambda xs, c, f: rf"{f.paren(xs[0])}\,{f.paren(xs[1])}",
     ),
     "scale_mask": Formula(
-        lambda lhs, a: rf"{lhs} = {a}/\sqrt{{d_k}}"
-        r" \text{ for } j \le i,\ -\infty \text{ (masked) for } j > i",
+        lambda lhs, a: (
+            rf"{lhs} = {a}/\sqrt{{d_k}}"
+            r" \text{ for } j \le i,\ -\infty \text{ (masked) for } j > i"
+        ),
         lambda xs, c, f: rf"{f(xs[0])} \cdot {f(c['scale'])}",
     ),
     "scale": Formula(
@@ -138,19 +146,25 @@ FORMULAS: dict[str, Formula] = {
         lambda xs, c, f: rf"{f(xs[0])} \cdot {f(c['scale'])}",
     ),
     "gelu": Formula(
-        lambda lhs, x: rf"{lhs} = 0.5\,{x}\bigl(1 + \tanh\bigl(\sqrt{{2/\pi}}\,({x} + "
-        rf"{ops.GELU_C}\,{x}^3)\bigr)\bigr)",
+        lambda lhs, x: (
+            rf"{lhs} = 0.5\,{x}\bigl(1 + \tanh\bigl(\sqrt{{2/\pi}}\,({x} + "
+            rf"{ops.GELU_C}\,{x}^3)\bigr)\bigr)"
+        ),
         lambda xs, c, f: _gelu_sub(xs[0], f),
     ),
     "gelu_backward": Formula(
-        lambda lhs, dy, x: rf"{lhs} = {dy}\cdot \mathrm{{GELU}}'({x}),\ \ "
-        r"\mathrm{GELU}'(x) = \tfrac12(1 + \tanh u) + \tfrac12 x (1 - \tanh^2 u)\sqrt{2/\pi}"
-        rf"(1 + {ops.GELU_DC:g} x^2)",
+        lambda lhs, dy, x: (
+            rf"{lhs} = {dy}\cdot \mathrm{{GELU}}'({x}),\ \ "
+            r"\mathrm{GELU}'(x) = \tfrac12(1 + \tanh u) + \tfrac12 x (1 - \tanh^2 u)\sqrt{2/\pi}"
+            rf"(1 + {ops.GELU_DC:g} x^2)"
+        ),
         lambda xs, c, f: _gelu_grad_sub(xs[0], xs[1], f),
     ),
     "normalize": Formula(
         lambda lhs, x, mu, var: rf"{lhs} = ({x} - {mu}) / \sqrt{{{var} + \varepsilon}}",
-        lambda xs, c, f: rf"({f(xs[0])} - {f.paren(xs[1])}) / \sqrt{{{f(xs[2])} + {f.const(c['eps'])}}}",
+        lambda xs, c, f: (
+            rf"({f(xs[0])} - {f.paren(xs[1])}) / \sqrt{{{f(xs[2])} + {f.const(c['eps'])}}}"
+        ),
     ),
     "affine": Formula(
         lambda lhs, xh, g, b: rf"{lhs} = {g}\,{xh} + {b}",
@@ -166,10 +180,14 @@ FORMULAS: dict[str, Formula] = {
         lambda xs, c, f: rf"-{f.const(c['target'])} \cdot {f(c['weight'])} / {f(xs[0])}",
     ),
     "ln_backward_fast": Formula(
-        lambda lhs, dh, dhm, xh, dhxm, var: rf"{lhs} = ({dh} - {dhm} - {xh}\,{dhxm})"
-        rf" / \sqrt{{{var} + \varepsilon}}",
-        lambda xs, c, f: rf"({f(xs[0])} - {f.paren(xs[1])} - {f.paren(xs[2])}\,{f.paren(xs[3])})"
-        rf" / \sqrt{{{f(xs[4])} + {f.const(c['eps'])}}}",
+        lambda lhs, dh, dhm, xh, dhxm, var: (
+            rf"{lhs} = ({dh} - {dhm} - {xh}\,{dhxm})"
+            rf" / \sqrt{{{var} + \varepsilon}}"
+        ),
+        lambda xs, c, f: (
+            rf"({f(xs[0])} - {f.paren(xs[1])} - {f.paren(xs[2])}\,{f.paren(xs[3])})"
+            rf" / \sqrt{{{f(xs[4])} + {f.const(c['eps'])}}}"
+        ),
     ),
     "softmax_backward_fast": Formula(
         lambda lhs, a, da, s: rf"{lhs} = {a}\,({da} - {s})",
@@ -177,11 +195,15 @@ FORMULAS: dict[str, Formula] = {
     ),
     "adam_m": Formula(
         lambda lhs, g: rf"{lhs} = \beta_1 \cdot 0 + (1 - \beta_1)\,{g}",
-        lambda xs, c, f: rf"{f.const(c['beta1'])}\cdot 0 + (1 - {f.const(c['beta1'])})\cdot{f.paren(xs[0])}",
+        lambda xs, c, f: (
+            rf"{f.const(c['beta1'])}\cdot 0 + (1 - {f.const(c['beta1'])})\cdot{f.paren(xs[0])}"
+        ),
     ),
     "adam_v": Formula(
         lambda lhs, g: rf"{lhs} = \beta_2 \cdot 0 + (1 - \beta_2)\,{g}^2",
-        lambda xs, c, f: rf"{f.const(c['beta2'])}\cdot 0 + (1 - {f.const(c['beta2'])})\cdot{f.paren(xs[0])}^2",
+        lambda xs, c, f: (
+            rf"{f.const(c['beta2'])}\cdot 0 + (1 - {f.const(c['beta2'])})\cdot{f.paren(xs[0])}^2"
+        ),
     ),
     "adam_m_hat": Formula(
         lambda lhs, m: rf"{lhs} = {m} / (1 - \beta_1^t)",
@@ -192,10 +214,14 @@ FORMULAS: dict[str, Formula] = {
         lambda xs, c, f: rf"{f(xs[0])} / (1 - {f.const(c['beta2'])}^{{{c['t']}}})",
     ),
     "adam_update": Formula(
-        lambda lhs, th, mh, vh: rf"{lhs} = {th}\,(1 - \eta\lambda) - \eta\,{mh}/(\sqrt{{{vh}}}"
-        r" + \epsilon)",
-        lambda xs, c, f: rf"{f(xs[0])}\,(1 - {f.const(c['lr'])}\cdot{f.const(c['weight_decay'])}) - {f.const(c['lr'])}"
-        rf"\cdot{f.paren(xs[1])}/(\sqrt{{{f(xs[2])}}} + {f.const(c['eps'])})",
+        lambda lhs, th, mh, vh: (
+            rf"{lhs} = {th}\,(1 - \eta\lambda) - \eta\,{mh}/(\sqrt{{{vh}}}"
+            r" + \epsilon)"
+        ),
+        lambda xs, c, f: (
+            rf"{f(xs[0])}\,(1 - {f.const(c['lr'])}\cdot{f.const(c['weight_decay'])}) - "
+            rf"{f.const(c['lr'])}\cdot{f.paren(xs[1])}/(\sqrt{{{f(xs[2])}}} + {f.const(c['eps'])})"
+        ),
     ),
 }
 
@@ -227,7 +253,8 @@ def work(step: Step, values: Values, idx: Index, f: NumberFormat) -> str:
         return rf"{lhs} = {expansion(step, values, idx, f)} = {value}"
     if isinstance(step, Elementwise):
         if is_masked(step, idx):
-            return rf"{lhs} = {value} \quad\text{{(masked: position {idx[1] + 1} comes after {idx[0] + 1})}}"
+            later = f"position {idx[1] + 1} comes after {idx[0] + 1}"
+            return rf"{lhs} = {value} \quad\text{{(masked: {later})}}"
         consts = step.constants(idx)
         if "weight" in consts and consts["weight"] == 0:
             return rf"{lhs} = 0 \quad\text{{(the last position predicts nothing)}}"
@@ -239,7 +266,11 @@ def work(step: Step, values: Values, idx: Index, f: NumberFormat) -> str:
             return rf"{lhs} = 0"
         names = " + ".join(element(n, k) for n, k in src)
         nums = _plus([float(values[n][k]) for n, k in src], f)
-        return rf"{lhs} = {names} = {nums} = {value}" if len(src) > 1 else rf"{lhs} = {names} = {value}"
+        return (
+            rf"{lhs} = {names} = {nums} = {value}"
+            if len(src) > 1
+            else rf"{lhs} = {names} = {value}"
+        )
     if isinstance(step, RowWise):
         return _work_reduction(step, values, idx, f)
     raise TypeError(step)
@@ -251,7 +282,9 @@ def expansion(step: Contraction, values: Values, idx: Index, f: NumberFormat) ->
     if step.kind == "colsum":
         body = _plus(a.tolist(), f)
     else:
-        body = " + ".join(f"{f.paren(x)}{f.paren(y)}" for x, y in zip(a.tolist(), b.tolist()))
+        body = " + ".join(
+            f"{f.paren(x)}{f.paren(y)}" for x, y in zip(a.tolist(), b.tolist(), strict=True)
+        )
     bias = step.bias_value(values, idx)
     return body if bias is None else rf"{body} + {f.paren(bias)}"
 
@@ -279,7 +312,9 @@ def softmax_row(step: RowWise, values: Values, i: int, f: NumberFormat) -> list[
     top, exps, total = ops.softmax_parts(row)
     src = step.operands[0]
     lines = [rf"m_{{{i + 1}}} = \max_j {element(src, (i, 'j'))} = {f(top)}"]
-    lines += [rf"e_{{{j + 1}}} = \exp({f(float(row[j]))} - {f.paren(top)}) = {f(exps[j])}" for j in exps]
+    lines += [
+        rf"e_{{{j + 1}}} = \exp({f(float(row[j]))} - {f.paren(top)}) = {f(exps[j])}" for j in exps
+    ]
     lines.append(rf"\textstyle\sum_j e_j = {_plus(list(exps.values()), f)} = {f(total)}")
     for j in range(row.size):
         lhs = element(step.name, (i, j))

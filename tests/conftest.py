@@ -1,0 +1,32 @@
+"""Shared fixtures: the default build of all three documents, made once per test session."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from workbook import cli
+
+
+@pytest.fixture(scope="session")
+def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """build/ for the default config: workbook, exercises and answer key, compiled."""
+    out = tmp_path_factory.mktemp("build")
+    assert cli.main(["build", "--output", str(out), "--quiet"]) == 0
+    return out
+
+
+def read_pdf_text(pdf: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(scope="session")
+def pdf_texts(default_build: Path) -> dict[str, str]:
+    """pdftotext of each default document, by name."""
+    return {
+        n: read_pdf_text(default_build / f"{n}.pdf") for n in ("workbook", "exercises", "answers")
+    }

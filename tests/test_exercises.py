@@ -1,0 +1,194 @@
+"""Exercises and answer key: same numbering, no leaks, honest tolerances."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from workbook import cli, engine
+from workbook.config import Config
+from workbook.render import Answers, Exercises, Options, Worked
+from workbook.render.base import exercise_numbers, key
+from workbook.render.fmt import NumberFormat
+from workbook.tolerance import printed, tolerance
+
+tex = pytest.mark.tex
+F = NumberFormat(4)
+EXERCISE = re.compile(r"Exercise (\d+\.\d+)")
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return engine.run(Config())
+
+
+@tex
+def test_exercise_numbers_match_between_exercises_and_answers(pdf_texts: dict[str, str]) -> None:
+    in_exercises = set(EXERCISE.findall(pdf_texts["exercises"]))
+    in_answers = set(EXERCISE.findall(pdf_texts["answers"]))
+    assert in_exercises, "no exercise numbers found"
+    assert in_exercises == in_answers
+    assert {"1.1", "2.1", "7.5", "13.80"} <= in_exercises
+
+
+@tex
+def test_no_computed_answer_leaks_into_the_exercises(
+    pdf_texts: dict[str, str], default_build: Path, trace
+) -> None:
+    text = pdf_texts["exercises"].replace("\u2212", "-")
+    source = (default_build / "exercises.tex").read_text()
+    leaks = [F(float(trace["loss"]))] + [F(x) for x in trace["loss_per_position"]]
+    assert leaks[0] == "1.8299"
+    for value in leaks:
+        assert value not in text, value
+        assert value not in source, value
+    meta = PdfReader(default_build / "exercises.pdf").metadata or {}
+    assert not any(v in str(meta.get(k, "")) for k in meta for v in leaks)
+
+
+@tex
+def test_givens_are_printed_in_the_exercises(pdf_texts: dict[str, str], trace) -> None:
+    flat = re.sub(r"\s+", " ", pdf_texts["exercises"].replace("\u2212", "-"))
+    row = " ".join(F(x) for x in trace["X"][0, :8])  # X row 1, first column block
+    assert row in flat
+
+
+@tex
+def test_every_answer_is_the_workbooks_printed_value(default_build: Path, trace) -> None:
+    """The matrix under each answer is the same table the workbook prints as the result."""
+    worked = (default_build / "workbook.tex").read_text()
+    answers = (default_build / "answers.tex").read_text()
+    numbers = exercise_numbers(trace, tuple(range(1, 13)))
+    for name, n in numbers.items():
+        start = worked.index(f"\\label{{s:{key(name)}}}")
+        result = worked.index("\\result{", start)
+        table = worked[
+            worked.index("\n", result) + 1 : worked.index("\n\\section", result)
+            if "\n\\section" in worked[result:]
+            else None
+        ]
+        table = table.split("\n%\n")[0].split("\n\\chapter")[0].strip().rstrip("%").strip()
+        a_start = answers.index(f"\\answer{{{n}}}")
+        a_end = answers.find("\\answer{", a_start + 1)
+        block = answers[a_start : a_end if a_end > 0 else None]
+        assert table in block, f"Exercise {n} ({name})"
+
+
+@tex
+def test_answer_key_cites_the_workbook_page(default_build: Path, pdf_texts: dict[str, str]) -> None:
+    answers = (default_build / "answers.tex").read_text()
+    m = re.search(r"\\answer\{2\.1\}\{[^\n]*workbook \\S(\d+\.\d+), p\.~(\d+)\}", answers)
+    assert m, "exercise 2.1 has no page reference"
+    section, page = m.group(1), int(m.group(2))
+    assert section == "2.2"  # 2.1 lists the chapter's parameters, 2.2 is Q of head 1
+    # The title page is unnumbered, so printed page N is the PDF's (N + 1)th page.
+    printed_page = pdf_texts["workbook"].split("\f")[page]
+    assert "Queries of head 1" in printed_page
+    assert re.search(rf"(^|\s){page}(\s|$)", printed_page), "its running head shows the number"
+
+
+@tex
+def test_both_new_logs_have_no_overfull_hbox(default_build: Path) -> None:
+    for name in ("exercises", "answers"):
+        log = (default_build / f"{name}.log").read_text()
+        assert "Output written on" in log
+        assert log.count("Overfull \\hbox") == 0, name
+
+
+def test_tolerance_is_at_least_one_unit_and_covers_the_rounding(trace) -> None:
+    step = trace.step("Q.0")
+    tol = tolerance(step, trace, 4)
+    assert tol >= 1e-4
+    X, W = printed(trace["X"], 4), printed(trace["W_Q.0"], 4)
+    assert np.abs(X @ W - trace["Q.0"]).max() <= tol
+
+
+def test_tolerance_grows_where_rounding_is_amplified(trace) -> None:
+    # v̂ = v / (1 − β₂): the 4th decimal of v is multiplied by 1000.
+    assert tolerance(trace.step("v_hat.b2"), trace, 4) > 0.01
+    assert tolerance(trace.step("X"), trace, 4) == pytest.approx(1e-4)
+
+
+def test_printed_uses_significant_digits_for_tiny_values() -> None:
+    assert printed(np.array([1.23456e-7, 0.123456, -0.00004]), 4).tolist() == [
+        1.235e-7,
+        0.1235,
+        -4.0e-5,
+    ]
+
+
+def test_scaffolds_and_givens_change_the_exercises(trace) -> None:
+    c = Config()
+
+    def src(**kw) -> str:
+        return Exercises(c, trace, Options(**kw)).tex()
+
+    first = src()
+    assert r"\example{Q^{(1)}_{1,1} = " in first
+    assert r"\example{" not in src(scaffold="none")
+    half = src(scaffold="half")
+    assert r"\example{" not in half
+    q = trace["Q.0"]
+    assert f"\\rowhead{{1}} & ${F(q[0, 0])}$ & ${F(q[0, 1])}$" in half  # row 1 given
+    assert "\\rowhead{2} &  &  & " in half  # row 2 blank
+    start = src(givens="start", chapters=(2, 3))
+    assert "your answer to Exercise 2.1" in start  # Q of head 1 is carried forward
+    chapter3 = start[start.index("Attention scores") :]
+    assert "\\paramhead{$Q^{(1)}$}" not in chapter3
+    per_chapter = src(chapters=(2, 3))
+    chapter3 = per_chapter[per_chapter.index("Attention scores") :]
+    assert "\\paramhead{$Q^{(1)}$}" in chapter3
+
+
+def test_chapter_selection_numbers_stay_by_chapter(trace) -> None:
+    doc = Answers(Config(), trace, Options(chapters=(3, 11))).tex()
+    numbers = set(re.findall(r"\\answer\{(\d+\.\d+)\}", doc))
+    assert numbers and {n.split(".")[0] for n in numbers} == {"3", "11"}
+    assert "\\chapter{Q, K, V projections}" not in doc
+
+
+def test_worked_view_keeps_every_chapter(trace) -> None:
+    doc = Worked(Config(), trace, Options(chapters=(3,))).tex()
+    assert "\\chapter{Q, K, V projections}" in doc
+
+
+def test_only_builds_the_named_documents(tmp_path: Path) -> None:
+    assert (
+        cli.main(
+            [
+                "build",
+                "-o",
+                str(tmp_path),
+                "-q",
+                "--tex-only",
+                "--only",
+                "exercises,answers",
+                "--detail",
+                "results",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.tex")) == ["answers.tex", "exercises.tex"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--only", "workbook,solutions"],
+        ["--chapters", "0-3"],
+        ["--chapters", "x"],
+        ["--givens", "all"],
+        ["--scaffold", "most"],
+    ],
+)
+def test_bad_build_options_exit_2_with_one_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["build", "-o", str(tmp_path), "--tex-only", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err

@@ -1,0 +1,212 @@
+"""`workbook export`: the JSON schema, stdout output, NPZ and CSV, all round-tripping exactly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbook import cli, engine, params
+from workbook.config import Config
+
+CONFIG = Config()
+TRACE = engine.run(CONFIG)
+PARAMS = params.names(CONFIG)
+ADAM_KINDS = ("m", "v", "m_hat", "v_hat", "updated")
+HEADS = range(CONFIG.heads)
+
+# The activations the schema promises.
+ACTIVATIONS = [
+    "X",
+    *(f"{k}.{h}" for k in ("Q", "K", "V", "scores", "attn", "head") for h in HEADS),
+    "concat",
+    "attn_out",
+    "ffn_hidden",
+    "ffn_act",
+    "ffn_out",
+    "residual",
+    "ln_out",
+    "logits",
+    "probs",
+    "loss_per_position",
+    "loss",
+]
+ACTIVATION_GRADIENTS = [
+    "d.X",
+    *(f"d.{k}.{h}" for k in ("Q", "K", "V", "scores", "attn", "head") for h in HEADS),
+    "d.concat",
+    "d.attn_out",
+    "d.ffn_hidden",
+    "d.ffn_act",
+    "d.ffn_out",
+    "d.residual",
+    "d.ln_out",
+    "d.logits",
+    "d.probs",
+]
+
+
+def export(argv: list[str], capsys) -> str:
+    code = cli.main(["export", *argv])
+    captured = capsys.readouterr()
+    assert (code, captured.err) == (0, ""), captured.err
+    return captured.out
+
+
+def engine_value(section: str, name: str) -> np.ndarray:
+    """The trace array a (section, name) entry of the export must hold."""
+    if section == "gradients":
+        return TRACE[f"d.{name}"] if name in PARAMS else TRACE[name]
+    if section.startswith("adamw"):
+        return TRACE[f"{section.split('.')[1]}.{name}"]
+    return TRACE[name]
+
+
+def from_json(value) -> np.ndarray:
+    """Nested lists back to an array; null (a masked score) back to -inf."""
+
+    def fix(v):
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        return -np.inf if v is None else v
+
+    return np.array(fix(value), dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def json_doc(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("json") / "trace.json"
+    assert cli.main(["export", "--format", "json", "--output", str(path)]) == 0
+    assert [p.name for p in path.parent.iterdir()] == ["trace.json"]  # no temp files left
+    return json.loads(path.read_text())
+
+
+def test_json_top_level(json_doc) -> None:
+    assert list(json_doc) == ["config", "parameters", "activations", "gradients", "adamw"]
+    assert set(json_doc["adamw"]) == set(ADAM_KINDS)
+    for kind in ADAM_KINDS:
+        assert list(json_doc["adamw"][kind]) == PARAMS
+
+
+def test_json_config(json_doc) -> None:
+    assert json_doc["config"] == CONFIG.to_dict() | {"tokens": [1, 3, 4, 5, 2], "d_k": 8, "T": 5}
+
+
+def test_json_names(json_doc) -> None:
+    assert list(json_doc["parameters"]) == PARAMS
+    assert len(PARAMS) == 16
+    assert set(ACTIVATIONS) <= set(json_doc["activations"])
+    assert not any(n.startswith("d.") for n in json_doc["activations"])
+    gradients = set(json_doc["gradients"])
+    assert set(PARAMS) <= gradients
+    assert set(ACTIVATION_GRADIENTS) <= gradients
+    assert not {f"d.{p}" for p in PARAMS} & gradients  # parameters are keyed by bare name
+
+
+def test_json_masked_scores_are_null(json_doc) -> None:
+    T = CONFIG.T
+    for h in HEADS:
+        rows = json_doc["activations"][f"scores.{h}"]
+        assert len(rows) == T
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                if j > i:
+                    assert v is None, (h, i, j)
+                else:
+                    assert isinstance(v, float), (h, i, j)
+        # the gradient of a masked score is a plain zero, not null
+        assert json_doc["gradients"][f"d.scores.{h}"][0][T - 1] == 0.0
+
+
+def test_json_values_round_trip(json_doc) -> None:
+    count = 0
+    for section in ("parameters", "activations", "gradients"):
+        for name, value in json_doc[section].items():
+            expected = engine_value(section, name)
+            got = from_json(value)
+            assert got.shape == expected.shape, (section, name)
+            np.testing.assert_array_equal(got, expected, err_msg=f"{section}/{name}")
+            count += 1
+    for kind in ADAM_KINDS:
+        for name, value in json_doc["adamw"][kind].items():
+            np.testing.assert_array_equal(from_json(value), TRACE[f"{kind}.{name}"])
+            count += 1
+    assert count >= 16 + len(ACTIVATIONS) + 16 + len(ACTIVATION_GRADIENTS) + 5 * 16
+    assert json_doc["activations"]["loss"] == float(TRACE["loss"])
+
+
+def test_json_to_stdout(json_doc, capsys) -> None:
+    out = export(["--format", "json", "--output", "-"], capsys)
+    assert json.loads(out) == json_doc
+    assert export(["--format", "json"], capsys) == out  # "-" is the default
+
+
+def test_json_to_stdout_as_a_process(json_doc, tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "workbook", "export", "--format", "json", "--output", "-"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert json.loads(proc.stdout) == json_doc
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_follows_the_flags(capsys) -> None:
+    doc = json.loads(export(["--heads", "4", "--sentence", "like I"], capsys))
+    assert doc["config"]["heads"] == 4 and doc["config"]["tokens"] == [1, 4, 3, 2]
+    assert {f"W_Q.{h}" for h in range(4)} <= set(doc["parameters"])
+    assert np.array(doc["activations"]["Q.3"]).shape == (4, 4)
+
+
+def test_npz(tmp_path, capsys) -> None:
+    path = tmp_path / "trace.npz"
+    export(["--format", "npz", "--output", str(path)], capsys)
+    with np.load(path) as npz:
+        keys = set(npz.files)
+        assert json.loads(str(npz["config"]))["tokens"] == [1, 3, 4, 5, 2]
+        expected_keys = {"config"}
+        expected_keys |= {f"parameters/{p}" for p in PARAMS}
+        expected_keys |= {f"gradients/{p}" for p in PARAMS}
+        expected_keys |= {f"activations/{a}" for a in ACTIVATIONS}
+        expected_keys |= {f"gradients/{g}" for g in ACTIVATION_GRADIENTS}
+        expected_keys |= {f"adamw.{k}/{p}" for k in ADAM_KINDS for p in PARAMS}
+        assert expected_keys <= keys
+        for key in keys - {"config"}:
+            section, name = key.split("/", 1)
+            np.testing.assert_array_equal(npz[key], engine_value(section, name), err_msg=key)
+        assert npz["activations/scores.0"][0, 1] == -np.inf
+
+
+def read_csv(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    with path.open(newline="") as f:
+        rows = [[float(x) if x else -np.inf for x in row] for row in csv.reader(f)]
+    return np.array(rows, dtype=np.float64).reshape(shape)
+
+
+def test_csv(tmp_path, capsys) -> None:
+    root = tmp_path / "csv"
+    export(["--format", "csv", "--output", str(root)], capsys)
+    assert json.loads((root / "config.json").read_text())["T"] == 5
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*.csv")}
+    assert {f"parameters/{p}.csv" for p in PARAMS} <= files
+    assert {f"activations/{a}.csv" for a in ACTIVATIONS} <= files
+    assert {f"gradients/{g}.csv" for g in [*PARAMS, *ACTIVATION_GRADIENTS]} <= files
+    assert {f"adamw/{k}/{p}.csv" for k in ADAM_KINDS for p in PARAMS} <= files
+    assert not list(root.rglob("*.tmp"))
+    for rel in sorted(files):
+        *folders, file = rel.split("/")
+        section, name = ".".join(folders), file.removesuffix(".csv")
+        expected = engine_value(section, name)
+        got = read_csv(root / rel, expected.shape)
+        np.testing.assert_array_equal(got, expected, err_msg=rel)
+    lines = (root / "activations" / "scores.1.csv").read_text().splitlines()
+    assert len(lines) == CONFIG.T and lines[0].endswith(",,,,")  # masked cells are empty
+    assert len((root / "parameters" / "W1.csv").read_text().splitlines()) == CONFIG.d_ff

@@ -1,0 +1,45 @@
+"""The answer key: each exercise's result, its honest tolerance, and where it is worked."""
+
+from __future__ import annotations
+
+from pylatex import NoEscape
+from pylatex.section import Chapter
+
+from ..tolerance import tolerance
+from .base import Renderer, exercise_numbers
+from .fmt import symbol, tex_escape
+from .steps import shape
+from .worked import Worked
+
+
+class Answers(Renderer):
+    view = "answers"
+    pdf_title = "One Training Step of a Transformer: answer key"
+
+    def __init__(self, *args, pages: dict[str, int] | None = None, **kw) -> None:
+        """`pages`: the worked workbook's page for each step name, when it was compiled."""
+        super().__init__(*args, **kw)
+        self.numbers = exercise_numbers(self.t, self.chapters())
+        self.sections = Worked(self.c, self.t, self.opts).section_numbers()
+        self.pages = pages or {}
+
+    def chapters(self) -> tuple[int, ...]:
+        return self.opts.chapters
+
+    def where(self, name: str) -> str:
+        page = self.pages.get(name)
+        place = rf"workbook \S{self.sections[name]}"
+        return f"{place}, p.~{page}" if page else place
+
+    def chapter_body(self, number: int, ch: Chapter) -> None:
+        parts = []
+        for step in self.t.chapter(number):
+            tol = tolerance(step, self.t, self.opts.decimals)
+            title = tex_escape(self.title(step.name))
+            what = rf"{title}: ${symbol(step.name)}$, ${shape(step.shape)}$"
+            parts.append(
+                rf"\answer{{{self.numbers[step.name]}}}{{{what}}}"
+                rf"{{$\pm {tol:.{self.opts.decimals}f}$}}{{{self.where(step.name)}}}"
+            )
+            parts.append(self.result_block(step.name))
+        ch.append(NoEscape("\n".join(parts)))

@@ -1,0 +1,269 @@
+"""What the three documents share: options, prose templates, the document skeleton.
+
+PyLaTeX builds the structure (document, parts, chapters, sections); Jinja2 templates in
+`templates/` hold the prose. Each view (worked workbook, exercises, answer key) fills the
+chapters of the same trace in its own way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from pylatex import Command, Document, NoEscape, Package
+from pylatex.section import Chapter, Part, Section
+
+from .. import __version__
+from .. import params as params_mod
+from ..config import Config
+from ..trace import CHAPTERS, Step, Trace
+from . import steps
+from .fmt import NumberFormat, shape, symbol, tex_escape
+from .matrix import Layout, number_table
+
+TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+DETAILS = ("full", "sample", "results")
+PAPERS = ("a4", "letter")
+PARTS = {"forward": "Forward pass", "backward": "Backward pass", "optimizer": "Optimization"}
+ADAM_PREFIXES = ("m.", "v.", "m_hat.", "v_hat.", "updated.")
+
+
+GIVENS = ("chapter", "start")
+SCAFFOLDS = ("worked-first", "none", "half")
+ALL_CHAPTERS = tuple(number for number, _, _ in CHAPTERS)
+
+
+@dataclass(frozen=True)
+class Options:
+    detail: str = "full"
+    decimals: int = 4
+    paper: str = "a4"
+    chapters: tuple[int, ...] = ALL_CHAPTERS  # the exercises' and answer key's selection
+    givens: str = "chapter"
+    scaffold: str = "worked-first"
+
+
+def key(name: str) -> str:
+    """A LaTeX label key for a trace name."""
+    return re.sub(r"[^A-Za-z0-9]", "-", name)
+
+
+def _finalize(value: object) -> str:
+    """Jinja's last word on every {{ }}: text is escaped unless marked NoEscape."""
+    if isinstance(value, NoEscape):
+        return value
+    return tex_escape(str(value))
+
+
+def jinja_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        block_start_string="<%",
+        block_end_string="%>",
+        variable_start_string="<<",
+        variable_end_string=">>",
+        comment_start_string="<#",
+        comment_end_string="#>",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        finalize=_finalize,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+def _m(tex: str) -> NoEscape:
+    """Inline math for a template."""
+    return NoEscape(f"${tex}$")
+
+
+class Renderer:
+    """One view of a trace as a LaTeX document; subclasses fill the chapters."""
+
+    view = ""  # worked | exercises | answers: picks the title and front-matter templates
+    pdf_title = "One Training Step of a Transformer"
+
+    def __init__(self, c: Config, t: Trace, opts: Options) -> None:
+        self.c, self.t, self.opts = c, t, opts
+        self.f = NumberFormat(opts.decimals)
+        self.layout = Layout(opts.paper)
+        self.env = jinja_env()
+        texts = self.env.get_template("steps.tex.j2").module
+        self.titles: dict[str, str] = texts.titles
+        self.notes: dict[str, str] = texts.notes
+        self.param_names = params_mod.names(c)
+        self._context = self.make_context()
+
+    # --- prose -------------------------------------------------------------------------
+    def prose(self, template: str, **extra: object) -> NoEscape:
+        return NoEscape(self.env.get_template(template).render(**self._context, **extra))
+
+    def make_context(self) -> dict[str, object]:
+        c, f = self.c, self.f
+        counts = params_mod.count(c)
+        return {
+            "c": c,
+            "m": _m,
+            "opts": self.opts,
+            "view": self.view,
+            "version": __version__,
+            "title": self.pdf_title,
+            "sentence": c.sentence,
+            "words": list(enumerate(c.vocab)),
+            "tokens": [(pos + 1, tok, c.vocab[tok]) for pos, tok in enumerate(c.tokens)],
+            "counts": [
+                (_m(symbol(n)), _m(shape(self.t[n].shape)), f"{k:,}") for n, k in counts.items()
+            ],
+            "total": f"{sum(counts.values()):,}",
+            "T": c.T,
+            "n_proj": sum(1 for _ in self.t.chapter(2)),
+            "n_predict": self.t.step("loss").count,
+            "sqrt_dk_inv": _m(f(self.t.step("scores.0").consts["scale"])),
+            "dim": lambda *n: "[" + r"\times ".join(map(str, n)) + "]",
+            "eps_ln": f.const(c.ln_eps),
+            "lr": f.const(c.lr),
+            "beta1": f.const(c.beta1),
+            "beta2": f.const(c.beta2),
+            "eps_adam": f.const(c.adam_eps),
+            "wd": f.const(c.weight_decay),
+            "init_scale": f.const(c.init_scale),
+        }
+
+    @staticmethod
+    def kind(name: str) -> str:
+        """A step's kind: its name without the head number, "d." kept (d.W_Q.1 → d.W_Q)."""
+        grad = name.startswith("d.")
+        return ("d." if grad else "") + name[2 if grad else 0 :].split(".")[0]
+
+    def title(self, name: str) -> str:
+        if name.startswith(ADAM_PREFIXES):  # "m.W_Q.0" → "First moment of W_Q.0"
+            prefix, param = name.split(".", 1)
+            return f"{self.titles[prefix]} of {param}"
+        head = name.rsplit(".", 1)[1] if name.rsplit(".", 1)[-1].isdigit() else ""
+        text = self.titles.get(self.kind(name), name)
+        return text.format(h=int(head) + 1 if head else "")
+
+    def note(self, step: Step) -> str:
+        note = self.notes.get(self.kind(step.name))
+        return self.env.from_string(note).render(**self._context) if note else ""
+
+    # --- matrices ----------------------------------------------------------------------
+    def labels(self, name: str, axis: int) -> list[str] | None:
+        """Row (axis 0) or column (axis 1) labels: vocabulary words where rows are tokens."""
+        base = name.split(".")[1] if name.startswith(ADAM_PREFIXES) else self.kind(name)
+        base = base.removeprefix("d.")
+        words = [rf"\textit{{{tex_escape(w)}}}" for w in self.c.vocab]
+        if axis == 0 and base in ("E_token", "W_lm"):
+            return words
+        if axis == 1 and base in ("logits", "probs"):
+            return words
+        return None
+
+    def label_kw(self, name: str) -> dict[str, object]:
+        ndim = self.t[name].ndim
+        return {
+            "row_labels": self.labels(name, 0),
+            "col_labels": self.labels(name, 1) if ndim == 2 else None,
+        }
+
+    def matrix(self, name: str) -> str:
+        return number_table(self.t[name], self.f, self.layout, **self.label_kw(name))
+
+    def result_block(self, name: str) -> str:
+        """A result as printed in the workbook and the answer key: a matrix, or a line."""
+        if self.t[name].shape:
+            return self.matrix(name)
+        return rf"\par\noindent${symbol(name)} = {self.f(float(self.t[name]))}$\par"
+
+    def equation(self, step: Step) -> str:
+        return rf"\eqn{{{steps.equation(step)}}}{{{steps.dims(step, self.t.values)}}}"
+
+    # --- parameters --------------------------------------------------------------------
+    def params_read(self, chapter: int) -> list[str]:
+        names = [n for s in self.t.chapter(chapter) for n in s.operands if n in self.param_names]
+        return list(dict.fromkeys(names))
+
+    def first_use(self) -> dict[int, list[str]]:
+        """The chapter that first reads each parameter (among the chapters shown)."""
+        seen: set[str] = set()
+        out: dict[int, list[str]] = {}
+        for number in self.chapters():
+            new = [n for n in self.params_read(number) if n not in seen]
+            seen.update(new)
+            if new:
+                out[number] = new
+        return out
+
+    def params_section(self, names: list[str]) -> Section:
+        sec = Section("The parameters used here", label=False)
+        parts = [self.prose("params_intro.tex.j2", names=[_m(symbol(n)) for n in names])]
+        for n in names:
+            parts.append(
+                rf"\paramhead{{{_m(symbol(n))}}}{{{_m(shape(self.t[n].shape))}}}"
+                rf"\label{{p:{key(n)}}}"
+            )
+            parts.append(self.matrix(n))
+        sec.append(NoEscape("\n".join(parts)))
+        return sec
+
+    # --- the whole document ------------------------------------------------------------
+    def chapters(self) -> tuple[int, ...]:
+        return ALL_CHAPTERS
+
+    def chapter_body(self, number: int, ch: Chapter) -> None:
+        raise NotImplementedError
+
+    def document(self) -> Document:
+        doc = Document(
+            documentclass="book",
+            document_options=["10pt", "oneside", "openany", f"{self.opts.paper}paper"],
+            geometry_options={"margin": "20mm", "headsep": "4mm"},
+            lmodern=True,
+            page_numbers=False,
+        )
+        for pkg in (
+            "amsmath",
+            "amssymb",
+            "array",
+            "longtable",
+            "fancyhdr",
+            "needspace",
+            "titlesec",
+            "xcolor",
+        ):
+            doc.packages.append(Package(pkg))
+        doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))
+        doc.packages.append(Package("bookmark"))
+        doc.preamble.append(self.prose("preamble.tex.j2"))
+        doc.append(self.prose(f"title_{self.view}.tex.j2"))
+        doc.append(Command("tableofcontents"))
+        doc.append(self.prose(f"front_{self.view}.tex.j2"))
+        shown = self.chapters()
+        parts_started: set[str] = set()
+        for number, part, title in CHAPTERS:
+            if number not in shown:
+                continue
+            if part not in parts_started:
+                parts_started.add(part)
+                doc.append(Part(PARTS[part], label=False))
+            ch = Chapter(title, label=False)
+            ch.append(NoEscape(rf"\label{{ch:{number}}}"))
+            self.chapter_body(number, ch)
+            doc.append(ch)
+        return doc
+
+    def tex(self) -> str:
+        return self.document().dumps()
+
+
+def exercise_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, str]:
+    """Exercise numbers by step name, "2.3" = chapter 2, third step: shared by the
+    exercises and the answer key, so the two can never disagree."""
+    out: dict[str, str] = {}
+    for number in chapters:
+        for k, step in enumerate(t.chapter(number), start=1):
+            out[step.name] = f"{number}.{k}"
+    return out

@@ -1,0 +1,164 @@
+"""The exercise version: the same chapters and givens, every computed value left blank."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from pylatex import NoEscape
+from pylatex.section import Chapter, Section
+
+from ..trace import Contraction, Step
+from . import steps
+from .base import Renderer, _m, exercise_numbers, key
+from .fmt import symbol, tex_escape
+from .matrix import MAX_ROWS, cell_width, table
+
+GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
+MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
+MAX_WORK_LINES = 30  # about one page of ruled working space; beyond that, scratch paper
+
+
+class Exercises(Renderer):
+    view = "exercises"
+    pdf_title = "One Training Step of a Transformer: exercises"
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.numbers = exercise_numbers(self.t, self.chapters())
+        self.printed_params: set[str] = set()
+
+    def chapters(self) -> tuple[int, ...]:
+        return self.opts.chapters
+
+    # --- givens ------------------------------------------------------------------------
+    def inputs(self, number: int) -> list[str]:
+        """Results of earlier chapters that this chapter's exercises read."""
+        names = []
+        for s in self.t.chapter(number):
+            for n in s.operands:
+                producer = self.t.producer(n)
+                if producer is not None and producer.chapter < number:
+                    names.append(n)
+        return list(dict.fromkeys(names))
+
+    def is_given(self, name: str, number: int) -> bool:
+        """Printed in this chapter, or carried forward from the learner's own exercise?"""
+        first = number == self.chapters()[0]
+        if self.opts.givens == "chapter" or first:
+            return True
+        # "start": only what no earlier selected exercise produced is printed
+        return name not in self.numbers or self.numbers[name].split(".")[0] == str(number)
+
+    def givens_section(self, number: int) -> Section | None:
+        params = self.params_read(number)
+        if self.opts.givens == "start":
+            params = [p for p in params if p not in self.printed_params]
+        self.printed_params.update(params)
+        inputs = self.inputs(number)
+        printed = [n for n in inputs if self.is_given(n, number)]
+        carried = [n for n in inputs if n not in printed]
+        if not (params or printed or carried):
+            return None
+        sec = Section("Given", label=False)
+        body = [
+            self.prose(
+                "givens_intro.tex.j2", carried=[(_m(symbol(n)), self.numbers[n]) for n in carried]
+            )
+        ]
+        for n in params + printed:
+            label = rf"\label{{g:{number}:{key(n)}}}"
+            body.append(
+                rf"\paramhead{{{_m(symbol(n))}}}{{{_m(steps.shape(self.t[n].shape))}}}{label}"
+            )
+            body.append(self.matrix(n))
+        sec.append(NoEscape("\n".join(body)))
+        return sec
+
+    def source(self, name: str, number: int) -> str:
+        """Where the learner finds an input of an exercise."""
+        sym = _m(symbol(name))
+        if name in self.numbers and self.numbers[name].split(".")[0] == str(number):
+            return rf"{sym} (Exercise {self.numbers[name]})"
+        if name in self.param_names or self.is_given(name, number):
+            return rf"{sym} (given, p.~\pageref{{g:{number}:{key(name)}}})"
+        return rf"{sym} (your answer to Exercise {self.numbers[name]})"
+
+    # --- one exercise ------------------------------------------------------------------
+    def chapter_body(self, number: int, ch: Chapter) -> None:
+        ch.append(self.prose(f"chapter{number:02d}.tex.j2"))
+        given = self.givens_section(number)
+        if given is not None:
+            ch.append(given)
+        sec = Section("Exercises", label=False)
+        sec.append(NoEscape("\n".join(self.exercise(s, number) for s in self.t.chapter(number))))
+        ch.append(sec)
+
+    def example(self, step: Step) -> str:
+        """worked-first: the first element of a product, worked in full."""
+        if self.opts.scaffold != "worked-first" or not isinstance(step, Contraction):
+            return ""
+        origin = (0,) * len(step.shape)
+        line = steps.work(step, self.t.values, origin, self.f)
+        return rf"\example{{{line}}}"
+
+    def cell(self, step: Step, example: bool):
+        def fill(idx: tuple[int, ...]) -> str:
+            if example and not any(idx):
+                return self.f(float(step.result[idx]))
+            return self.given_cell(step, idx)
+
+        return fill
+
+    def given_cell(self, step: Step, idx: tuple[int, ...]) -> str:
+        if step.name.startswith("QK.") and idx[1] > idx[0]:
+            return r"\text{--}"  # masked in the next step: not needed
+        if steps.is_masked(step, idx):
+            return self.f(float(step.result[idx]))  # −∞ by the mask's rule, not computed
+        if self.opts.scaffold == "half" and len(step.shape) == 2 and idx[0] % 2 == 0:
+            return self.f(float(step.result[idx]))
+        return ""
+
+    def work_lines(self, step: Step, blanks: int) -> int:
+        """Ruled lines of working space: about what the blank elements need, at most a page."""
+        if isinstance(step, Contraction):
+            inner = step.factors(self.t.values, (0,) * len(step.shape))[0].size
+            per = math.ceil(inner / 6)
+        else:
+            per = 1
+        return max(3, min(MAX_WORK_LINES, blanks * per))
+
+    def exercise(self, step: Step, number: int) -> str:
+        n = self.numbers[step.name]
+        eq = steps.equation(step)
+        size = steps.shape(step.shape)
+        instruction = rf"{tex_escape(self.title(step.name))}, ${size}$"
+        uses = "; ".join(self.source(x, number) for x in dict.fromkeys(step.operands))
+        example = self.example(step)
+        fill = self.cell(step, bool(example))
+        blanks = sum(1 for idx in np.ndindex(step.shape) if fill(idx) == "")
+        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_ROWS)
+        need = 80 + GRID_ROW_PT * (first_rows + 1)
+        parts = [
+            rf"\exercise{{{n}}}{{{instruction}}}{{{eq}}}{{{need:.0f}pt}}\label{{x:{key(step.name)}}}",
+            rf"\uses{{{uses}}}",
+            example,
+        ]
+        if step.shape:
+            # Cell width from the number format, not from the answers: widths must not leak.
+            shown = [c for c in map(fill, np.ndindex(step.shape)) if c]
+            widest = max([MIN_CELL_PT, cell_width(self.f(-0.5)) + 8, *map(cell_width, shown)])
+            parts.append(
+                table(
+                    step.shape,
+                    fill,
+                    self.layout,
+                    widest=widest,
+                    ruled=True,
+                    **self.label_kw(step.name),
+                )
+            )
+        else:
+            parts.append(rf"\answerbox{{${symbol(step.name)} = $}}")
+        parts.append(rf"\workspace{{{self.work_lines(step, blanks)}}}")
+        return "\n".join(p for p in parts if p)
