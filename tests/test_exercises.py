@@ -192,3 +192,19 @@ def test_bad_build_options_exit_2_with_one_line(
     assert cli.main(["build", "-o", str(tmp_path), "--tex-only", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@tex
+def test_no_undefined_references_in_any_default_document(default_build: Path) -> None:
+    for name in ("workbook", "exercises", "answers"):
+        log = (default_build / f"{name}.log").read_text()
+        assert "undefined" not in log.lower(), name
+
+
+@tex
+def test_carry_forward_exercises_and_letter_paper_compile_cleanly(tmp_path: Path) -> None:
+    argv = ["build", "-o", str(tmp_path), "-q", "--only", "exercises", "--givens", "start"]
+    argv += ["--chapters", "2-4,11", "--paper", "letter", "--scaffold", "half"]
+    assert cli.main(argv) == 0
+    log = (tmp_path / "exercises.log").read_text()
+    assert "Overfull \\hbox" not in log and "undefined" not in log.lower()

@@ -8,6 +8,7 @@ chapters of the same trace in its own way.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,15 @@ from . import steps
 from .fmt import NumberFormat, shape, symbol, tex_escape
 from .matrix import Layout, number_table
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+
+def _templates() -> Path:
+    """templates/ beside the package in a checkout (or editable install), else the copy a
+    regular install puts under <prefix>/share/workbook/templates."""
+    here = Path(__file__).resolve().parents[2] / "templates"
+    return here if here.is_dir() else Path(sys.prefix) / "share" / "workbook" / "templates"
+
+
+TEMPLATES = _templates()
 DETAILS = ("full", "sample", "results")
 PAPERS = ("a4", "letter")
 PARTS = {"forward": "Forward pass", "backward": "Backward pass", "optimizer": "Optimization"}

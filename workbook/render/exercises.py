@@ -26,7 +26,7 @@ class Exercises(Renderer):
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.numbers = exercise_numbers(self.t, self.chapters())
-        self.printed_params: set[str] = set()
+        self.given_at: dict[str, str] = {}  # name → label where it was last printed
 
     def chapters(self) -> tuple[int, ...]:
         return self.opts.chapters
@@ -53,8 +53,7 @@ class Exercises(Renderer):
     def givens_section(self, number: int) -> Section | None:
         params = self.params_read(number)
         if self.opts.givens == "start":
-            params = [p for p in params if p not in self.printed_params]
-        self.printed_params.update(params)
+            params = [p for p in params if p not in self.given_at]
         inputs = self.inputs(number)
         printed = [n for n in inputs if self.is_given(n, number)]
         carried = [n for n in inputs if n not in printed]
@@ -67,7 +66,8 @@ class Exercises(Renderer):
             )
         ]
         for n in params + printed:
-            label = rf"\label{{g:{number}:{key(n)}}}"
+            self.given_at[n] = f"g:{number}:{key(n)}"
+            label = rf"\label{{{self.given_at[n]}}}"
             body.append(
                 rf"\paramhead{{{_m(symbol(n))}}}{{{_m(steps.shape(self.t[n].shape))}}}{label}"
             )
@@ -80,8 +80,8 @@ class Exercises(Renderer):
         sym = _m(symbol(name))
         if name in self.numbers and self.numbers[name].split(".")[0] == str(number):
             return rf"{sym} (Exercise {self.numbers[name]})"
-        if name in self.param_names or self.is_given(name, number):
-            return rf"{sym} (given, p.~\pageref{{g:{number}:{key(name)}}})"
+        if name in self.given_at:
+            return rf"{sym} (given, p.~\pageref{{{self.given_at[name]}}})"
         return rf"{sym} (your answer to Exercise {self.numbers[name]})"
 
     # --- one exercise ------------------------------------------------------------------
