@@ -37,7 +37,8 @@ class _Recorder:
         out = (A.T if ta else A) @ (B.T if tb else B)
         if bias is not None:
             out = out + self.t[bias]
-        return self.t.add(Contraction(name, self.chapter, (a, b), out, "matmul", (ta, tb), bias))
+        operands = (a, b) if bias is None else (a, b, bias)  # the bias is an input too
+        return self.t.add(Contraction(name, self.chapter, operands, out, "matmul", (ta, tb), bias))
 
     def colsum(self, name: str, a: str, b: str | None = None) -> np.ndarray:
         """Σ_i a[i, j] (bias gradients) or Σ_i a[i, j] b[i, j] (gamma's gradient)."""
@@ -172,10 +173,9 @@ def backward(c: Config, r: _Recorder) -> None:
     target[np.arange(T - 1), c.tokens[1:]] = 1.0
     weight = np.zeros((T, V))
     weight[: T - 1] = 1.0 / (T - 1)
-    r.elementwise(
-        "d.probs", "probs_backward", {"probs": "ij"}, (T, V), target=target, weight=weight
-    )
-    r.elementwise("d.logits", "ce_backward", {"probs": "ij"}, (T, V), target=target, weight=weight)
+    loss_terms = {"target": target, "weight": weight, "count": T - 1}
+    r.elementwise("d.probs", "probs_backward", {"probs": "ij"}, (T, V), **loss_terms)
+    r.elementwise("d.logits", "ce_backward", {"probs": "ij"}, (T, V), **loss_terms)
 
     r.chapter = 9  # dW_lm = d.logitsᵀ ln_out (V, d); d.ln_out = d.logits W_lm (T, d)
     r.matmul("d.W_lm", "d.logits", "ln_out", ta=True)

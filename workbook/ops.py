@@ -87,8 +87,8 @@ FORMULAS: dict[str, Formula] = {
     "mul": lambda a, b: a * b,
     "nll": lambda p: -np.log(p),
     # softmax + mean cross-entropy, fused: (p − y) / (T − 1), zero where nothing is predicted
-    "ce_backward": lambda p, *, target, weight: weight * (p - target),
-    "probs_backward": lambda p, *, target, weight: np.where(target > 0, -weight / p, 0.0),
+    "ce_backward": lambda p, *, target, weight, count: weight * (p - target),
+    "probs_backward": lambda p, *, target, weight, count: np.where(target > 0, -weight / p, 0.0),
     "ln_backward_fast": lambda dh, dh_mean, xh, dhx_mean, var, *, eps: (
         (dh - dh_mean - xh * dhx_mean) / np.sqrt(var + eps)
     ),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pylatex import NoEscape
 from pylatex.section import Chapter
 
-from ..tolerance import tolerance
 from .base import Renderer, exercise_numbers
-from .fmt import symbol, tex_escape
+from .fmt import symbol
 from .steps import shape
+from .tolerance import tolerance
 from .worked import Worked
 
 
@@ -34,12 +34,12 @@ class Answers(Renderer):
     def chapter_body(self, number: int, ch: Chapter) -> None:
         parts = []
         for step in self.t.chapter(number):
-            tol = tolerance(step, self.t, self.opts.decimals)
-            title = tex_escape(self.title(step.name))
+            tol = tolerance(step, self.t, self.f).tex(self.f)
+            title = self.title(step.name)
             what = rf"{title}: ${symbol(step.name)}$, ${shape(step.shape)}$"
             parts.append(
                 rf"\answer{{{self.numbers[step.name]}}}{{{what}}}"
-                rf"{{$\pm {tol:.{self.opts.decimals}f}$}}{{{self.where(step.name)}}}"
+                rf"{{${tol}$}}{{{self.where(step.name)}}}"
             )
             parts.append(self.result_block(step.name))
         ch.append(NoEscape("\n".join(parts)))

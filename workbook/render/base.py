@@ -19,7 +19,7 @@ from pylatex.section import Chapter, Part, Section
 from .. import __version__
 from .. import params as params_mod
 from ..config import Config
-from ..trace import CHAPTERS, Step, Trace
+from ..trace import CHAPTERS, Contraction, Step, Trace
 from . import steps
 from .fmt import NumberFormat, shape, symbol, tex_escape
 from .matrix import Layout, number_table
@@ -97,7 +97,8 @@ class Renderer:
 
     def __init__(self, c: Config, t: Trace, opts: Options) -> None:
         self.c, self.t, self.opts = c, t, opts
-        self.f = NumberFormat(opts.decimals)
+        self.fixed = NumberFormat(opts.decimals)
+        self.f = self.fixed  # the format of the chapter being written; see document()
         self.layout = Layout(opts.paper)
         self.env = jinja_env()
         texts = self.env.get_template("steps.tex.j2").module
@@ -139,6 +140,7 @@ class Renderer:
             "eps_adam": f.const(c.adam_eps),
             "wd": f.const(c.weight_decay),
             "init_scale": f.const(c.init_scale),
+            "f_half_unit": f.const(0.5 * 10.0**-f.decimals),
         }
 
     @staticmethod
@@ -148,12 +150,13 @@ class Renderer:
         return ("d." if grad else "") + name[2 if grad else 0 :].split(".")[0]
 
     def title(self, name: str) -> str:
-        if name.startswith(ADAM_PREFIXES):  # "m.W_Q.0" → "First moment of W_Q.0"
+        """A step's title as LaTeX: template prose, with the parameter's symbol for AdamW."""
+        if name.startswith(ADAM_PREFIXES):  # "m.W_Q.0" → "First moment of W_Q^(1)"
             prefix, param = name.split(".", 1)
-            return f"{self.titles[prefix]} of {param}"
+            return rf"{tex_escape(self.titles[prefix])} of {_m(symbol(param))}"
         head = name.rsplit(".", 1)[1] if name.rsplit(".", 1)[-1].isdigit() else ""
         text = self.titles.get(self.kind(name), name)
-        return text.format(h=int(head) + 1 if head else "")
+        return tex_escape(text.format(h=int(head) + 1 if head else ""))
 
     def note(self, step: Step) -> str:
         note = self.notes.get(self.kind(step.name))
@@ -178,8 +181,28 @@ class Renderer:
             "col_labels": self.labels(name, 1) if ndim == 2 else None,
         }
 
-    def matrix(self, name: str) -> str:
-        return number_table(self.t[name], self.f, self.layout, **self.label_kw(name))
+    def heading(self, name: str) -> str:
+        """A matrix's title: its symbol and shape."""
+        return rf"{_m(symbol(name))}\enspace{_m(shape(self.t[name].shape))}"
+
+    def matrix(self, name: str, title: str | None = None) -> str:
+        title = self.heading(name) if title is None else title
+        return number_table(self.t[name], self.f, self.layout, title=title, **self.label_kw(name))
+
+    def jacobians(self, step: Step, every: bool = True) -> list[str]:
+        """A Jacobian step's matrices J^(i), one per row (or just the first)."""
+        if not (isinstance(step, Contraction) and step.kind == "jacobian"):
+            return []
+        rows = range(step.jacobians.shape[0]) if every else range(1)
+        return [
+            number_table(
+                step.jacobians[i],
+                self.f,
+                self.layout,
+                title=rf"$J^{{({i + 1})}}$, position {i + 1}",
+            )
+            for i in rows
+        ]
 
     def result_block(self, name: str) -> str:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""
@@ -210,11 +233,7 @@ class Renderer:
         sec = Section("The parameters used here", label=False)
         parts = [self.prose("params_intro.tex.j2", names=[_m(symbol(n)) for n in names])]
         for n in names:
-            parts.append(
-                rf"\paramhead{{{_m(symbol(n))}}}{{{_m(shape(self.t[n].shape))}}}"
-                rf"\label{{p:{key(n)}}}"
-            )
-            parts.append(self.matrix(n))
+            parts.append(self.matrix(n, title=self.heading(n) + rf"\label{{p:{key(n)}}}"))
         sec.append(NoEscape("\n".join(parts)))
         return sec
 
@@ -260,7 +279,10 @@ class Renderer:
                 doc.append(Part(PARTS[part], label=False))
             ch = Chapter(title, label=False)
             ch.append(NoEscape(rf"\label{{ch:{number}}}"))
+            # AdamW divides by small numbers: there, 4 significant digits, not 4 decimals.
+            self.f = NumberFormat(self.opts.decimals, significant=part == "optimizer")
             self.chapter_body(number, ch)
+            self.f = self.fixed
             doc.append(ch)
         return doc
 
@@ -269,10 +291,14 @@ class Renderer:
 
 
 def exercise_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, str]:
-    """Exercise numbers by step name, "2.3" = chapter 2, third step: shared by the
-    exercises and the answer key, so the two can never disagree."""
+    """Exercise numbers by step name, "2.3" = chapter 2, third exercise: shared by the
+    exercises and the answer key, so the two can never disagree. The five AdamW steps of one
+    parameter (m, v, m̂, v̂, θ') make one exercise: a table with a row per element."""
     out: dict[str, str] = {}
     for number in chapters:
-        for k, step in enumerate(t.chapter(number), start=1):
-            out[step.name] = f"{number}.{k}"
+        groups: dict[str, str] = {}
+        for step in t.chapter(number):
+            group = step.name.split(".", 1)[1] if step.name.startswith(ADAM_PREFIXES) else step.name
+            groups.setdefault(group, f"{number}.{len(groups) + 1}")
+            out[step.name] = groups[group]
     return out

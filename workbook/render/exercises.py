@@ -10,13 +10,13 @@ from pylatex.section import Chapter, Section
 
 from ..trace import Contraction, Step
 from . import steps
-from .base import Renderer, _m, exercise_numbers, key
-from .fmt import symbol, tex_escape
+from .base import ADAM_PREFIXES, Renderer, _m, exercise_numbers, key
+from .fmt import element, symbol
 from .matrix import MAX_ROWS, cell_width, table
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
 MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
-MAX_WORK_LINES = 30  # about one page of ruled working space; beyond that, scratch paper
+MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, scratch paper
 
 
 class Exercises(Renderer):
@@ -68,10 +68,7 @@ class Exercises(Renderer):
         for n in params + printed:
             self.given_at[n] = f"g:{number}:{key(n)}"
             label = rf"\label{{{self.given_at[n]}}}"
-            body.append(
-                rf"\paramhead{{{_m(symbol(n))}}}{{{_m(steps.shape(self.t[n].shape))}}}{label}"
-            )
-            body.append(self.matrix(n))
+            body.append(self.matrix(n, title=self.heading(n) + label))
         sec.append(NoEscape("\n".join(body)))
         return sec
 
@@ -87,12 +84,50 @@ class Exercises(Renderer):
     # --- one exercise ------------------------------------------------------------------
     def chapter_body(self, number: int, ch: Chapter) -> None:
         ch.append(self.prose(f"chapter{number:02d}.tex.j2"))
+        sec = Section("Exercises", label=False)
+        if number == 13:  # one table per parameter, whose rows carry their own givens
+            sec.append(NoEscape("\n".join(self.adamw_exercise(p) for p in self.param_names)))
+            ch.append(sec)
+            return
         given = self.givens_section(number)
         if given is not None:
             ch.append(given)
-        sec = Section("Exercises", label=False)
         sec.append(NoEscape("\n".join(self.exercise(s, number) for s in self.t.chapter(number))))
         ch.append(sec)
+
+    # --- AdamW: a table per parameter -----------------------------------------------------
+    def adamw_exercise(self, p: str) -> str:
+        """Rows: every element of p with θ and g given; m, v, m̂, v̂, θ' to fill in."""
+        f, theta, g = self.f, self.t[p], self.t[f"d.{p}"]
+        g_given = self.is_given(f"d.{p}", 13)
+        names = [f"{prefix}{p}" for prefix in ADAM_PREFIXES]
+        n = self.numbers[names[0]]
+        nonzero = np.argwhere(g != 0)
+        example = tuple(int(i) for i in nonzero[0]) if len(nonzero) else None
+        if self.opts.scaffold != "worked-first":
+            example = None
+        lines = [
+            rf"\exercise{{{n}}}{{AdamW update of {_m(symbol(p))}, "
+            rf"{_m(steps.shape(theta.shape))}}}{{m,\ v,\ \hat m,\ \hat v,\ \theta'"
+            rf"\text{{ for every element}}}}{{140pt}}\label{{x:{key(p)}}}",
+            r"\uses{"
+            + rf"$\theta$: {_m(symbol(p))} (given below); $g$: "
+            + (r"given below" if g_given else self.source(f"d.{p}", 13))
+            + "}",
+        ]
+        if example is not None:
+            work = (steps.work(self.t.step(x), self.t.values, example, f) for x in names)
+            lines += [rf"\example{{{w}}}" for w in work]
+        cols = ("element", r"$\theta$", "$g$", "$m$", "$v$", r"$\hat m$", r"$\hat v$", r"$\theta'$")
+        lines += [r"\begin{adamgrid}", " & ".join(cols) + r" \\ \hline \endhead"]
+        for k, idx in enumerate(np.ndindex(theta.shape)):
+            filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
+            row = [f"${element(p, idx)}$", f"${f(float(theta[idx]))}$"]
+            row.append(f"${f(float(g[idx]))}$" if g_given or filled else "")
+            row += [f"${f(float(self.t[x][idx]))}$" if filled else "" for x in names]
+            lines.append(" & ".join(row) + r" \\ \hline")
+        lines.append(r"\end{adamgrid}")
+        return "\n".join(lines)
 
     def example(self, step: Step) -> str:
         """worked-first: the first element of a product, worked in full."""
@@ -119,6 +154,14 @@ class Exercises(Renderer):
             return self.f(float(step.result[idx]))
         return ""
 
+    def given_jacobians(self, step: Step) -> list[str]:
+        """Forming every Jacobian by hand is a chapter of its own: they are given, with
+        their formula, and the exercise is to apply them."""
+        tables = self.jacobians(step)
+        if not tables:
+            return []
+        return [self.note(step), *tables]
+
     def work_lines(self, step: Step, blanks: int) -> int:
         """Ruled lines of working space: about what the blank elements need, at most a page."""
         if isinstance(step, Contraction):
@@ -132,7 +175,7 @@ class Exercises(Renderer):
         n = self.numbers[step.name]
         eq = steps.equation(step)
         size = steps.shape(step.shape)
-        instruction = rf"{tex_escape(self.title(step.name))}, ${size}$"
+        instruction = rf"{self.title(step.name)}, ${size}$"
         uses = "; ".join(self.source(x, number) for x in dict.fromkeys(step.operands))
         example = self.example(step)
         fill = self.cell(step, bool(example))
@@ -142,12 +185,14 @@ class Exercises(Renderer):
         parts = [
             rf"\exercise{{{n}}}{{{instruction}}}{{{eq}}}{{{need:.0f}pt}}\label{{x:{key(step.name)}}}",
             rf"\uses{{{uses}}}",
+            *self.given_jacobians(step),
             example,
         ]
         if step.shape:
             # Cell width from the number format, not from the answers: widths must not leak.
             shown = [c for c in map(fill, np.ndindex(step.shape)) if c]
-            widest = max([MIN_CELL_PT, cell_width(self.f(-0.5)) + 8, *map(cell_width, shown)])
+            typical = self.f(-1.2345e-5 if self.f.significant else -0.5)
+            widest = max([MIN_CELL_PT, cell_width(typical) + 8, *map(cell_width, shown)])
             parts.append(
                 table(
                     step.shape,

@@ -15,20 +15,50 @@ def tex_escape(text: str) -> str:
 
 @dataclass(frozen=True)
 class NumberFormat:
-    """Fixed decimals; a non-zero value that would print as zero gets scientific notation
-    with as many significant digits, so no printed number hides its size."""
+    """How numbers are printed, in one place, so the page and the tolerances agree.
+
+    Fixed mode: `decimals` decimal places; a non-zero value that would print as zero gets
+    scientific notation with `decimals` significant digits, so no number hides its size.
+    Significant mode (the AdamW chapter, where the update divides by small numbers):
+    `decimals` significant digits for every value, scientific below 0.001.
+    """
 
     decimals: int = 4
+    significant: bool = False
+
+    def _scientific(self, x: float) -> bool:
+        if x == 0 or not math.isfinite(x):
+            return False
+        limit = 1e-3 if self.significant else 0.5 * 10.0**-self.decimals
+        return abs(x) < limit
+
+    def _places(self, x: float) -> int:
+        """Decimal places of a fixed-notation value."""
+        if not self.significant or x == 0:
+            return self.decimals
+        return max(0, self.decimals - 1 - math.floor(math.log10(abs(x))))
 
     def __call__(self, x: float) -> str:
         """A number for math mode, with a true minus sign."""
         if math.isinf(x):
             return r"-\infty" if x < 0 else r"\infty"
-        if x != 0 and abs(x) < 0.5 * 10.0**-self.decimals:
+        if self._scientific(x):
             mantissa, exp = f"{x:.{max(self.decimals - 1, 0)}e}".split("e")
             return rf"{mantissa}\mkern-1mu\times\mkern-1mu 10^{{{int(exp)}}}"
-        s = f"{x:.{self.decimals}f}"
+        s = f"{x:.{self._places(x)}f}"
         return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+    def rounded(self, x: float) -> float:
+        """The value a reader sees on the page."""
+        if self._scientific(x):
+            return float(f"{x:.{max(self.decimals - 1, 0)}e}")
+        return round(x, self._places(x))
+
+    def unit(self, x: float) -> float:
+        """One unit in the last printed digit of x."""
+        if self._scientific(x):
+            return 10.0 ** (math.floor(math.log10(abs(x))) - (self.decimals - 1))
+        return 10.0 ** -self._places(x)
 
     @staticmethod
     def const(x: float) -> str:
@@ -42,12 +72,6 @@ class NumberFormat:
 
     def paren(self, x: float) -> str:
         return f"({self(x)})"
-
-    def rounded(self, x: float) -> float:
-        """The value a reader sees on the page."""
-        if x != 0 and abs(x) < 0.5 * 10.0**-self.decimals:
-            return float(f"{x:.{max(self.decimals - 1, 0)}e}")
-        return round(x, self.decimals)
 
 
 # --- symbols: trace names → the workbook's notation -----------------------------------
@@ -119,7 +143,9 @@ def symbol(name: str) -> str:
     if grad + base in _FULL:
         return _FULL[grad + base] + sup
     if grad:
-        return rf"\mathrm{{d}}{_grouped(symbol(name[2:]))}"
+        inner = symbol(name[2:])
+        gap = r"\," if inner.startswith(r"\mathrm") else ""  # d ln_out, not dln_out
+        return rf"\mathrm{{d}}{gap}{_grouped(inner)}"
     if base in ("X_Q", "X_K", "X_V"):  # one path's share of dX
         return rf"X_{{[{base[-1]}{sup}]}}"
     if base == "attn_out_ffn":  # attn_out's gradient through the FFN only

@@ -65,11 +65,13 @@ def table(
     col_labels: Sequence[str] | None = None,
     widest: float | None = None,
     ruled: bool = False,
+    title: str = "",
 ) -> str:
-    """A matrix (or vector, as one row) as tabulars of column blocks.
+    """A matrix (or vector, as one row) as tabulars of row and column blocks.
 
-    `cell(idx)` gives each entry's LaTeX (math content, or text for blanks). A block
-    of a wide matrix is labelled with its columns (1-based).
+    `cell(idx)` gives each entry's LaTeX (math content, or text for blanks). The title and
+    each block's label ("columns 9–16") are rows of the tabular itself, so no page break
+    can separate them from their numbers.
     """
     vector = len(shape) == 1
     rows, cols = (1, shape[0]) if vector else shape
@@ -90,18 +92,22 @@ def table(
                 where.append(f"rows {rb.start + 1}--{rb.stop}")
             if len(col_blocks) > 1:
                 where.append(f"columns {cb.start + 1}--{cb.stop}")
-            head = rf"\blocklabel{{{', '.join(where)}}}" + "\n" if where else ""
+            span = rf"\multicolumn{{{len(cb) + 1}}}{{@{{}}l}}"
+            heads = [title] if title and rb.start == 0 and cb.start == 0 else []
+            heads += [rf"\textit{{{', '.join(where)}}}"] if where else []
             # Fixed-width columns: every block of a matrix lines up the same way. A ruled grid
             # (an exercise's blank answer) gets cell borders and room to write.
             col = f"w{{r}}{{{widest:.1f}pt}}"
             spec = "@{}r|" + (f"{col}|" * len(cb) if ruled else col * len(cb)) + "@{}"
             env, rule = ("gridtab", r" \\ \hline") if ruled else ("mtab", r" \\")
-            lines = [" & " + " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb) + r" \\ \hline"]
+            lines = [rf"{span}{{{h}}} \\" for h in heads]
+            header = " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb)
+            lines.append(rf" & {header} \\ \hline")
             for i in rb:
                 entries = " & ".join(f"${cells[i][j]}$" if cells[i][j] else "" for j in cb)
                 lines.append(rf"\rowhead{{{r_labels[i]}}} & {entries}{rule}")
             body = "\n".join(lines)
-            parts.append(f"{head}\\begin{{{env}}}{{{spec}}}\n{body}\n\\end{{{env}}}")
+            parts.append(f"\\begin{{{env}}}{{{spec}}}\n{body}\n\\end{{{env}}}")
     return "\n".join(parts)
 
 

@@ -33,7 +33,7 @@ def equation(step: Step) -> str:
     x_ij = element(step.operands[0], ("i", "j"))
     if isinstance(step, Contraction):
         if step.kind == "matmul":
-            a, b = step.operands
+            a, b = step.operands[:2]
             rhs = rf"{_t(a, step.transpose[0])}\,{_t(b, step.transpose[1])}"
             return f"{lhs} = {rhs}" + (f" + {symbol(step.bias)}" if step.bias else "")
         if step.kind == "jacobian":
@@ -82,7 +82,7 @@ def _gather_equation(step: Gather) -> str:
 def dims(step: Step, values: Values) -> str:
     """[5×16]·[16×8] → [5×8] for a product; operand shapes → result shape otherwise."""
     if isinstance(step, Contraction) and step.kind == "matmul":
-        a, b = (values[n].shape for n in step.operands)
+        a, b = (values[n].shape for n in step.operands[:2])
         a = a[::-1] if step.transpose[0] else a
         b = b[::-1] if step.transpose[1] else b
         return rf"{shape(a)}\cdot{shape(b)} \to {shape(step.shape)}"
@@ -173,11 +173,11 @@ FORMULAS: dict[str, Formula] = {
     "nll": Formula(lambda lhs, p: rf"{lhs} = -\ln {p}", lambda xs, c, f: rf"-\ln {f(xs[0])}"),
     "ce_backward": Formula(
         lambda lhs, p: rf"{lhs} = ({p} - y_{{i,j}})/(T-1)",
-        lambda xs, c, f: rf"({f(xs[0])} - {f.const(c['target'])}) \cdot {f(c['weight'])}",
+        lambda xs, c, f: rf"({f(xs[0])} - {f.const(c['target'])}) / {c['count']}",
     ),
     "probs_backward": Formula(
         lambda lhs, p: rf"{lhs} = -y_{{i,j}} / \bigl((T-1)\,{p}\bigr)",
-        lambda xs, c, f: rf"-{f.const(c['target'])} \cdot {f(c['weight'])} / {f(xs[0])}",
+        lambda xs, c, f: rf"-1 / ({c['count']} \cdot {f(xs[0])})",
     ),
     "ln_backward_fast": Formula(
         lambda lhs, dh, dhm, xh, dhxm, var: (
@@ -258,6 +258,8 @@ def work(step: Step, values: Values, idx: Index, f: NumberFormat) -> str:
         consts = step.constants(idx)
         if "weight" in consts and consts["weight"] == 0:
             return rf"{lhs} = 0 \quad\text{{(the last position predicts nothing)}}"
+        if step.formula == "probs_backward" and consts["target"] == 0:
+            return rf"{lhs} = 0 \quad\text{{(not the next token)}}"
         sub = FORMULAS[step.formula].substitute(step.inputs(values, idx), consts, f)
         return rf"{lhs} = {sub} = {value}"
     if isinstance(step, Gather):
@@ -297,7 +299,7 @@ def _work_reduction(step: RowWise, values: Values, idx: Index, f: NumberFormat) 
         return rf"{lhs} = ({_plus(row.tolist(), f)}) / {row.size} = {value}"
     if step.kind == "var":
         mu = float(values[step.name.replace("var", "mean")][idx[0]])
-        sq = " + ".join(rf"({f(x)} - {f.paren(mu)})^2" for x in row.tolist())
+        sq = " + ".join(rf"{{({f(x)} - {f.paren(mu)})^2}}" for x in row.tolist())  # unbreakable
         return rf"{lhs} = \bigl({sq}\bigr) / {row.size} = {value}"
     if step.kind == "sum":
         return rf"{lhs} = {_plus(row.tolist(), f)} = {value}"

@@ -8,11 +8,10 @@ import numpy as np
 from pylatex import NoEscape
 from pylatex.section import Chapter, Section
 
-from ..trace import Contraction, Gather, RowWise, Step
+from ..trace import Gather, RowWise, Step
 from . import steps
 from .base import ADAM_PREFIXES, Renderer, _m, key
 from .fmt import element, symbol, tex_escape
-from .matrix import number_table
 
 
 class Worked(Renderer):
@@ -89,26 +88,15 @@ class Worked(Renderer):
             return rf"{sym} (parameter, p.~\pageref{{p:{key(name)}}})"
         return rf"{sym} (\S\ref{{s:{key(name)}}}, p.~\pageref{{s:{key(name)}}})"
 
-    def jacobians(self, step: Step) -> list[str]:
-        """A Jacobian step prints its Jacobians (all in full detail, the first otherwise)."""
-        if not (isinstance(step, Contraction) and step.kind == "jacobian"):
-            return []
-        out = []
-        rows = range(step.jacobians.shape[0]) if self.opts.detail == "full" else range(1)
-        for i in rows:
-            out.append(rf"\matcaption{{$J^{{({i + 1})}}$, position {i + 1}}}")
-            out.append(number_table(step.jacobians[i], self.f, self.layout))
-        return out
-
     def step_section(self, step: Step) -> Section:
-        sec = Section(NoEscape(tex_escape(self.title(step.name))), label=False)
+        sec = Section(NoEscape(self.title(step.name)), label=False)
         body = [rf"\label{{s:{key(step.name)}}}", self.equation(step), self.note(step)]
         body.append(r"\uses{" + "; ".join(self.ref(n) for n in dict.fromkeys(step.operands)) + "}")
-        body += self.jacobians(step)
+        body += self.jacobians(step, every=self.opts.detail == "full")
         lines = list(self.work_lines(step))
         if lines:
             body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in lines), r"\end{work}"]
-        body += [r"\result{" + _m(symbol(step.name)) + "}", self.result_block(step.name)]
+        body.append(self.result_block(step.name))
         sec.append(NoEscape("\n".join(b for b in body if b)))
         return sec
 
@@ -121,7 +109,10 @@ class Worked(Renderer):
             sec = Section(
                 NoEscape(rf"\texorpdfstring{{{_m(symbol(n))}}}{{{tex_escape(n)}}}"), label=False
             )
-            origin = (0,) * self.t[n].ndim
+            # The first element with a non-zero gradient (the PAD row's is zero): a real example.
+            grad = self.t[f"d.{n}"]
+            nonzero = np.argwhere(grad != 0)
+            origin = tuple(int(i) for i in nonzero[0]) if len(nonzero) else (0,) * grad.ndim
             names = [f"{p}{n}" for p in ADAM_PREFIXES]
             body = [rf"\label{{s:{key(x)}}}" for x in names] + [r"\begin{work}"]
             body += [
