@@ -267,6 +267,7 @@ class Renderer:
         doc.packages.append(Package("bookmark"))
         doc.preamble.append(self.prose("preamble.tex.j2"))
         doc.append(self.prose(f"title_{self.view}.tex.j2"))
+        doc.append(Command("pagestyle", "fancy"))  # PyLaTeX set "empty" for the title page
         doc.append(Command("tableofcontents"))
         doc.append(self.prose(f"front_{self.view}.tex.j2"))
         shown = self.chapters()
