@@ -100,6 +100,7 @@ _BASE = {
     "gamma": r"\gamma",
     "beta": r"\beta",
     "concat": "C",
+    "probs": "p",
     "p_target": r"p_{\mathrm{target}}",
     "loss": "L",
     "loss_per_position": r"\ell",

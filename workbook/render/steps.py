@@ -65,7 +65,7 @@ def _gather_equation(step: Gather) -> str:
         row = "t_i" if step.name.startswith("E_token") else "i"
         return rf"{element(step.name, ('i', 'j'))} = ({src[0]})_{{{row},j}}"
     if step.kind == "pick":
-        return rf"{element(step.name, ('i',))} = \mathrm{{probs}}_{{i,\,t_{{i+1}}}}"
+        return rf"{element(step.name, ('i',))} = p_{{i,\,t_{{i+1}}}}"
     if step.kind == "concat":
         heads = r" \mid ".join(src)
         return rf"{lhs} = [\,{heads}\,]"
