@@ -155,26 +155,18 @@ def test_decimals_option_changes_printed_precision() -> None:
     )
 
 
+AWKWARD_VOCAB = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
+
+
+def build_awkward(out: Path, *extra: str) -> int:
+    """A build whose vocabulary and sentence hold every LaTeX special character."""
+    argv = ["build", "-o", str(out), "-q", "--detail", "results", "--only", "workbook"]
+    argv += ["--vocab", AWKWARD_VOCAB, "--sentence", "50% a_b x&y ~^\\", "--max-len", "6"]
+    return cli.main([*argv, *extra])
+
+
 def test_user_text_is_escaped(tmp_path: Path) -> None:
-    vocab = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
-    assert (
-        cli.main(
-            [
-                "build",
-                "-o",
-                str(tmp_path),
-                "--tex-only",
-                "-q",
-                "--detail",
-                "results",
-                "--vocab",
-                vocab,
-                "--sentence",
-                "50% a_b x&y",
-            ]
-        )
-        == 0
-    )
+    assert build_awkward(tmp_path, "--tex-only") == 0
     src = (tmp_path / "workbook.tex").read_text()
     pairs = (
         ("50%", r"50\%"),
@@ -192,24 +184,5 @@ def test_user_text_is_escaped(tmp_path: Path) -> None:
 @tex
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs TeX")
 def test_awkward_vocabulary_compiles(tmp_path: Path) -> None:
-    vocab = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"
-    assert (
-        cli.main(
-            [
-                "build",
-                "-o",
-                str(tmp_path),
-                "-q",
-                "--detail",
-                "results",
-                "--vocab",
-                vocab,
-                "--sentence",
-                "50% a_b x&y ~^\\",
-                "--max-len",
-                "6",
-            ]
-        )
-        == 0
-    )
+    assert build_awkward(tmp_path) == 0
     assert (tmp_path / "workbook.pdf").stat().st_size > 10_000

@@ -231,10 +231,10 @@ class Trace:
         return self.values[name]
 
     def step(self, name: str) -> Step:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+        step = self.producer(name)
+        if step is None:
+            raise KeyError(name)
+        return step
 
     def chapter(self, number: int) -> Iterator[Step]:
         return (s for s in self.steps if s.chapter == number)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import numpy as np
 from pylatex import Command, Document, NoEscape, Package
 from pylatex.section import Chapter, Part, Section
 
@@ -203,6 +204,12 @@ class Renderer:
             )
             for i in rows
         ]
+
+    def adam_example(self, p: str) -> tuple[int, ...]:
+        """The AdamW chapter's worked element of parameter p: the first with a non-zero
+        gradient (the PAD row's gradient is zero, which would make a dull example)."""
+        nonzero = np.argwhere(self.t[f"d.{p}"] != 0)
+        return tuple(int(i) for i in nonzero[0]) if len(nonzero) else (0,) * self.t[p].ndim
 
     def result_block(self, name: str) -> str:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""

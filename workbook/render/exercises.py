@@ -102,10 +102,7 @@ class Exercises(Renderer):
         g_given = self.is_given(f"d.{p}", 13)
         names = [f"{prefix}{p}" for prefix in ADAM_PREFIXES]
         n = self.numbers[names[0]]
-        nonzero = np.argwhere(g != 0)
-        example = tuple(int(i) for i in nonzero[0]) if len(nonzero) else None
-        if self.opts.scaffold != "worked-first":
-            example = None
+        example = self.adam_example(p) if self.opts.scaffold == "worked-first" else None
         lines = [
             rf"\exercise{{{n}}}{{AdamW update of {_m(symbol(p))}, "
             rf"{_m(steps.shape(theta.shape))}}}{{m,\ v,\ \hat m,\ \hat v,\ \theta'"

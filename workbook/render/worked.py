@@ -109,10 +109,7 @@ class Worked(Renderer):
             sec = Section(
                 NoEscape(rf"\texorpdfstring{{{_m(symbol(n))}}}{{{tex_escape(n)}}}"), label=False
             )
-            # The first element with a non-zero gradient (the PAD row's is zero): a real example.
-            grad = self.t[f"d.{n}"]
-            nonzero = np.argwhere(grad != 0)
-            origin = tuple(int(i) for i in nonzero[0]) if len(nonzero) else (0,) * grad.ndim
+            origin = self.adam_example(n)
             names = [f"{p}{n}" for p in ADAM_PREFIXES]
             body = [rf"\label{{s:{key(x)}}}" for x in names] + [r"\begin{work}"]
             body += [
