@@ -15,6 +15,9 @@ from .config import Config
 from .ops import FORMULAS, layernorm_jacobian, softmax_jacobian, softmax_rows
 from .trace import Contraction, Elementwise, Gather, RowWise, Trace
 
+# The AdamW results of parameter p are named "<key>.<p>", in this order.
+ADAM_KEYS = ("m", "v", "m_hat", "v_hat", "updated")
+
 
 class _Recorder:
     """Small helpers that compute a result, record it as a step and return it."""

@@ -16,9 +16,8 @@ import numpy as np
 
 from . import params
 from .config import Config
+from .engine import ADAM_KEYS
 from .trace import Trace
-
-ADAM_KEYS = ("m", "v", "m_hat", "v_hat", "updated")
 
 
 def sections(c: Config, t: Trace) -> dict[str, dict[str, np.ndarray]]:

@@ -20,6 +20,7 @@ from pylatex.section import Chapter, Part, Section
 from .. import __version__
 from .. import params as params_mod
 from ..config import Config
+from ..engine import ADAM_KEYS
 from ..trace import CHAPTERS, Contraction, Step, Trace
 from . import steps
 from .fmt import NumberFormat, shape, symbol, tex_escape
@@ -37,7 +38,7 @@ TEMPLATES = _templates()
 DETAILS = ("full", "sample", "results")
 PAPERS = ("a4", "letter")
 PARTS = {"forward": "Forward pass", "backward": "Backward pass", "optimizer": "Optimization"}
-ADAM_PREFIXES = ("m.", "v.", "m_hat.", "v_hat.", "updated.")
+ADAM_PREFIXES = tuple(f"{k}." for k in ADAM_KEYS)
 
 
 GIVENS = ("chapter", "start")
