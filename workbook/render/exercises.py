@@ -135,21 +135,19 @@ class Exercises(Renderer):
         return rf"\example{{{line}}}"
 
     def cell(self, step: Step, example: bool):
+        """A grid cell: filled when the scaffold or the mask gives it, else blank."""
+
         def fill(idx: tuple[int, ...]) -> str:
-            if example and not any(idx):
-                return self.f(float(step.result[idx]))
-            return self.given_cell(step, idx)
+            if steps.masked_product(step, idx) == "QK":
+                return r"\text{--}"  # masked in the next step: not needed
+            given = (
+                (example and not any(idx))
+                or steps.is_masked(step, idx)  # −∞ by the mask's rule, not computed
+                or (self.opts.scaffold == "half" and len(step.shape) == 2 and idx[0] % 2 == 0)
+            )
+            return self.f(float(step.result[idx])) if given else ""
 
         return fill
-
-    def given_cell(self, step: Step, idx: tuple[int, ...]) -> str:
-        if step.name.startswith("QK.") and idx[1] > idx[0]:
-            return r"\text{--}"  # masked in the next step: not needed
-        if steps.is_masked(step, idx):
-            return self.f(float(step.result[idx]))  # −∞ by the mask's rule, not computed
-        if self.opts.scaffold == "half" and len(step.shape) == 2 and idx[0] % 2 == 0:
-            return self.f(float(step.result[idx]))
-        return ""
 
     def given_jacobians(self, step: Step) -> list[str]:
         """Forming every Jacobian by hand is a chapter of its own: they are given, with

@@ -244,6 +244,15 @@ def is_masked(step: Step, idx: Index) -> bool:
     return masked is not None and bool(masked[idx])
 
 
+def masked_product(step: Step, idx: Index) -> str | None:
+    """ "QK" or "d.scores" for an entry of those products above the diagonal: the causal mask
+    makes it unneeded (QKᵀ) or zero (its gradient), so it is never expanded or asked for."""
+    base = step.name.rsplit(".", 1)[0]
+    if base in ("QK", "d.scores") and len(idx) == 2 and idx[1] > idx[0]:
+        return base
+    return None
+
+
 # --- one element worked out ---------------------------------------------------------------
 def work(step: Step, values: Values, idx: Index, f: NumberFormat) -> str:
     """lhs = substitution = value for one element (math-mode LaTeX)."""

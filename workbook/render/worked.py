@@ -59,8 +59,8 @@ class Worked(Renderer):
 
     def masked_note(self, step: Step, idx: tuple[int, ...]) -> str | None:
         """Entries above the diagonal of QKᵀ and of its gradient are masked: not expanded."""
-        base = step.name.rsplit(".", 1)[0]
-        if base not in ("QK", "d.scores") or len(idx) != 2 or idx[1] <= idx[0]:
+        base = steps.masked_product(step, idx)
+        if base is None:
             return None
         lhs = element(step.name, idx)
         later = f"position {idx[1] + 1} comes after {idx[0] + 1}"
