@@ -99,17 +99,18 @@ def test_latex_error_exits_4_and_keeps_the_previous_pdf(
 
 
 def test_missing_tex_exits_3_with_one_line(tmp_path: Path) -> None:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "python").symlink_to(sys.executable)
-    env = os.environ | {"PATH": str(bindir)}
+    # The venv's own interpreter, started by its path: a copy or symlink elsewhere would no
+    # longer find the venv (pyvenv.cfg sits beside the real path). PATH holds no TeX.
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONHOME"} | {"PATH": str(empty)}
     run = subprocess.run(
-        [str(bindir / "python"), "-m", "workbook", "build", "-o", str(tmp_path)],
+        [sys.executable, "-m", "workbook", "build", "-o", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
     )
-    assert run.returncode == 3
+    assert run.returncode == 3, run.stderr
     assert run.stderr.count("\n") == 1 and "apt-get install" in run.stderr
     assert not (tmp_path / "workbook.pdf").exists()
 
