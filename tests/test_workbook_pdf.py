@@ -15,8 +15,8 @@ from pypdf import PdfReader
 from workbook import build as build_mod
 from workbook import cli, engine
 from workbook.config import Config
+from workbook.printed import Book
 from workbook.render import Options, Worked
-from workbook.render.fmt import NumberFormat
 from workbook.trace import CHAPTERS
 
 tex = pytest.mark.tex
@@ -39,13 +39,13 @@ def test_default_build_prints_the_seed_loss(default_text: str) -> None:
 
 @tex
 def test_q_head1_element_11_is_expanded_pair_by_pair(default_text: str) -> None:
-    t = engine.run(Config())
-    f = NumberFormat(4)
-    X, W = t["X"], t["W_Q.0"]
-    pairs = "+".join(f"({f(X[0, k])})({f(W[k, 0])})" for k in range(16))
-    expected = f"={pairs}={f(t['Q.0'][0, 0])}"
-    assert expected.startswith("=(0.1473)(0.0871)+(0.1281)(-0.0745)+")
-    assert expected.endswith("=-0.0179")
+    book = Book(engine.run(Config()))
+    X, W = book.nums("X"), book.nums("W_Q.0")
+    pairs = "+".join(f"({X[0, k].cell})({W[k, 0].cell})" for k in range(16))
+    expected = f"={pairs}={book.num('Q.0', (0, 0)).cell}"
+    # 4 significant digits: the seed's 0.0871 is 0.08711, its −0.0179 is −0.01788
+    assert expected.startswith("=(0.1473)(0.08711)+(0.1281)(-0.07453)+(0.1995)(0.0002756)+")
+    assert expected.endswith("=-0.01788")
     assert expected in plain(default_text)
 
 
@@ -145,15 +145,12 @@ def test_every_step_of_the_trace_has_a_section() -> None:
             assert step.name.startswith(adam)
 
 
-def test_decimals_option_changes_printed_precision() -> None:
+def test_digits_option_changes_printed_precision() -> None:
     c = Config()
     t = engine.run(c)
-    doc = Worked(c, t, Options(detail="sample", decimals=6)).tex()
-    assert f"= {NumberFormat(6)(t['Q.0'][0, 0])}" in doc
-    assert (
-        NumberFormat(6)(t["Q.0"][0, 0]) == "-0.017905"
-        or len(NumberFormat(6)(t["Q.0"][0, 0]).split(".")[1]) == 6
-    )
+    doc = Worked(c, t, Options(detail="sample", digits=6)).tex()
+    line = doc[doc.index(r"\ex{Q^{(1)}_{1,1} = ") :].split("\n", 1)[0]
+    assert "(0.147328)(0.0871086)" in line and line.endswith("= -0.0178797}")  # exact: −0.01787976
 
 
 AWKWARD_VOCAB = "<PAD> <BOS> <EOS> 50% a_b x&y $5 #1 ~^\\"

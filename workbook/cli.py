@@ -18,6 +18,7 @@ from . import __version__, engine, export, params
 from .build import ORDER, BuildRequest, build
 from .compile import TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
+from .printed import ARITHMETICS, DIGITS
 from .render import ALL_CHAPTERS, DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options
 
 
@@ -96,11 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         "results: matrices only (default: full)",
     )
     b.add_argument(
-        "--decimals",
-        type=_decimals,
+        "--digits",
+        type=_digits,
         default=4,
         metavar="N",
-        help="decimal places printed, 1-8 (default: 4)",
+        help=f"significant digits of every printed number, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
+    )
+    b.add_argument(
+        "--arithmetic",
+        choices=ARITHMETICS,
+        default="hand",
+        help="hand = every printed value is computed from printed values, so each line "
+        "re-checks on a calculator; exact = the float64 values, rounded only for print "
+        "(default: hand)",
     )
     b.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
     b.add_argument(
@@ -160,13 +169,13 @@ def _chapters(text: str) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
-def _decimals(text: str) -> int:
+def _digits(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= n <= 8:
-        raise argparse.ArgumentTypeError(f"{n} is outside 1-8")
+    if n not in DIGITS:
+        raise argparse.ArgumentTypeError(f"{n} is outside {DIGITS[0]}-{DIGITS[-1]}")
     return n
 
 
@@ -220,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "build":
             opts = Options(
                 detail=args.detail,
-                decimals=args.decimals,
+                digits=args.digits,
+                arithmetic=args.arithmetic,
                 paper=args.paper,
                 chapters=args.chapters,
                 givens=args.givens,

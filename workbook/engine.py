@@ -12,7 +12,7 @@ import numpy as np
 
 from . import params
 from .config import Config
-from .ops import FORMULAS, layernorm_jacobian, softmax_jacobian, softmax_rows
+from .ops import FORMULAS, JACOBIANS, softmax_rows
 from .trace import Contraction, Elementwise, Gather, RowWise, Trace
 
 # The AdamW results of parameter p are named "<key>.<p>", in this order.
@@ -51,10 +51,24 @@ class _Recorder:
         kind = "colsum" if b is None else "coldot"
         return self.t.add(Contraction(name, self.chapter, ops, out, kind))
 
-    def jacobian(self, name: str, dy: str, jacobians: np.ndarray) -> np.ndarray:
-        """dx[i] = dy[i] · J[i]: a row-wise Jacobian-vector product."""
+    def jacobian(
+        self, name: str, dy: str, of: str, inputs: tuple[str, ...], **consts
+    ) -> np.ndarray:
+        """dx[i] = dy[i] · J[i]: a row-wise Jacobian-vector product; J[i] is the Jacobian
+        `of` ("layernorm" or "softmax") formed from row i of `inputs`."""
+        rows = zip(*(self.t[n] for n in inputs), strict=True)
+        jacobians = np.stack([JACOBIANS[of](*row, **consts) for row in rows])
         out = np.einsum("ik,ikj->ij", self.t[dy], jacobians)
-        step = Contraction(name, self.chapter, (dy,), out, "jacobian", jacobians=jacobians)
+        step = Contraction(
+            name,
+            self.chapter,
+            (dy, *inputs),
+            out,
+            "jacobian",
+            jacobians=jacobians,
+            jacobian_of=of,
+            jacobian_consts=consts,
+        )
         return self.t.add(step)
 
     def elementwise(
@@ -71,8 +85,11 @@ class _Recorder:
         )
         return self.t.add(step)
 
-    def rowwise(self, name: str, kind: str, src: str, out: np.ndarray, count: int = 0):
-        return self.t.add(RowWise(name, self.chapter, (src,), out, kind, count))
+    def rowwise(
+        self, name: str, kind: str, src: str, out: np.ndarray, count: int = 0, mean: str = ""
+    ):
+        operands = (src, mean) if mean else (src,)
+        return self.t.add(RowWise(name, self.chapter, operands, out, kind, count))
 
     def gather(
         self, name: str, kind: str, operands: tuple[str, ...], out: np.ndarray, **kw
@@ -145,7 +162,7 @@ def forward(c: Config, r: _Recorder) -> None:
     r.elementwise("residual", "add", {"attn_out": "ij", "ffn_out": "ij"}, (T, c.d_model))
     res = t["residual"]
     r.rowwise("ln_mean", "mean", "residual", res.mean(axis=1))
-    r.rowwise("ln_var", "var", "residual", res.var(axis=1))
+    r.rowwise("ln_var", "var", "residual", res.var(axis=1), mean="ln_mean")
     r.elementwise(
         "ln_hat",
         "normalize",
@@ -188,10 +205,7 @@ def backward(c: Config, r: _Recorder) -> None:
     r.colsum("d.gamma", "d.ln_out", "ln_hat")
     r.colsum("d.beta", "d.ln_out")
     r.elementwise("d.ln_hat", "mul", {"d.ln_out": "ij", "gamma": "j"}, (T, c.d_model))
-    ln_jac = np.stack(
-        [layernorm_jacobian(t["ln_hat"][i], t["ln_var"][i], c.ln_eps) for i in range(T)]
-    )
-    r.jacobian("d.residual", "d.ln_hat", ln_jac)
+    r.jacobian("d.residual", "d.ln_hat", "layernorm", ("ln_hat", "ln_var"), eps=c.ln_eps)
     # The same gradient by the fast formula (dx̂ − mean(dx̂) − x̂·mean(dx̂ ⊙ x̂)) / σ, to compare.
     r.rowwise("d.ln_hat_mean", "mean", "d.ln_hat", t["d.ln_hat"].mean(axis=1))
     r.elementwise("d.ln_hat_xhat", "mul", {"d.ln_hat": "ij", "ln_hat": "ij"}, (T, c.d_model))
@@ -236,8 +250,7 @@ def backward(c: Config, r: _Recorder) -> None:
         )
         r.matmul(f"d.attn.{h}", f"d.head.{h}", f"V.{h}", tb=True)
         r.matmul(f"d.V.{h}", f"attn.{h}", f"d.head.{h}", ta=True)
-        sm_jac = np.stack([softmax_jacobian(row) for row in t[f"attn.{h}"]])
-        r.jacobian(f"d.scores.{h}", f"d.attn.{h}", sm_jac)
+        r.jacobian(f"d.scores.{h}", f"d.attn.{h}", "softmax", (f"attn.{h}",))
         # Fast formula: dS = A ⊙ (dA − Σ_k dA_k A_k), row by row.
         r.elementwise(f"d.attn_attn.{h}", "mul", {f"d.attn.{h}": "ij", f"attn.{h}": "ij"}, (T, T))
         r.rowwise(f"d.attn_attn_sum.{h}", "sum", f"d.attn_attn.{h}", t[f"d.attn_attn.{h}"].sum(1))

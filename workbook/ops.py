@@ -68,6 +68,9 @@ def layernorm_jacobian(x_hat: np.ndarray, var: float, eps: float) -> np.ndarray:
     return (np.eye(n) - 1.0 / n - np.outer(x_hat, x_hat) / n) / sigma
 
 
+JACOBIANS = {"layernorm": layernorm_jacobian, "softmax": softmax_jacobian}
+
+
 # --- element-wise formulas ------------------------------------------------------------
 # Each takes its operands' values (arrays or scalars, broadcast together) and the step's
 # constants; the renderer has a matching symbolic form keyed by the same name.

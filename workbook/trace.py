@@ -67,6 +67,10 @@ class Contraction(Step):
     transpose: tuple[bool, bool] = (False, False)
     bias: str | None = None
     jacobians: np.ndarray | None = None  # [rows, n, n] for kind == "jacobian"
+    # For a Jacobian product: which Jacobian (a key of hand.JACOBIANS) and its constants. Its
+    # inputs are operands[1:], one row each (x̂ and σ², or A), so they are cited and given.
+    jacobian_of: str = ""
+    jacobian_consts: Mapping[str, Any] = field(default_factory=dict)
 
     def terms(self, values: Mapping[str, np.ndarray], idx: Index) -> list[tuple[float, float]]:
         """The (a, b) pairs whose products sum to result[idx], in index order."""
@@ -114,18 +118,15 @@ class Elementwise(Step):
     consts: Mapping[str, Any] = field(default_factory=dict)
 
     def inputs(self, values: Mapping[str, np.ndarray], idx: Index) -> list[float]:
-        out = []
-        for name, how in zip(self.operands, self.align, strict=True):
-            arr = values[name]
-            if how == "ij":
-                out.append(float(arr[idx]))
-            elif how == "i":
-                out.append(float(arr[idx[0]]))
-            elif how == "j":
-                out.append(float(arr[idx[-1]]))
-            else:
-                out.append(float(arr))
-        return out
+        return [float(x) for x in self.raw_inputs(values, idx)]
+
+    def raw_inputs(self, values: Mapping[str, np.ndarray], idx: Index) -> list[Any]:
+        """The operand entries for result[idx], of whatever type `values` holds."""
+        pick = {"ij": lambda a: a[idx], "i": lambda a: a[idx[0]], "j": lambda a: a[idx[-1]]}
+        return [
+            pick[how](values[name]) if how in pick else values[name][()]
+            for name, how in zip(self.operands, self.align, strict=True)
+        ]
 
     def constants(self, idx: Index) -> dict[str, Any]:
         return {
@@ -142,8 +143,9 @@ class Elementwise(Step):
 class RowWise(Step):
     """A reduction or normalisation over each row of one operand.
 
-    kind: "softmax" (row → row), "mean" / "var" (row → scalar), "nll" handled as
-    Elementwise; "mean_loss" (vector → scalar over the first `count` entries).
+    kind: "softmax" (row → row), "mean" / "sum" / "var" (row → scalar), "mean_loss" (vector
+    → scalar over the first `count` entries). A "var" step's second operand is the row mean
+    the page subtracts.
     """
 
     kind: str = "softmax"

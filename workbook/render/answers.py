@@ -8,8 +8,14 @@ from pylatex.section import Chapter
 from .base import Renderer, exercise_numbers
 from .fmt import symbol
 from .steps import shape
-from .tolerance import tolerance
 from .worked import Worked
+
+
+def tolerance_tex(units: int) -> str:
+    """The ± beside an answer, in units of the last printed digit of each value."""
+    if units == 0:
+        return r"\text{exact}"
+    return rf"\pm {units}\text{{ in the last digit}}"
 
 
 class Answers(Renderer):
@@ -34,7 +40,7 @@ class Answers(Renderer):
     def chapter_body(self, number: int, ch: Chapter) -> None:
         parts = []
         for step in self.t.chapter(number):
-            tol = tolerance(step, self.t, self.f).tex(self.f)
+            tol = tolerance_tex(self.book.tolerance(step))
             title = self.title(step.name)
             what = rf"{title}: ${symbol(step.name)}$, ${shape(step.shape)}$"
             parts.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import jinja2
@@ -21,9 +22,11 @@ from .. import __version__
 from .. import params as params_mod
 from ..config import Config
 from ..engine import ADAM_KEYS
+from ..hand import CONST_DIGITS, derived_const, sig
+from ..printed import Book
 from ..trace import CHAPTERS, Contraction, Step, Trace
 from . import steps
-from .fmt import NumberFormat, shape, symbol, tex_escape
+from .fmt import Fmt, shape, symbol, tex_escape
 from .matrix import Layout, number_table
 
 
@@ -49,7 +52,8 @@ ALL_CHAPTERS = tuple(number for number, _, _ in CHAPTERS)
 @dataclass(frozen=True)
 class Options:
     detail: str = "full"
-    decimals: int = 4
+    digits: int = 4  # significant digits of every printed number
+    arithmetic: str = "hand"  # one of printed.ARITHMETICS
     paper: str = "a4"
     chapters: tuple[int, ...] = ALL_CHAPTERS  # the exercises' and answer key's selection
     givens: str = "chapter"
@@ -86,6 +90,12 @@ def jinja_env() -> jinja2.Environment:
     )
 
 
+def minus_example(digits: int) -> str:
+    """The rounding rule on a negative number: −0.12345 becomes −0.1235 (for 4 digits)."""
+    x = Decimal("-0." + "123456789"[:digits] + "5")
+    return rf"{x} \text{{ becomes }} {sig(x, digits)}".replace("-", "{-}")
+
+
 def _m(tex: str) -> NoEscape:
     """Inline math for a template."""
     return NoEscape(f"${tex}$")
@@ -99,8 +109,8 @@ class Renderer:
 
     def __init__(self, c: Config, t: Trace, opts: Options) -> None:
         self.c, self.t, self.opts = c, t, opts
-        self.fixed = NumberFormat(opts.decimals)
-        self.f = self.fixed  # the format of the chapter being written; see document()
+        self.f = Fmt(opts.digits)
+        self.book = Book(t, opts.digits, opts.arithmetic)
         self.layout = Layout(opts.paper)
         self.env = jinja_env()
         texts = self.env.get_template("steps.tex.j2").module
@@ -133,7 +143,7 @@ class Renderer:
             "T": c.T,
             "n_proj": sum(1 for _ in self.t.chapter(2)),
             "n_predict": self.t.step("loss").count,
-            "sqrt_dk_inv": _m(f(self.t.step("scores.0").consts["scale"])),
+            "sqrt_dk_inv": _m(f.const(derived_const(self.t.step("scores.0").consts["scale"]))),
             "dim": lambda *n: "[" + r"\times ".join(map(str, n)) + "]",
             "eps_ln": f.const(c.ln_eps),
             "lr": f.const(c.lr),
@@ -142,7 +152,9 @@ class Renderer:
             "eps_adam": f.const(c.adam_eps),
             "wd": f.const(c.weight_decay),
             "init_scale": f.const(c.init_scale),
-            "f_half_unit": f.const(0.5 * 10.0**-f.decimals),
+            "hand": self.book.hand,
+            "const_digits": CONST_DIGITS,
+            "minus_example": minus_example(self.opts.digits),
         }
 
     @staticmethod
@@ -189,7 +201,7 @@ class Renderer:
 
     def matrix(self, name: str, title: str | None = None) -> str:
         title = self.heading(name) if title is None else title
-        return number_table(self.t[name], self.f, self.layout, title=title, **self.label_kw(name))
+        return number_table(self.book.nums(name), self.layout, title=title, **self.label_kw(name))
 
     def jacobians(self, step: Step, every: bool = True) -> list[str]:
         """A Jacobian step's matrices J^(i), one per row (or just the first)."""
@@ -198,8 +210,7 @@ class Renderer:
         rows = range(step.jacobians.shape[0]) if every else range(1)
         return [
             number_table(
-                step.jacobians[i],
-                self.f,
+                self.book.jacobian(step.name, i),
                 self.layout,
                 title=rf"$J^{{({i + 1})}}$, position {i + 1}",
             )
@@ -216,7 +227,7 @@ class Renderer:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""
         if self.t[name].shape:
             return self.matrix(name)
-        return rf"\par\noindent${symbol(name)} = {self.f(float(self.t[name]))}$\par"
+        return rf"\par\noindent${symbol(name)} = {self.f(self.book.num(name))}$\par"
 
     def equation(self, step: Step) -> str:
         return rf"\eqn{{{steps.equation(step)}}}{{{steps.dims(step, self.t.values)}}}"
@@ -288,10 +299,7 @@ class Renderer:
                 doc.append(Part(PARTS[part], label=False))
             ch = Chapter(title, label=False)
             ch.append(NoEscape(rf"\label{{ch:{number}}}"))
-            # AdamW divides by small numbers: there, 4 significant digits, not 4 decimals.
-            self.f = NumberFormat(self.opts.decimals, significant=part == "optimizer")
             self.chapter_body(number, ch)
-            self.f = self.fixed
             doc.append(ch)
         return doc
 

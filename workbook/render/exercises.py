@@ -11,7 +11,7 @@ from pylatex.section import Chapter, Section
 from ..trace import Contraction, Step
 from . import steps
 from .base import ADAM_PREFIXES, Renderer, _m, exercise_numbers, key
-from .fmt import element, symbol
+from .fmt import element, factor, symbol
 from .matrix import MAX_ROWS, cell_width, table
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
@@ -98,7 +98,7 @@ class Exercises(Renderer):
     # --- AdamW: a table per parameter -----------------------------------------------------
     def adamw_exercise(self, p: str) -> str:
         """Rows: every element of p with θ and g given; m, v, m̂, v̂, θ' to fill in."""
-        f, theta, g = self.f, self.t[p], self.t[f"d.{p}"]
+        theta = self.t[p]
         g_given = self.is_given(f"d.{p}", 13)
         names = [f"{prefix}{p}" for prefix in ADAM_PREFIXES]
         n = self.numbers[names[0]]
@@ -113,15 +113,20 @@ class Exercises(Renderer):
             + "}",
         ]
         if example is not None:
-            work = (steps.work(self.t.step(x), self.t.values, example, f) for x in names)
+            work = (steps.work(self.t.step(x), self.book, example, self.f) for x in names)
             lines += [rf"\example{{{w}}}" for w in work]
         cols = ("element", r"$\theta$", "$g$", "$m$", "$v$", r"$\hat m$", r"$\hat v$", r"$\theta'$")
         lines += [r"\begin{adamgrid}", " & ".join(cols) + r" \\ \hline \endhead"]
+        # Each column's power of ten, so a learner writes plain decimals in the blanks too.
+        every = [p, f"d.{p}", *names]
+        units = [f"${factor(self.book.exps[x])}$" if self.book.exps[x] else "" for x in every]
+        lines.append(r"\textit{entries} & " + " & ".join(units) + r" \\ \hline")
         for k, idx in enumerate(np.ndindex(theta.shape)):
             filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
-            row = [f"${element(p, idx)}$", f"${f(float(theta[idx]))}$"]
-            row.append(f"${f(float(g[idx]))}$" if g_given or filled else "")
-            row += [f"${f(float(self.t[x][idx]))}$" if filled else "" for x in names]
+            cell = {x: f"${self.book.nums(x)[idx].cell}$" for x in every}
+            row = [f"${element(p, idx)}$", cell[p]]
+            row.append(cell[f"d.{p}"] if g_given or filled else "")
+            row += [cell[x] if filled else "" for x in names]
             lines.append(" & ".join(row) + r" \\ \hline")
         lines.append(r"\end{adamgrid}")
         return "\n".join(lines)
@@ -131,7 +136,7 @@ class Exercises(Renderer):
         if self.opts.scaffold != "worked-first" or not isinstance(step, Contraction):
             return ""
         origin = (0,) * len(step.shape)
-        line = steps.work(step, self.t.values, origin, self.f)
+        line = steps.work(step, self.book, origin, self.f)
         return rf"\example{{{line}}}"
 
     def cell(self, step: Step, example: bool):
@@ -145,7 +150,7 @@ class Exercises(Renderer):
                 or steps.is_masked(step, idx)  # −∞ by the mask's rule, not computed
                 or (self.opts.scaffold == "half" and len(step.shape) == 2 and idx[0] % 2 == 0)
             )
-            return self.f(float(step.result[idx])) if given else ""
+            return self.book.nums(step.name)[idx].cell if given else ""
 
         return fill
 
@@ -186,8 +191,9 @@ class Exercises(Renderer):
         if step.shape:
             # Cell width from the number format, not from the answers: widths must not leak.
             shown = [c for c in map(fill, np.ndindex(step.shape)) if c]
-            typical = self.f(-1.2345e-5 if self.f.significant else -0.5)
+            typical = "-0.0" + "0" * self.opts.digits
             widest = max([MIN_CELL_PT, cell_width(typical) + 8, *map(cell_width, shown)])
+            exp = self.book.exps[step.name]
             parts.append(
                 table(
                     step.shape,
@@ -195,6 +201,7 @@ class Exercises(Renderer):
                     self.layout,
                     widest=widest,
                     ruled=True,
+                    title=rf"write the entries ${factor(exp)}$" if exp else "",
                     **self.label_kw(step.name),
                 )
             )

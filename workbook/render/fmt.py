@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from decimal import Decimal
 
 from pylatex.utils import escape_latex
+
+from ..hand import config_const
+from ..printed import Num
 
 
 def tex_escape(text: str) -> str:
@@ -14,64 +17,37 @@ def tex_escape(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class NumberFormat:
-    """How numbers are printed, in one place, so the page and the tolerances agree.
+class Fmt:
+    """Printed numbers (`Num`) as math-mode LaTeX, with a true minus sign.
 
-    Fixed mode: `decimals` decimal places; a non-zero value that would print as zero gets
-    scientific notation with `decimals` significant digits, so no number hides its size.
-    Significant mode (the AdamW chapter, where the update divides by small numbers):
-    `decimals` significant digits for every value, scientific below 0.001.
+    A number from a table with a power-of-ten factor is written cell·10^e where it stands
+    alone; sums of such numbers state the factor once (see `steps`).
     """
 
-    decimals: int = 4
-    significant: bool = False
+    digits: int = 4
 
-    def _scientific(self, x: float) -> bool:
-        if x == 0 or not math.isfinite(x):
-            return False
-        limit = 1e-3 if self.significant else 0.5 * 10.0**-self.decimals
-        return abs(x) < limit
+    def __call__(self, x: Num) -> str:
+        if x.exp == 0 or not x.value.is_finite() or x.value == 0:
+            return x.cell
+        return rf"{x.cell}\cdot 10^{{{x.exp}}}"
 
-    def _places(self, x: float) -> int:
-        """Decimal places of a fixed-notation value."""
-        if not self.significant or x == 0:
-            return self.decimals
-        return max(0, self.decimals - 1 - math.floor(math.log10(abs(x))))
-
-    def __call__(self, x: float) -> str:
-        """A number for math mode, with a true minus sign."""
-        if math.isinf(x):
-            return r"-\infty" if x < 0 else r"\infty"
-        if self._scientific(x):
-            mantissa, exp = f"{x:.{max(self.decimals - 1, 0)}e}".split("e")
-            return rf"{mantissa}\mkern-1mu\times\mkern-1mu 10^{{{int(exp)}}}"
-        s = f"{x:.{self._places(x)}f}"
-        return s[1:] if s.startswith("-") and float(s) == 0 else s
-
-    def rounded(self, x: float) -> float:
-        """The value a reader sees on the page."""
-        if self._scientific(x):
-            return float(f"{x:.{max(self.decimals - 1, 0)}e}")
-        return round(x, self._places(x))
-
-    def unit(self, x: float) -> float:
-        """One unit in the last printed digit of x."""
-        if self._scientific(x):
-            return 10.0 ** (math.floor(math.log10(abs(x))) - (self.decimals - 1))
-        return 10.0 ** -self._places(x)
+    def paren(self, x: Num) -> str:
+        return f"({self(x)})"
 
     @staticmethod
-    def const(x: float) -> str:
-        """A configuration constant, as short as it is exact: 0.9, 10^{-8}, 2\times 10^{-5}."""
-        text = f"{x:g}"
-        if "e" not in text:
-            return text
-        mantissa, exp = text.split("e")
+    def const(x: float | Decimal) -> str:
+        """A constant exactly as it is used: 0.9, 10^{-8}, 2\times 10^{-5}, 0.35355339."""
+        d = x if isinstance(x, Decimal) else config_const(x)
+        if Decimal("0.001") <= abs(d) < 10**6 or d == 0:
+            return format(d, "f")
+        mantissa, exp = f"{d:e}".split("e")
         power = f"10^{{{int(exp)}}}"
         return power if mantissa == "1" else rf"{mantissa}\times {power}"
 
-    def paren(self, x: float) -> str:
-        return f"({self(x)})"
+
+def factor(exp: int) -> str:
+    """A table's factor, for its heading: all entries × 10^e."""
+    return rf"\times 10^{{{exp}}}" if exp else ""
 
 
 # --- symbols: trace names → the workbook's notation -----------------------------------

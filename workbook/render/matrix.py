@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .fmt import NumberFormat
+from .fmt import factor
 
 # Widths in pt of \small (9 pt) Latin Modern glyphs, for planning column blocks. A
 # generous estimate: the LaTeX log is checked for overfull boxes, never the other way round.
-_DIGIT, _POINT, _MINUS, _SCI = 4.6, 2.6, 7.2, 24.0
+_DIGIT, _POINT, _MINUS = 4.6, 2.6, 7.2
 TABCOLSEP = 3.0  # pt, set in the preamble
 LABEL_WIDTH = 30.0  # pt, the row-label column
 MAX_ROWS = 32  # taller matrices are split into row blocks, so no table outgrows a page
@@ -26,9 +26,6 @@ def text_width_pt(paper: str) -> float:
 
 def cell_width(tex: str) -> float:
     """Estimated printed width of one formatted number."""
-    if r"\times" in tex:
-        mantissa = tex.split(r"\mkern")[0]
-        return cell_width(mantissa) + _SCI
     if tex in (r"-\infty", r"\infty"):
         return 14.0
     minus = _MINUS if tex.startswith("-") else 0.0
@@ -111,6 +108,13 @@ def table(
     return "\n".join(parts)
 
 
-def number_table(values: np.ndarray, fmt: NumberFormat, layout: Layout, **kw) -> str:
-    """A matrix of numbers; masked (−∞) entries print as −∞."""
-    return table(values.shape, lambda idx: fmt(float(values[idx])), layout, **kw)
+def number_table(nums: np.ndarray, layout: Layout, *, title: str = "", **kw) -> str:
+    """A matrix of printed numbers (`Num`), its power-of-ten factor stated in the title;
+    masked (−∞) entries print as −∞."""
+    exps = {n.exp for n in nums.ravel()}
+    exp = exps.pop() if len(exps) == 1 else 0
+    if exp:
+        title = (
+            rf"{title}\enspace entries ${factor(exp)}$" if title else rf"entries ${factor(exp)}$"
+        )
+    return table(nums.shape, lambda idx: nums[idx].cell, layout, title=title, **kw)

@@ -1,19 +1,22 @@
 """Each kind of trace step as LaTeX: its equation, its per-element formula, and one element
 worked with numbers — the symbol → substitution → value rhythm of the workbook.
 
-Nothing here computes: every number is read from the trace and only formatted.
+Nothing here computes: every number is read from the printed chain (`printed.Book`) and
+only formatted, so each line shows exactly the numbers its value was computed from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .. import ops
+from .. import hand
+from ..printed import Book, Num
 from ..trace import Contraction, Elementwise, Gather, Index, RowWise, Step
-from .fmt import NumberFormat, element, shape, symbol
+from .fmt import Fmt, element, shape, symbol
 
 Values = Mapping[str, np.ndarray]
 
@@ -93,132 +96,164 @@ def dims(step: Step, values: Values) -> str:
 # --- element-wise formulas: general form and substitution ---------------------------------
 @dataclass(frozen=True)
 class Formula:
-    """general(lhs, operand elements, constants) and substitute(numbers, constants, fmt)."""
+    """general(lhs, operand elements) and substitute(numbers, constants, fmt, parts): the
+    substitution writes exactly the numbers `hand` computes with, intermediates included."""
 
     general: Callable[..., str]
     substitute: Callable[..., str]
 
 
-def _gelu_sub(x: float, f: NumberFormat) -> str:
-    parts = ops.gelu_parts(x)
+SQRT_2_OVER_PI = Fmt.const(hand.SQRT_2_OVER_PI)
+GELU_C = Fmt.const(hand.GELU_C)
+GELU_DC = Fmt.const(hand.GELU_DC)
+
+
+def _gelu_sub(xs: list[Num], c: Consts, f: Fmt, parts: Parts) -> str:
+    x = f.paren(xs[0])
     return (
-        rf"0.5\,{f.paren(x)}\bigl(1 + \tanh\bigl({f(ops.SQRT_2_OVER_PI)}\,({f(x)} + "
-        rf"{ops.GELU_C}\,{f.paren(x)}^3)\bigr)\bigr) = 0.5\,{f.paren(x)}\,"
-        rf"(1 + \tanh {f.paren(parts['u'])})"
+        rf"0.5\,{x}\bigl(1 + \tanh\bigl({SQRT_2_OVER_PI}\,({f(xs[0])} + "
+        rf"{GELU_C}\,{x}^3)\bigr)\bigr) = 0.5\,{x}\,(1 + \tanh {f.paren(parts['u'])})"
     )
 
 
-def _gelu_grad_sub(dy: float, x: float, f: NumberFormat) -> str:
-    parts = ops.gelu_parts(x)
-    t = parts["tanh"]
+def _gelu_grad_sub(xs: list[Num], c: Consts, f: Fmt, parts: Parts) -> str:
+    dy, x, t = f.paren(xs[0]), f.paren(xs[1]), f.paren(parts["tanh"])
     return (
-        rf"{f.paren(dy)}\cdot\bigl[0.5(1 + {f.paren(t)}) + 0.5\,{f.paren(x)}(1 - {f.paren(t)}^2)"
-        rf"\,{f(ops.SQRT_2_OVER_PI)}\,(1 + {ops.GELU_DC:g}\,{f.paren(x)}^2)\bigr]"
-        rf" = {f.paren(dy)}\cdot{f.paren(parts['grad'])}"
+        rf"{dy}\cdot\bigl[0.5(1 + {t}) + 0.5\,{x}(1 - {t}^2)"
+        rf"\,{SQRT_2_OVER_PI}\,(1 + {GELU_DC}\,{x}^2)\bigr]"
+        rf" = {dy}\cdot{f.paren(parts['grad'])}"
     )
 
 
-def _plus(xs: list[float], f: NumberFormat) -> str:
-    return " + ".join(f.paren(x) if x < 0 else f(x) for x in xs)
+def gelu_tanh_note(f: Fmt, parts: Parts) -> str:
+    """The tanh a GELU′ line uses, from the u its GELU line wrote."""
+    return rf"\tanh u = \tanh {f.paren(parts['u'])} = {f(parts['tanh'])}"
 
+
+def _term(x: Num, f: Fmt, shared: bool) -> str:
+    text = x.cell if shared else f(x)
+    return f"({text})" if text.startswith("-") or (not shared and x.exp) else text
+
+
+def plus(xs: list[Num], f: Fmt) -> str:
+    """a + b + c as printed; a power of ten all the terms share is stated once."""
+    exps = {x.exp for x in xs}
+    shared = len(exps) == 1 and next(iter(exps)) != 0
+    body = " + ".join(_term(x, f, shared) for x in xs)
+    return rf"10^{{{xs[0].exp}}}\bigl[{body}\bigr]" if shared else body
+
+
+def products(pairs: list[tuple[Num, Num]], f: Fmt) -> str:
+    """(a₁)(b₁) + (a₂)(b₂) + … as printed, the factor the terms share stated once."""
+    exps = {a.exp + b.exp for a, b in pairs}
+    shared = len(exps) == 1
+    e = next(iter(exps)) if shared else 0
+    if shared:
+        body = " + ".join(f"({a.cell})({b.cell})" for a, b in pairs)
+        return rf"10^{{{e}}}\bigl[{body}\bigr]" if e else body
+    return " + ".join(f"{f.paren(a)}{f.paren(b)}" for a, b in pairs)
+
+
+Consts = Mapping[str, Any]
+Parts = Mapping[str, Num]
 
 FORMULAS: dict[str, Formula] = {
     "embed": Formula(
         lambda lhs, a, b: rf"{lhs} = {a} + {b}",
-        lambda xs, c, f: _plus(xs, f),
+        lambda xs, c, f, p: plus(xs, f),
     ),
-    "add": Formula(lambda lhs, a, b: rf"{lhs} = {a} + {b}", lambda xs, c, f: _plus(xs, f)),
-    "sum": Formula(lambda lhs, *a: rf"{lhs} = " + " + ".join(a), lambda xs, c, f: _plus(xs, f)),
-    "copy": Formula(lambda lhs, a: rf"{lhs} = {a}", lambda xs, c, f: f(xs[0])),
+    "add": Formula(lambda lhs, a, b: rf"{lhs} = {a} + {b}", lambda xs, c, f, p: plus(xs, f)),
+    "sum": Formula(lambda lhs, *a: rf"{lhs} = " + " + ".join(a), lambda xs, c, f, p: plus(xs, f)),
+    "copy": Formula(lambda lhs, a: rf"{lhs} = {a}", lambda xs, c, f, p: f(xs[0])),
     "mul": Formula(
         lambda lhs, a, b: rf"{lhs} = {a}\,{b}",
-        lambda xs, c, f: rf"{f.paren(xs[0])}\,{f.paren(xs[1])}",
+        lambda xs, c, f, p: rf"{f.paren(xs[0])}\,{f.paren(xs[1])}",
     ),
     "scale_mask": Formula(
         lambda lhs, a: (
             rf"{lhs} = {a}/\sqrt{{d_k}}"
             r" \text{ for } j \le i,\ -\infty \text{ (masked) for } j > i"
         ),
-        lambda xs, c, f: rf"{f(xs[0])} \cdot {f(c['scale'])}",
+        lambda xs, c, f, p: rf"{f.paren(xs[0])} \cdot {f.const(hand.derived_const(c['scale']))}",
     ),
     "scale": Formula(
         lambda lhs, a: rf"{lhs} = {a}/\sqrt{{d_k}} \text{{ for }} j \le i,\ 0 \text{{ for }} j > i",
-        lambda xs, c, f: rf"{f(xs[0])} \cdot {f(c['scale'])}",
+        lambda xs, c, f, p: rf"{f.paren(xs[0])} \cdot {f.const(hand.derived_const(c['scale']))}",
     ),
     "gelu": Formula(
         lambda lhs, x: (
-            rf"{lhs} = 0.5\,{x}\bigl(1 + \tanh\bigl(\sqrt{{2/\pi}}\,({x} + "
-            rf"{ops.GELU_C}\,{x}^3)\bigr)\bigr)"
+            rf"{lhs} = 0.5\,{x}\bigl(1 + \tanh u\bigr),\ u = \sqrt{{2/\pi}}\,({x} + "
+            rf"{GELU_C}\,{x}^3)"
         ),
-        lambda xs, c, f: _gelu_sub(xs[0], f),
+        _gelu_sub,
     ),
     "gelu_backward": Formula(
         lambda lhs, dy, x: (
             rf"{lhs} = {dy}\cdot \mathrm{{GELU}}'({x}),\ \ "
             r"\mathrm{GELU}'(x) = \tfrac12(1 + \tanh u) + \tfrac12 x (1 - \tanh^2 u)\sqrt{2/\pi}"
-            rf"(1 + {ops.GELU_DC:g} x^2)"
+            rf"(1 + {GELU_DC}\, x^2)"
         ),
-        lambda xs, c, f: _gelu_grad_sub(xs[0], xs[1], f),
+        _gelu_grad_sub,
     ),
     "normalize": Formula(
         lambda lhs, x, mu, var: rf"{lhs} = ({x} - {mu}) / \sqrt{{{var} + \varepsilon}}",
-        lambda xs, c, f: (
+        lambda xs, c, f, p: (
             rf"({f(xs[0])} - {f.paren(xs[1])}) / \sqrt{{{f(xs[2])} + {f.const(c['eps'])}}}"
         ),
     ),
     "affine": Formula(
         lambda lhs, xh, g, b: rf"{lhs} = {g}\,{xh} + {b}",
-        lambda xs, c, f: rf"{f.paren(xs[1])}\,{f.paren(xs[0])} + {f.paren(xs[2])}",
+        lambda xs, c, f, p: rf"{f.paren(xs[1])}\,{f.paren(xs[0])} + {f.paren(xs[2])}",
     ),
-    "nll": Formula(lambda lhs, p: rf"{lhs} = -\ln {p}", lambda xs, c, f: rf"-\ln {f(xs[0])}"),
+    "nll": Formula(lambda lhs, p: rf"{lhs} = -\ln {p}", lambda xs, c, f, p: rf"-\ln {f(xs[0])}"),
     "ce_backward": Formula(
         lambda lhs, p: rf"{lhs} = ({p} - y_{{i,j}})/(T-1)",
-        lambda xs, c, f: rf"({f(xs[0])} - {f.const(c['target'])}) / {c['count']}",
+        lambda xs, c, f, p: rf"({f(xs[0])} - {f.const(c['target'])}) / {c['count']}",
     ),
     "probs_backward": Formula(
         lambda lhs, p: rf"{lhs} = -y_{{i,j}} / \bigl((T-1)\,{p}\bigr)",
-        lambda xs, c, f: rf"-1 / ({c['count']} \cdot {f(xs[0])})",
+        lambda xs, c, f, p: rf"-1 / ({c['count']} \cdot {f(xs[0])})",
     ),
     "ln_backward_fast": Formula(
         lambda lhs, dh, dhm, xh, dhxm, var: (
             rf"{lhs} = ({dh} - {dhm} - {xh}\,{dhxm})"
             rf" / \sqrt{{{var} + \varepsilon}}"
         ),
-        lambda xs, c, f: (
+        lambda xs, c, f, p: (
             rf"({f(xs[0])} - {f.paren(xs[1])} - {f.paren(xs[2])}\,{f.paren(xs[3])})"
             rf" / \sqrt{{{f(xs[4])} + {f.const(c['eps'])}}}"
         ),
     ),
     "softmax_backward_fast": Formula(
         lambda lhs, a, da, s: rf"{lhs} = {a}\,({da} - {s})",
-        lambda xs, c, f: rf"{f(xs[0])}\,({f(xs[1])} - {f.paren(xs[2])})",
+        lambda xs, c, f, p: rf"{f(xs[0])}\,({f(xs[1])} - {f.paren(xs[2])})",
     ),
     "adam_m": Formula(
         lambda lhs, g: rf"{lhs} = \beta_1 \cdot 0 + (1 - \beta_1)\,{g}",
-        lambda xs, c, f: (
+        lambda xs, c, f, p: (
             rf"{f.const(c['beta1'])}\cdot 0 + (1 - {f.const(c['beta1'])})\cdot{f.paren(xs[0])}"
         ),
     ),
     "adam_v": Formula(
         lambda lhs, g: rf"{lhs} = \beta_2 \cdot 0 + (1 - \beta_2)\,{g}^2",
-        lambda xs, c, f: (
+        lambda xs, c, f, p: (
             rf"{f.const(c['beta2'])}\cdot 0 + (1 - {f.const(c['beta2'])})\cdot{f.paren(xs[0])}^2"
         ),
     ),
     "adam_m_hat": Formula(
         lambda lhs, m: rf"{lhs} = {m} / (1 - \beta_1^t)",
-        lambda xs, c, f: rf"{f(xs[0])} / (1 - {f.const(c['beta1'])}^{{{c['t']}}})",
+        lambda xs, c, f, p: rf"{f.paren(xs[0])} / (1 - {f.const(c['beta1'])}^{{{c['t']}}})",
     ),
     "adam_v_hat": Formula(
         lambda lhs, v: rf"{lhs} = {v} / (1 - \beta_2^t)",
-        lambda xs, c, f: rf"{f(xs[0])} / (1 - {f.const(c['beta2'])}^{{{c['t']}}})",
+        lambda xs, c, f, p: rf"{f.paren(xs[0])} / (1 - {f.const(c['beta2'])}^{{{c['t']}}})",
     ),
     "adam_update": Formula(
         lambda lhs, th, mh, vh: (
             rf"{lhs} = {th}\,(1 - \eta\lambda) - \eta\,{mh}/(\sqrt{{{vh}}}"
             r" + \epsilon)"
         ),
-        lambda xs, c, f: (
+        lambda xs, c, f, p: (
             rf"{f(xs[0])}\,(1 - {f.const(c['lr'])}\cdot{f.const(c['weight_decay'])}) - "
             rf"{f.const(c['lr'])}\cdot{f.paren(xs[1])}/(\sqrt{{{f(xs[2])}}} + {f.const(c['eps'])})"
         ),
@@ -254,12 +289,12 @@ def masked_product(step: Step, idx: Index) -> str | None:
 
 
 # --- one element worked out ---------------------------------------------------------------
-def work(step: Step, values: Values, idx: Index, f: NumberFormat) -> str:
-    """lhs = substitution = value for one element (math-mode LaTeX)."""
+def work(step: Step, book: Book, idx: Index, f: Fmt) -> str:
+    """lhs = substitution = value for one element (math-mode LaTeX), in printed numbers."""
     lhs = element(step.name, idx)
-    value = f(float(step.result[idx]))
+    value = f(book.num(step.name, idx))
     if isinstance(step, Contraction):
-        return rf"{lhs} = {expansion(step, values, idx, f)} = {value}"
+        return rf"{lhs} = {expansion(step, book, idx, f)} = {value}"
     if isinstance(step, Elementwise):
         if is_masked(step, idx):
             later = f"position {idx[1] + 1} comes after {idx[0] + 1}"
@@ -269,68 +304,73 @@ def work(step: Step, values: Values, idx: Index, f: NumberFormat) -> str:
             return rf"{lhs} = 0 \quad\text{{(the last position predicts nothing)}}"
         if step.formula == "probs_backward" and consts["target"] == 0:
             return rf"{lhs} = 0 \quad\text{{(not the next token)}}"
-        sub = FORMULAS[step.formula].substitute(step.inputs(values, idx), consts, f)
-        return rf"{lhs} = {sub} = {value}"
+        parts = {k: book.part(step.name, idx, k) for k in book.parts[step.name].get(idx, {})}
+        sub = FORMULAS[step.formula].substitute(book.inputs(step, idx), consts, f, parts)
+        line = rf"{lhs} = {sub} = {value}"
+        if step.formula == "gelu_backward":
+            line += rf",\quad {gelu_tanh_note(f, parts)}"
+        return line
     if isinstance(step, Gather):
-        src = step.sources(values, idx)
+        src = step.sources(book.values, idx)
         if not src:
             return rf"{lhs} = 0"
         names = " + ".join(element(n, k) for n, k in src)
-        nums = _plus([float(values[n][k]) for n, k in src], f)
-        return (
-            rf"{lhs} = {names} = {nums} = {value}"
-            if len(src) > 1
-            else rf"{lhs} = {names} = {value}"
-        )
+        if len(src) == 1:
+            return rf"{lhs} = {names} = {value}"
+        return rf"{lhs} = {names} = {plus([book.num(n, k) for n, k in src], f)} = {value}"
     if isinstance(step, RowWise):
-        return _work_reduction(step, values, idx, f)
+        return _work_reduction(step, book, idx, f)
     raise TypeError(step)
 
 
-def expansion(step: Contraction, values: Values, idx: Index, f: NumberFormat) -> str:
-    """The sum of products, in index order, with the printed operands."""
-    a, b = step.factors(values, idx)
+def expansion(step: Contraction, book: Book, idx: Index, f: Fmt) -> str:
+    """The sum of products, in index order, with the operands as their tables print them."""
     if step.kind == "colsum":
-        body = _plus(a.tolist(), f)
+        col = book.nums(step.operands[0])[:, idx[0]]
+        return plus(list(col), f)
+    if step.kind == "jacobian":
+        i, j = idx
+        a, b = book.nums(step.operands[0])[i], book.jacobian(step.name, i)[:, j]
     else:
-        body = " + ".join(
-            f"{f.paren(x)}{f.paren(y)}" for x, y in zip(a.tolist(), b.tolist(), strict=True)
-        )
-    bias = step.bias_value(values, idx)
-    return body if bias is None else rf"{body} + {f.paren(bias)}"
+        a, b = step.factors({n: book.nums(n) for n in step.operands}, idx)
+    body = products(list(zip(a, b, strict=True)), f)
+    if step.bias is None:
+        return body
+    return rf"{body} + {f.paren(book.num(step.bias, idx[-1:]))}"
 
 
-def _work_reduction(step: RowWise, values: Values, idx: Index, f: NumberFormat) -> str:
+def _work_reduction(step: RowWise, book: Book, idx: Index, f: Fmt) -> str:
     lhs = element(step.name, idx)
-    row = step.row(values, idx)
-    value = f(float(step.result[idx]))
+    row = list(step.row({step.operands[0]: book.nums(step.operands[0])}, idx))
+    value = f(book.num(step.name, idx))
     if step.kind == "mean":
-        return rf"{lhs} = ({_plus(row.tolist(), f)}) / {row.size} = {value}"
+        return rf"{lhs} = \bigl({plus(row, f)}\bigr) / {len(row)} = {value}"
     if step.kind == "var":
-        mu = float(values[step.name.replace("var", "mean")][idx[0]])
-        sq = " + ".join(rf"{{({f(x)} - {f.paren(mu)})^2}}" for x in row.tolist())  # unbreakable
-        return rf"{lhs} = \bigl({sq}\bigr) / {row.size} = {value}"
+        mu = f.paren(book.num(step.operands[1], idx[:1]))
+        sq = " + ".join(rf"{{({f(x)} - {mu})^2}}" for x in row)  # unbreakable
+        return rf"{lhs} = \bigl({sq}\bigr) / {len(row)} = {value}"
     if step.kind == "sum":
-        return rf"{lhs} = {_plus(row.tolist(), f)} = {value}"
+        return rf"{lhs} = {plus(row, f)} = {value}"
     if step.kind == "mean_loss":
-        return rf"{lhs} = ({_plus(row[: step.count].tolist(), f)}) / {step.count} = {value}"
+        return rf"{lhs} = \bigl({plus(row[: step.count], f)}\bigr) / {step.count} = {value}"
     raise ValueError(step.kind)
 
 
-def softmax_row(step: RowWise, values: Values, i: int, f: NumberFormat) -> list[str]:
+def softmax_row(step: RowWise, book: Book, i: int, f: Fmt) -> list[str]:
     """One row of a softmax: the maximum, each exponential, their sum, each probability."""
-    row = step.row(values, (i, 0))
-    top, exps, total = ops.softmax_parts(row)
+    row = list(step.row({step.operands[0]: book.nums(step.operands[0])}, (i, 0)))
+    parts = book.parts[step.name][(i,)]
+    live = sorted(int(k[1:]) for k in parts if k.startswith("e"))
+    e = {j: book.part(step.name, (i,), f"e{j}") for j in live}
+    top, total = book.part(step.name, (i,), "max"), book.part(step.name, (i,), "sum")
     src = step.operands[0]
     lines = [rf"m_{{{i + 1}}} = \max_j {element(src, (i, 'j'))} = {f(top)}"]
-    lines += [
-        rf"e_{{{j + 1}}} = \exp({f(float(row[j]))} - {f.paren(top)}) = {f(exps[j])}" for j in exps
-    ]
-    lines.append(rf"\textstyle\sum_j e_j = {_plus(list(exps.values()), f)} = {f(total)}")
-    for j in range(row.size):
+    lines += [rf"e_{{{j + 1}}} = \exp({f(row[j])} - {f.paren(top)}) = {f(e[j])}" for j in live]
+    lines.append(rf"\textstyle\sum_j e_j = {plus(list(e.values()), f)} = {f(total)}")
+    for j in range(len(row)):
         lhs = element(step.name, (i, j))
-        if j in exps:
-            lines.append(rf"{lhs} = {f(exps[j])} / {f(total)} = {f(float(step.result[i, j]))}")
+        if j in e:
+            lines.append(rf"{lhs} = {f(e[j])} / {f(total)} = {f(book.num(step.name, (i, j)))}")
         else:
             lines.append(rf"{lhs} = 0 \quad\text{{(masked)}}")
     return lines

@@ -8,10 +8,23 @@ import numpy as np
 from pylatex import NoEscape
 from pylatex.section import Chapter, Section
 
+from ..hand import config_const, dec
+from ..printed import single
 from ..trace import Gather, RowWise, Step
 from . import steps
 from .base import ADAM_PREFIXES, Renderer, _m, key
-from .fmt import element, symbol, tex_escape
+from .fmt import element, factor, symbol, tex_escape
+
+# The AdamW table's columns: the result-name prefix of each, and its heading.
+ADAM_COLUMNS = (
+    ("", r"\theta"),
+    ("d.", "g"),
+    ("m.", "m"),
+    ("v.", "v"),
+    ("m_hat.", r"\hat m"),
+    ("v_hat.", r"\hat v"),
+    ("updated.", r"\theta'"),
+)
 
 
 class Worked(Renderer):
@@ -19,18 +32,46 @@ class Worked(Renderer):
 
     def make_context(self) -> dict[str, object]:
         # Only the worked view may print results outside their sections (the title page).
-        return super().make_context() | {"loss": _m(self.f(float(self.t["loss"])))}
+        exact = float(self.t["loss"])
+        return super().make_context() | {
+            "loss": _m(f"{exact:.{max(self.opts.digits, 5) - 1}f}"),
+            "hand_loss": self.hand_loss(),
+        }
+
+    def hand_loss(self) -> str:
+        """The loss of the printed chain, when its digits differ from the exact loss's."""
+        printed = self.book.num("loss")
+        exact = single(dec(float(self.t["loss"])), self.opts.digits)
+        return "" if printed.value == exact.value else _m(self.f(printed))
 
     def chapter_body(self, number: int, ch: Chapter) -> None:
         ch.append(self.prose(f"chapter{number:02d}.tex.j2"))
         if number == 13:
             self.adamw_chapter(ch)
+            self.append_drift(number, ch)
             return
         first = self.first_use()
         if number in first:
             ch.append(self.params_section(first[number]))
         for step in self.t.chapter(number):
             ch.append(self.step_section(step))
+        self.append_drift(number, ch)
+
+    def append_drift(self, number: int, ch: Chapter) -> None:
+        """Under hand arithmetic: the chapter's largest drift from the exact values."""
+        if not self.book.hand:
+            return
+        drift, worst = max((self.book.drift(s), s.name) for s in self.t.chapter(number))
+        share = f"{100 * drift:.2g}" if drift else "0"
+        ch.append(
+            self.prose(
+                "drift.tex.j2",
+                share=NoEscape(rf"{share}\,\%"),
+                where=NoEscape(
+                    rf"{self.title(worst)} ({_m(symbol(worst))}, \S\ref{{s:{key(worst)}}})"
+                ),
+            )
+        )
 
     def section_numbers(self) -> dict[str, str]:
         """The section ("2.3") where each step is worked, as chapter_body lays them out."""
@@ -74,11 +115,11 @@ class Worked(Renderer):
         if isinstance(step, RowWise) and step.kind == "softmax":
             rows = sorted({idx[0] for idx in self.worked(step)})
             for i in rows:
-                yield from steps.softmax_row(step, self.t.values, i, self.f)
+                yield from steps.softmax_row(step, self.book, i, self.f)
             return
         for idx in self.worked(step):
             note = self.masked_note(step, idx)
-            yield note or steps.work(step, self.t.values, idx, self.f)
+            yield note or steps.work(step, self.book, idx, self.f)
 
     # --- a step ------------------------------------------------------------------------
     def ref(self, name: str) -> str:
@@ -113,8 +154,7 @@ class Worked(Renderer):
             names = [f"{p}{n}" for p in ADAM_PREFIXES]
             body = [rf"\label{{s:{key(x)}}}" for x in names] + [r"\begin{work}"]
             body += [
-                rf"\ex{{{steps.work(self.t.step(x), self.t.values, origin, self.f)}}}"
-                for x in names
+                rf"\ex{{{steps.work(self.t.step(x), self.book, origin, self.f)}}}" for x in names
             ]
             sec.append(NoEscape("\n".join([*body, r"\end{work}"])))
             ch.append(sec)
@@ -124,14 +164,33 @@ class Worked(Renderer):
         ch.append(table)
 
     def adamw_table(self) -> str:
-        f = self.f
-        heads = (r"\theta", "g", "m", "v", r"\hat m", r"\hat v", r"\theta'")
-        cols = " & ".join(f"${h}$" for h in heads)
-        lines = [r"\begin{adamtable}", rf"\textit{{element}} & {cols} \\ \hline \endhead"]
+        """θ, g, the moments and θ' of every parameter; a column the first step makes equal
+        to another (m̂ = g, v̂ = v/(1 − β₂) at t = 1) is stated once, not repeated."""
+        cols = [c for c in ADAM_COLUMNS if c[0] not in self.adam_repeats()]
+        heads = " & ".join(f"${h}$" for _, h in cols)
+        lines = [
+            rf"\begin{{adamtable}}{{{len(cols)}}}",
+            rf"\textit{{element}} & {heads} \\ \hline \endhead",
+        ]
         for n in self.param_names:
-            arrays = [self.t[n], self.t[f"d.{n}"], *(self.t[f"{p}{n}"] for p in ADAM_PREFIXES)]
+            names = [prefix + n for prefix, _ in cols]
+            exps = [f"${factor(self.book.exps[x])}$" if self.book.exps[x] else "" for x in names]
+            lines.append(rf"\textit{{{_m(symbol(n))}}} & {' & '.join(exps)} \\")
             for idx in np.ndindex(self.t[n].shape):
-                nums = " & ".join(f"${f(float(a[idx]))}$" for a in arrays)
-                lines.append(rf"${element(n, idx)}$ & {nums} \\")
+                cells = " & ".join(f"${self.book.nums(x)[idx].cell}$" for x in names)
+                lines.append(rf"${element(n, idx)}$ & {cells} \\")
         lines.append(r"\end{adamtable}")
         return "\n".join(lines)
+
+    def adam_repeats(self) -> set[str]:
+        """The AdamW columns equal, entry for entry, to another column times a constant."""
+        beta2 = config_const(self.c.beta2)
+        same_m = same_v = True
+        for n in self.param_names:
+            g, m_hat = self.book.values[f"d.{n}"], self.book.values[f"m_hat.{n}"]
+            v, v_hat = self.book.values[f"v.{n}"], self.book.values[f"v_hat.{n}"]
+            same_m &= all(a == b for a, b in zip(g.ravel(), m_hat.ravel(), strict=True))
+            same_v &= all(
+                b == a / (1 - beta2) for a, b in zip(v.ravel(), v_hat.ravel(), strict=True)
+            )
+        return {p for p, same in (("m_hat.", same_m), ("v_hat.", same_v)) if same}

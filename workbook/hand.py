@@ -1,0 +1,199 @@
+"""Hand arithmetic: the rules a learner follows, in exact decimal arithmetic.
+
+A value written on the page has `digits` significant digits, rounded half up (a 5 rounds away
+from zero). Every written value is computed from written values only: products and sums
+exactly, exp, ln, tanh and √ as the function of the written input, and the result rounded
+once, when it is written. Intermediate values that a line writes down (the u of GELU, the
+exponentials of a softmax) are rounded too, and the rest of the line uses them as written.
+
+Each formula here mirrors its float64 counterpart in `ops.FORMULAS`, under the same name, and
+returns the value with the intermediates the page prints. `Rounder` decides what "written"
+means: rounded (hand arithmetic) or unrounded (the exact chain, rounded only for display).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+
+from . import ops
+
+PREC = 40  # working digits: far beyond any printed digit, so rounding sees the exact value
+CONTEXT = Context(prec=PREC, Emax=10**6, Emin=-(10**6))
+CONST_DIGITS = 8  # derived constants (1/√d_k, √(2/π)) are printed, and used, to 8 digits
+
+ZERO, ONE, HALF = Decimal(0), Decimal(1), Decimal("0.5")
+NEG_INF = Decimal("-Infinity")
+
+
+def sig(x: Decimal, digits: int) -> Decimal:
+    """x rounded half up (away from zero) to `digits` significant digits."""
+    if not x.is_finite() or x == 0:
+        return x if x != 0 else ZERO
+    with localcontext(CONTEXT):
+        places = x.adjusted() - digits + 1
+        r = x.quantize(Decimal(1).scaleb(places), rounding=ROUND_HALF_UP)
+        if r.adjusted() > x.adjusted():  # 9.9996 → 10.00: one digit too many
+            r = r.quantize(Decimal(1).scaleb(places + 1), rounding=ROUND_HALF_UP)
+    return r
+
+
+def dec(x: float) -> Decimal:
+    """A float's exact value (for the exact chain and parameters)."""
+    if math.isinf(x):
+        return NEG_INF if x < 0 else Decimal("Infinity")
+    return Decimal(x)
+
+
+def config_const(x: float) -> Decimal:
+    """A configuration constant as the user typed it: 0.9, not 0.90000000000000002220."""
+    return Decimal(repr(float(x)))
+
+
+def derived_const(x: float) -> Decimal:
+    """A constant the model derives (1/√8, √(2/π)): printed and used to CONST_DIGITS."""
+    return sig(Decimal(x), CONST_DIGITS)
+
+
+SQRT_2_OVER_PI = derived_const(ops.SQRT_2_OVER_PI)
+GELU_C = Decimal(repr(ops.GELU_C))
+GELU_DC = 3 * GELU_C
+
+
+@dataclass(frozen=True)
+class Rounder:
+    """What writing a value does to it: `digits` significant digits, or nothing (exact)."""
+
+    digits: int
+    hand: bool = True
+
+    def __call__(self, x: Decimal) -> Decimal:
+        return sig(x, self.digits) if self.hand else x
+
+
+def tanh(u: Decimal) -> Decimal:
+    if abs(u) > 50:  # tanh is ±1 to far more than 40 digits
+        return ONE.copy_sign(u)
+    e = (2 * u).exp()
+    return (e - 1) / (e + 1)
+
+
+# --- element-wise formulas ------------------------------------------------------------
+# f(inputs, consts, r) → (value, {name: intermediate}); inputs and intermediates as written.
+Parts = dict[str, Decimal]
+HandFormula = Callable[[list[Decimal], Mapping[str, object], Rounder], tuple[Decimal, Parts]]
+
+
+def _plain(fn: Callable[..., Decimal]) -> HandFormula:
+    """A formula with nothing written between its inputs and its value."""
+    return lambda xs, c, r: (r(fn(*xs, **c)), {})
+
+
+def gelu_u(x: Decimal, r: Rounder) -> Decimal:
+    return r(SQRT_2_OVER_PI * (x + GELU_C * x**3))
+
+
+def _gelu(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
+    (x,) = xs
+    u = gelu_u(x, r)
+    return r(HALF * x * (1 + tanh(u))), {"u": u}
+
+
+def _gelu_backward(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
+    dy, x = xs
+    u = gelu_u(x, r)
+    t = r(tanh(u))
+    grad = r(HALF * (1 + t) + HALF * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + GELU_DC * x * x))
+    return r(dy * grad), {"u": u, "tanh": t, "grad": grad}
+
+
+def _masked(value: Decimal) -> Callable[..., Decimal]:
+    def fn(s: Decimal, *, scale: float, masked: object) -> Decimal:
+        return value if masked else s * derived_const(scale)
+
+    return fn
+
+
+def _adam_update(
+    theta: Decimal, m_hat: Decimal, v_hat: Decimal, *, lr: float, weight_decay: float, eps: float
+) -> Decimal:
+    lr_, wd, e = (config_const(x) for x in (lr, weight_decay, eps))
+    return theta * (1 - lr_ * wd) - lr_ * m_hat / (v_hat.sqrt() + e)
+
+
+def _ce_backward(p: Decimal, *, target: float, weight: float, count: int) -> Decimal:
+    return ZERO if weight == 0 else (p - config_const(target)) / count
+
+
+def _probs_backward(p: Decimal, *, target: float, weight: float, count: int) -> Decimal:
+    return ZERO if target == 0 else -1 / (count * p)
+
+
+def _norm(var: Decimal, eps: float) -> Decimal:
+    return (var + config_const(eps)).sqrt()
+
+
+FORMULAS: dict[str, HandFormula] = {
+    "embed": _plain(lambda a, b: a + b),
+    "add": _plain(lambda a, b: a + b),
+    "sum": _plain(lambda *xs: sum(xs, ZERO)),
+    "copy": _plain(lambda a: a),
+    "mul": _plain(lambda a, b: a * b),
+    "scale_mask": _plain(_masked(NEG_INF)),
+    "scale": _plain(_masked(ZERO)),
+    "gelu": _gelu,
+    "gelu_backward": _gelu_backward,
+    "normalize": _plain(lambda x, mean, var, *, eps: (x - mean) / _norm(var, eps)),
+    "affine": _plain(lambda x_hat, gamma, beta: gamma * x_hat + beta),
+    "nll": _plain(lambda p: -p.ln()),
+    "ce_backward": _plain(_ce_backward),
+    "probs_backward": _plain(_probs_backward),
+    "ln_backward_fast": _plain(
+        lambda dh, dh_mean, xh, dhx_mean, var, *, eps: (
+            (dh - dh_mean - xh * dhx_mean) / _norm(var, eps)
+        )
+    ),
+    "softmax_backward_fast": _plain(lambda a, da, s: a * (da - s)),
+    "adam_m": _plain(lambda g, *, beta1: (1 - config_const(beta1)) * g),
+    "adam_v": _plain(lambda g, *, beta2: (1 - config_const(beta2)) * g * g),
+    "adam_m_hat": _plain(lambda m, *, beta1, t: m / (1 - config_const(beta1) ** t)),
+    "adam_v_hat": _plain(lambda v, *, beta2, t: v / (1 - config_const(beta2) ** t)),
+    "adam_update": _plain(_adam_update),
+}
+
+
+# --- rows ---------------------------------------------------------------------------------
+def softmax_row(row: list[Decimal], r: Rounder) -> tuple[list[Decimal], Parts]:
+    """max, e_j = exp(s_j − max) for the unmasked j, their sum, and p_j = e_j / sum."""
+    live = [j for j, s in enumerate(row) if s.is_finite()]
+    top = max(row[j] for j in live)
+    exps = {j: r((row[j] - top).exp()) for j in live}
+    total = r(sum(exps.values(), ZERO))
+    probs = [r(exps[j] / total) if j in exps else ZERO for j in range(len(row))]
+    parts = {"max": top, "sum": total} | {f"e{j}": e for j, e in exps.items()}
+    return probs, parts
+
+
+# --- Jacobians ----------------------------------------------------------------------------
+def layernorm_jacobian(x_hat: list[Decimal], var: Decimal, eps: float, r: Rounder):
+    """J[j][k] = (δ_jk − 1/n − x̂_j x̂_k / n) / √(σ² + ε), each entry written."""
+    n = len(x_hat)
+    sigma = _norm(var, eps)
+    return [
+        [
+            r(((ONE if j == k else ZERO) - ONE / n - x_hat[j] * x_hat[k] / n) / sigma)
+            for k in range(n)
+        ]
+        for j in range(n)
+    ]
+
+
+def softmax_jacobian(a: list[Decimal], r: Rounder):
+    """J[k][j] = A_k (δ_kj − A_j), each entry written."""
+    n = len(a)
+    return [[r(a[k] * ((ONE if k == j else ZERO) - a[j])) for j in range(n)] for k in range(n)]
+
+
+JACOBIANS = {"layernorm": layernorm_jacobian, "softmax": softmax_jacobian}

@@ -1,0 +1,293 @@
+"""What is printed: every value of the trace as the page shows it.
+
+Two arithmetics, one interface. Under "hand" (the default) the printed chain is itself a hand
+calculation: each step is redone from the *printed* values of its inputs with the rules of
+`hand` (exact decimal arithmetic, each written value rounded half up to `digits` significant
+digits), and that printed value is what every later step uses. So every printed line re-checks
+exactly on a calculator. Under "exact" the values are the float64 trace's, rounded only for
+display. Either way the trace is not touched: this is a view of it, step by step.
+
+A printed matrix carries one power-of-ten factor (`Num.exp`) when its entries are small or
+large, so its cells are plain decimals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
+
+import numpy as np
+
+from . import hand
+from .hand import ZERO, Rounder, dec, sig
+from .trace import Contraction, Elementwise, Gather, Index, RowWise, Step, Trace
+
+ARITHMETICS = ("hand", "exact")
+DIGITS = range(3, 9)  # significant digits a user may ask for
+CALCULATOR = Context(prec=10, Emax=10**6, Emin=-(10**6))  # a 10-digit pocket calculator
+
+Values = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Num:
+    """A printed number: `value` (true units, already rounded) shown as cell × 10^exp."""
+
+    value: Decimal
+    exp: int = 0
+
+    @property
+    def cell(self) -> str:
+        if self.value.is_infinite():
+            return r"-\infty" if self.value < 0 else r"\infty"
+        if self.value == 0:
+            return "0"
+        return format(self.value.scaleb(-self.exp), "f")
+
+
+def factor_exp(values: list[Decimal]) -> int:
+    """The power of ten a table of these (printed) values is written in: 0 for entries of
+    usual size, else that of the largest entry, so cells read 1.234 rather than 0.00001234."""
+    finite = [abs(v) for v in values if v.is_finite() and v != 0]
+    if not finite:
+        return 0
+    top = max(finite)
+    return 0 if Decimal("0.01") <= top < 10**4 else top.adjusted()
+
+
+def _obj(shape: tuple[int, ...]) -> np.ndarray:
+    return np.empty(shape, dtype=object)
+
+
+def _decimals(a: np.ndarray) -> np.ndarray:
+    out = _obj(a.shape)
+    for idx in np.ndindex(a.shape):
+        out[idx] = dec(float(a[idx]))
+    return out
+
+
+def _fsum(xs) -> Decimal:
+    return sum(xs, ZERO)
+
+
+@dataclass
+class Evaluation:
+    """One step redone: its values, what its lines write on the way, its Jacobians."""
+
+    result: np.ndarray
+    parts: dict[Index, hand.Parts]
+    jacobians: list[np.ndarray]
+
+
+def evaluate(
+    step: Step, values: Values, r: Rounder, jacobians: list[np.ndarray] | None = None
+) -> Evaluation:
+    """Redo `step` from `values` (object arrays of Decimal), writing values through `r`.
+
+    `jacobians`: the Jacobian entries to use, when they are given rather than formed.
+    """
+    out = _obj(step.shape)
+    parts: dict[Index, hand.Parts] = {}
+    if isinstance(step, Contraction):
+        if step.kind == "jacobian":
+            jacobians = jacobians or _jacobians(step, values, r)
+        for idx in np.ndindex(step.shape):
+            out[idx] = r(_contract(step, values, idx, jacobians))
+        return Evaluation(out, parts, jacobians or [])
+    if isinstance(step, Elementwise):
+        formula = hand.FORMULAS[step.formula]
+        for idx in np.ndindex(step.shape):
+            out[idx], p = formula(step.raw_inputs(values, idx), step.constants(idx), r)
+            if p:
+                parts[idx] = p
+    elif isinstance(step, RowWise) and step.kind == "softmax":
+        for i in range(step.shape[0]):
+            probs, parts[(i,)] = hand.softmax_row(list(step.row(values, (i, 0))), r)
+            out[i] = probs
+    elif isinstance(step, RowWise):
+        for idx in np.ndindex(step.shape):
+            out[idx] = r(_reduce(step, values, idx))
+    elif isinstance(step, Gather):
+        for idx in np.ndindex(step.shape):
+            src = [values[n][k] for n, k in step.sources(values, idx)]
+            out[idx] = src[0] if len(src) == 1 else r(_fsum(src))  # a copy is not rewritten
+    else:
+        raise TypeError(step)
+    return Evaluation(out, parts, [])
+
+
+def _jacobians(step: Contraction, values: Values, r: Rounder) -> list[np.ndarray]:
+    inputs = [values[n] for n in step.operands[1:]]
+    form = hand.JACOBIANS[step.jacobian_of]
+    out = []
+    for i in range(step.shape[0]):
+        rows = [list(x[i]) if x.ndim == 2 else x[i] for x in inputs]
+        out.append(np.array(form(*rows, **step.jacobian_consts, r=r), dtype=object))
+    return out
+
+
+def _contract(step: Contraction, values: Values, idx: Index, jac: list | None) -> Decimal:
+    if step.kind == "jacobian":
+        i, j = idx
+        a, b = values[step.operands[0]][i], jac[i][:, j]
+    elif step.kind == "colsum":
+        return _fsum(values[step.operands[0]][:, idx[0]])
+    else:
+        a, b = step.factors(values, idx)
+    total = _fsum(x * y for x, y in zip(a, b, strict=True))
+    return total if step.bias is None else total + values[step.bias][idx[-1]]
+
+
+def _reduce(step: RowWise, values: Values, idx: Index) -> Decimal:
+    row = list(step.row(values, idx))
+    if step.kind == "mean":
+        return _fsum(row) / len(row)
+    if step.kind == "sum":
+        return _fsum(row)
+    if step.kind == "var":
+        mu = values[step.operands[1]][idx[0]]
+        return _fsum((x - mu) ** 2 for x in row) / len(row)
+    if step.kind == "mean_loss":
+        return _fsum(row[: step.count]) / step.count
+    raise ValueError(step.kind)
+
+
+class Book:
+    """The printed values of a trace, under one arithmetic and number of digits."""
+
+    def __init__(self, t: Trace, digits: int = 4, arithmetic: str = "hand") -> None:
+        self.t, self.digits, self.arithmetic = t, digits, arithmetic
+        self.hand = arithmetic == "hand"
+        self.r = Rounder(digits, self.hand)
+        self.values: dict[str, np.ndarray] = {}
+        self.parts: dict[str, dict[Index, hand.Parts]] = {}
+        self.jacobians: dict[str, list[np.ndarray]] = {}
+        self._nums: dict[object, np.ndarray] = {}
+        with localcontext(hand.CONTEXT):
+            for name, value in t.values.items():
+                if t.producer(name) is None:  # a parameter: its printed value starts the chain
+                    self.values[name] = self._written(_decimals(np.asarray(value)))
+            for step in t.steps:
+                ev = evaluate(step, self.values, self.r)
+                exact = _decimals(step.result)
+                self.values[step.name] = ev.result if self.hand else exact
+                self.parts[step.name] = ev.parts
+                self.jacobians[step.name] = ev.jacobians if self.hand else self._given_jac(step)
+        self.exps = {n: factor_exp(list(self.shown(n).ravel())) for n in self.values}
+
+    def _written(self, a: np.ndarray) -> np.ndarray:
+        out = _obj(a.shape)
+        for idx in np.ndindex(a.shape):
+            out[idx] = self.r(a[idx])
+        return out
+
+    def _given_jac(self, step: Step) -> list[np.ndarray]:
+        if not (isinstance(step, Contraction) and step.kind == "jacobian"):
+            return []
+        return [_decimals(j) for j in step.jacobians]
+
+    # --- what a page shows -------------------------------------------------------------
+    def shown(self, name: str) -> np.ndarray:
+        """The values of `name` as printed (rounded to `digits`)."""
+        a = self.values[name]
+        out = _obj(a.shape)
+        for idx in np.ndindex(a.shape):
+            out[idx] = sig(a[idx], self.digits)
+        return out
+
+    def num(self, name: str, idx: Index = ()) -> Num:
+        return Num(sig(self.values[name][idx], self.digits), self.exps[name])
+
+    def nums(self, name: str) -> np.ndarray:
+        """Every entry of `name` as printed (computed once, then shared)."""
+        if name not in self._nums:
+            out = _obj(self.values[name].shape)
+            for idx in np.ndindex(out.shape):
+                out[idx] = self.num(name, idx)
+            self._nums[name] = out
+        return self._nums[name]
+
+    def part(self, name: str, idx: Index, key: str) -> Num:
+        """An intermediate value a line writes (u, tanh u, an exponential, a row sum)."""
+        return single(self.parts[name][idx][key], self.digits)
+
+    def inputs(self, step: Elementwise, idx: Index) -> list[Num]:
+        """The operands of one element, each as its table prints it."""
+        pick = {"ij": idx, "i": idx[:1], "j": idx[-1:], "": ()}
+        return [self.num(n, pick[how]) for n, how in zip(step.operands, step.align, strict=True)]
+
+    def jacobian(self, name: str, i: int) -> np.ndarray:
+        """J^(i) of a Jacobian step as printed: Nums with the table's own factor."""
+        if (name, i) not in self._nums:
+            self._nums[(name, i)] = self._jacobian(name, i)
+        return self._nums[(name, i)]
+
+    def _jacobian(self, name: str, i: int) -> np.ndarray:
+        j = self.jacobians[name][i]
+        shown = [sig(x, self.digits) for x in j.ravel()]
+        exp = factor_exp(shown)
+        out = _obj(j.shape)
+        for k, idx in enumerate(np.ndindex(j.shape)):
+            out[idx] = Num(shown[k], exp)
+        return out
+
+    # --- how far the hand chain is from the exact one ---------------------------------
+    def drift(self, step: Step) -> float:
+        """Largest |printed chain − exact| over the step's entries, relative to the largest
+        exact entry of the same result (0 when the result is all zero)."""
+        exact = np.asarray(step.result, dtype=np.float64)
+        finite = np.isfinite(exact)
+        top = float(np.max(np.abs(exact[finite]), initial=0.0))
+        if top == 0:
+            return 0.0
+        diffs = [
+            abs(float(self.values[step.name][idx]) - float(exact[idx]))
+            for idx in np.ndindex(exact.shape)
+            if finite[idx]
+        ]
+        return max(diffs, default=0.0) / top
+
+    # --- how far a careful learner may land from the key -------------------------------
+    def tolerance(self, step: Step) -> int:
+        """In units of the last printed digit of each value.
+
+        Hand arithmetic: the key is what the rules give; a learner differs only where a
+        10-digit calculator rounds an intermediate differently from exact arithmetic, so the
+        step is redone on such a calculator from the printed inputs and the difference
+        measured. Exact arithmetic: the step is redone by the rules from the printed
+        (rounded) inputs and Jacobian entries, and compared with the exact values.
+        """
+        printed = {n: self.shown(n) for n in step.operands}
+        r = Rounder(self.digits, True)
+        if self.hand:
+            with localcontext(CALCULATOR):
+                ev = evaluate(step, printed, r)
+        else:
+            given = [
+                self.jacobian_values(step.name, i) for i in range(len(self.jacobians[step.name]))
+            ]
+            with localcontext(hand.CONTEXT):
+                ev = evaluate(step, printed, r, given or None)
+        worst = 0
+        for idx in np.ndindex(step.shape):
+            key = sig(self.values[step.name][idx], self.digits)
+            if key.is_finite() and key != 0:
+                unit = Decimal(1).scaleb(key.adjusted() - self.digits + 1)
+                worst = max(worst, math.ceil(abs(ev.result[idx] - key) / unit))
+            elif key == 0 and ev.result[idx] != 0 and ev.result[idx].is_finite():
+                worst = max(worst, 1)
+        return worst
+
+    def jacobian_values(self, name: str, i: int) -> np.ndarray:
+        out = _obj(self.jacobians[name][i].shape)
+        for idx in np.ndindex(out.shape):
+            out[idx] = sig(self.jacobians[name][i][idx], self.digits)
+        return out
+
+
+def single(value: Decimal, digits: int) -> Num:
+    """A number printed on its own: a power of ten only when it is small or large."""
+    v = sig(value, digits)
+    return Num(v, factor_exp([v]))
