@@ -74,7 +74,7 @@ class Rounder:
 
 
 def tanh(u: Decimal) -> Decimal:
-    if abs(u) > 50:  # tanh is ±1 to far more than 40 digits
+    if abs(u) > 50:  # tanh is ±1 to 43 digits: rounded to at most 8 it is ±1 exactly
         return ONE.copy_sign(u)
     e = (2 * u).exp()
     return (e - 1) / (e + 1)
@@ -95,10 +95,15 @@ def gelu_u(x: Decimal, r: Rounder) -> Decimal:
     return r(SQRT_2_OVER_PI * (x + GELU_C * x**3))
 
 
+def one_plus_tanh(u: Decimal) -> Decimal:
+    """1 + tanh u, written as 2/(1 + e^{−2u}) where 1 + tanh u would cancel (u ≪ 0)."""
+    return 1 + tanh(u) if u >= 0 else 2 / (1 + (-2 * u).exp())
+
+
 def _gelu(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
     (x,) = xs
     u = gelu_u(x, r)
-    return r(HALF * x * (1 + tanh(u))), {"u": u}
+    return r(HALF * x * one_plus_tanh(u)), {"u": u}
 
 
 def _gelu_backward(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:

@@ -47,14 +47,15 @@ class Num:
         return format(self.value.scaleb(-self.exp), "f")
 
 
-def factor_exp(values: list[Decimal]) -> int:
+def factor_exp(values: list[Decimal], digits: int) -> int:
     """The power of ten a table of these (printed) values is written in: 0 for entries of
-    usual size, else that of the largest entry, so cells read 1.234 rather than 0.00001234."""
+    usual size, else that of the largest entry, so cells read 1.234 rather than 0.00001234,
+    and 1.22 rather than 1220 (whose zero would look significant)."""
     finite = [abs(v) for v in values if v.is_finite() and v != 0]
     if not finite:
         return 0
     top = max(finite)
-    return 0 if Decimal("0.01") <= top < 10**4 else top.adjusted()
+    return 0 if Decimal("0.01") <= top < 10 ** (digits - 1) else top.adjusted()
 
 
 def _obj(shape: tuple[int, ...]) -> np.ndarray:
@@ -175,7 +176,7 @@ class Book:
                 self.values[step.name] = ev.result if self.hand else exact
                 self.parts[step.name] = ev.parts
                 self.jacobians[step.name] = ev.jacobians if self.hand else self._given_jac(step)
-        self.exps = {n: factor_exp(list(self.shown(n).ravel())) for n in self.values}
+        self.exps = {n: factor_exp(list(self.shown(n).ravel()), digits) for n in self.values}
 
     def _written(self, a: np.ndarray) -> np.ndarray:
         out = _obj(a.shape)
@@ -227,7 +228,7 @@ class Book:
     def _jacobian(self, name: str, i: int) -> np.ndarray:
         j = self.jacobians[name][i]
         shown = [sig(x, self.digits) for x in j.ravel()]
-        exp = factor_exp(shown)
+        exp = factor_exp(shown, self.digits)
         out = _obj(j.shape)
         for k, idx in enumerate(np.ndindex(j.shape)):
             out[idx] = Num(shown[k], exp)
@@ -290,4 +291,4 @@ class Book:
 def single(value: Decimal, digits: int) -> Num:
     """A number printed on its own: a power of ten only when it is small or large."""
     v = sig(value, digits)
-    return Num(v, factor_exp([v]))
+    return Num(v, factor_exp([v], digits))

@@ -205,7 +205,9 @@ FORMULAS: dict[str, Formula] = {
         lambda lhs, xh, g, b: rf"{lhs} = {g}\,{xh} + {b}",
         lambda xs, c, f, p: rf"{f.paren(xs[1])}\,{f.paren(xs[0])} + {f.paren(xs[2])}",
     ),
-    "nll": Formula(lambda lhs, p: rf"{lhs} = -\ln {p}", lambda xs, c, f, p: rf"-\ln {f(xs[0])}"),
+    "nll": Formula(
+        lambda lhs, p: rf"{lhs} = -\ln {p}", lambda xs, c, f, p: rf"-\ln {f.paren(xs[0])}"
+    ),
     "ce_backward": Formula(
         lambda lhs, p: rf"{lhs} = ({p} - y_{{i,j}})/(T-1)",
         lambda xs, c, f, p: rf"({f(xs[0])} - {f.const(c['target'])}) / {c['count']}",
