@@ -101,6 +101,8 @@ def to_python(expr: str) -> str:
 
 
 def _tanh(u: Decimal) -> Decimal:
+    if abs(u) > 200:  # ±1 to 170 digits, beyond PREC
+        return Decimal(1).copy_sign(u)
     e = (2 * u).exp()
     return (e - 1) / (e + 1)
 

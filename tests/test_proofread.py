@@ -63,15 +63,17 @@ def test_gelu_writes_u_rounded_from_its_printed_input(trace) -> None:
     tex = Worked(Config(), trace, Options(detail="sample")).tex()
     pattern = re.compile(
         r"\\tanh\\bigl\(([\d.]+)\\,\(([-\d.]+) \+ ([\d.]+)\\,\(([-\d.]+)\)\^3\)\\bigr\)\\bigr\) = "
-        r"0\.5\\,\([-\d.]+\)\\,\(1 \+ \\tanh \(([-\d.]+(?:\\cdot 10\^\{-?\d+\})?)\)\)"
+        r"0\.5\\,\([-\d.]+\)\\,\(1 \+ \\tanh \(([-\d.]+(?:\\cdot 10\^\{-?\d+\})?)\)\) = "
+        r"0\.5\\,\([-\d.]+\)\\,\(1 \+ \(([-\d.]+(?:\\cdot 10\^\{-?\d+\})?)\)\)"
     )
     found = 0
     for st in statements(tex):
         m = pattern.search(st)
         if m:
-            c, x, k, x3, u = m.groups()
+            c, x, k, x3, u, t = m.groups()
             assert x == x3
             redone = sig(Decimal(c) * (Decimal(x) + Decimal(k) * Decimal(x) ** 3), 4)
             assert redone == evaluate(u), st
+            assert sig(evaluate(rf"\tanh ({u})"), 4) == evaluate(t), st
             found += 1
     assert found >= 64

@@ -18,7 +18,7 @@ from . import __version__, engine, export, params
 from .build import ORDER, BuildRequest, build
 from .compile import TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
-from .printed import ARITHMETICS, DIGITS
+from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import ALL_CHAPTERS, DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options
 
 
@@ -247,8 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TexFailedError as exc:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
-    except (UsageError, ConfigError) as exc:
-        print(f"workbook: {exc}" if isinstance(exc, ConfigError) else exc, file=sys.stderr)
+    except (UsageError, ConfigError, UnprintableError) as exc:
+        print(exc if isinstance(exc, UsageError) else f"workbook: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"workbook: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)

@@ -62,6 +62,9 @@ GELU_C = Decimal(repr(ops.GELU_C))
 GELU_DC = 3 * GELU_C
 
 
+UNDERFLOW = Decimal("1E-99")  # smaller results are written as 0, as a calculator shows them
+
+
 @dataclass(frozen=True)
 class Rounder:
     """What writing a value does to it: `digits` significant digits, or nothing (exact)."""
@@ -70,7 +73,9 @@ class Rounder:
     hand: bool = True
 
     def __call__(self, x: Decimal) -> Decimal:
-        return sig(x, self.digits) if self.hand else x
+        if not self.hand:
+            return x
+        return ZERO if x.is_finite() and abs(x) < UNDERFLOW else sig(x, self.digits)
 
 
 def tanh(u: Decimal) -> Decimal:
@@ -95,15 +100,12 @@ def gelu_u(x: Decimal, r: Rounder) -> Decimal:
     return r(SQRT_2_OVER_PI * (x + GELU_C * x**3))
 
 
-def one_plus_tanh(u: Decimal) -> Decimal:
-    """1 + tanh u, written as 2/(1 + e^{−2u}) where 1 + tanh u would cancel (u ≪ 0)."""
-    return 1 + tanh(u) if u >= 0 else 2 / (1 + (-2 * u).exp())
-
-
 def _gelu(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
+    """GELU writes u and tanh u on the way, as GELU′ does: the same two numbers serve both."""
     (x,) = xs
     u = gelu_u(x, r)
-    return r(HALF * x * one_plus_tanh(u)), {"u": u}
+    t = r(tanh(u))
+    return r(HALF * x * (1 + t)), {"u": u, "tanh": t}
 
 
 def _gelu_backward(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:

@@ -155,6 +155,11 @@ def _reduce(step: RowWise, values: Values, idx: Index) -> Decimal:
     raise ValueError(step.kind)
 
 
+class UnprintableError(ValueError):
+    """Settings whose numbers the hand chain cannot carry (it overflows where float64 does
+    not); the message names what happened."""
+
+
 class Book:
     """The printed values of a trace, under one arithmetic and number of digits."""
 
@@ -173,6 +178,7 @@ class Book:
             for step in t.steps:
                 ev = evaluate(step, self.values, self.r)
                 exact = _decimals(step.result)
+                _check_finite(step, ev.result, exact)
                 self.values[step.name] = ev.result if self.hand else exact
                 self.parts[step.name] = ev.parts
                 self.jacobians[step.name] = ev.jacobians if self.hand else self._given_jac(step)
@@ -286,6 +292,16 @@ class Book:
         for idx in np.ndindex(out.shape):
             out[idx] = sig(self.jacobians[name][i][idx], self.digits)
         return out
+
+
+def _check_finite(step: Step, hand_values: np.ndarray, exact: np.ndarray) -> None:
+    for idx in np.ndindex(exact.shape):
+        if exact[idx].is_finite() and not hand_values[idx].is_finite():
+            raise UnprintableError(
+                f"{step.name} is finite but becomes {hand_values[idx]} in hand arithmetic "
+                "(a probability written as 0 below 1e-99): use a smaller --init-scale, "
+                "or --arithmetic exact"
+            )
 
 
 def single(value: Decimal, digits: int) -> Num:

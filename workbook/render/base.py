@@ -22,7 +22,7 @@ from .. import __version__
 from .. import params as params_mod
 from ..config import Config
 from ..engine import ADAM_KEYS
-from ..hand import CONST_DIGITS, derived_const, sig
+from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book
 from ..trace import CHAPTERS, Contraction, Step, Trace
 from . import steps
@@ -42,6 +42,18 @@ DETAILS = ("full", "sample", "results")
 PAPERS = ("a4", "letter")
 PARTS = {"forward": "Forward pass", "backward": "Backward pass", "optimizer": "Optimization"}
 ADAM_PREFIXES = tuple(f"{k}." for k in ADAM_KEYS)
+
+
+# The AdamW table's columns: the result-name prefix of each, and its heading.
+ADAM_COLUMNS = (
+    ("", r"\theta"),
+    ("d.", "g"),
+    ("m.", "m"),
+    ("v.", "v"),
+    ("m_hat.", r"\hat m"),
+    ("v_hat.", r"\hat v"),
+    ("updated.", r"\theta'"),
+)
 
 
 GIVENS = ("chapter", "start")
@@ -154,6 +166,7 @@ class Renderer:
             "init_scale": f.const(c.init_scale),
             "hand": self.book.hand,
             "const_digits": CONST_DIGITS,
+            "underflow": f.const(UNDERFLOW),
             "minus_example": minus_example(self.opts.digits),
         }
 
@@ -212,7 +225,7 @@ class Renderer:
             number_table(
                 self.book.jacobian(step.name, i),
                 self.layout,
-                title=rf"$J^{{({i + 1})}}$, position {i + 1}",
+                title=rf"$J_{{[{i + 1}]}}$, position {i + 1}",
             )
             for i in rows
         ]
@@ -222,6 +235,20 @@ class Renderer:
         gradient (the PAD row's gradient is zero, which would make a dull example)."""
         nonzero = np.argwhere(self.t[f"d.{p}"] != 0)
         return tuple(int(i) for i in nonzero[0]) if len(nonzero) else (0,) * self.t[p].ndim
+
+    def adam_repeats(self) -> set[str]:
+        """{m̂, v̂} when, entry for entry, m̂ = g and v̂ = v/(1 − β₂) (so at t = 1 in the printed
+        chain): the tables then print them once as a rule, not as columns; else nothing."""
+        beta2 = config_const(self.c.beta2)
+        same_m = same_v = True
+        for n in self.param_names:
+            g, m_hat = self.book.values[f"d.{n}"], self.book.values[f"m_hat.{n}"]
+            v, v_hat = self.book.values[f"v.{n}"], self.book.values[f"v_hat.{n}"]
+            same_m &= all(a == b for a, b in zip(g.ravel(), m_hat.ravel(), strict=True))
+            same_v &= all(
+                b == a / (1 - beta2) for a, b in zip(v.ravel(), v_hat.ravel(), strict=True)
+            )
+        return {"m_hat.", "v_hat."} if same_m and same_v else set()
 
     def result_block(self, name: str) -> str:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""
@@ -296,7 +323,10 @@ class Renderer:
                 continue
             if part not in parts_started:
                 parts_started.add(part)
+                # Numbers are the workbook's whatever the selection: Part II stays Part II.
+                doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(part)}}}"))
                 doc.append(Part(PARTS[part], label=False))
+            doc.append(NoEscape(rf"\setcounter{{chapter}}{{{number - 1}}}"))
             ch = Chapter(title, label=False)
             ch.append(NoEscape(rf"\label{{ch:{number}}}"))
             self.chapter_body(number, ch)

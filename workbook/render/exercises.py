@@ -10,13 +10,14 @@ from pylatex.section import Chapter, Section
 
 from ..trace import Contraction, Step
 from . import steps
-from .base import ADAM_PREFIXES, Renderer, _m, exercise_numbers, key
+from .base import ADAM_COLUMNS, Renderer, _m, exercise_numbers, key
 from .fmt import element, factor, symbol
 from .matrix import MAX_ROWS, cell_width, table
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
 MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
 MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, scratch paper
+ADAM_VECTOR_ROWS = 16  # entries of a vector parameter asked for in its AdamW exercise
 
 
 class Exercises(Renderer):
@@ -96,32 +97,51 @@ class Exercises(Renderer):
         ch.append(sec)
 
     # --- AdamW: a table per parameter -----------------------------------------------------
+    def adam_rows(self, p: str) -> list[tuple[int, ...]]:
+        """The elements an AdamW exercise asks for: one row of a matrix (the row of the worked
+        example, with a non-zero gradient), or the first 16 entries of a vector. Every other
+        element follows the same lines; the answer key lists them all."""
+        shape = self.t[p].shape
+        if len(shape) == 2:
+            row = self.adam_example(p)[0]
+            return [(row, j) for j in range(shape[1])]
+        return [(j,) for j in range(min(shape[0], ADAM_VECTOR_ROWS))]
+
     def adamw_exercise(self, p: str) -> str:
-        """Rows: every element of p with θ and g given; m, v, m̂, v̂, θ' to fill in."""
+        """θ and g given; m, v (and m̂, v̂ unless the first step makes them copies), θ' blank."""
         theta = self.t[p]
         g_given = self.is_given(f"d.{p}", 13)
-        names = [f"{prefix}{p}" for prefix in ADAM_PREFIXES]
-        n = self.numbers[names[0]]
+        repeats = self.adam_repeats()
+        blank = [(prefix, head) for prefix, head in ADAM_COLUMNS[2:] if prefix not in repeats]
+        names = [prefix + p for prefix, _ in blank]
+        n = self.numbers[f"m.{p}"]
+        rows = self.adam_rows(p)
         example = self.adam_example(p) if self.opts.scaffold == "worked-first" else None
+        what = r",\ ".join(head for _, head in blank)
+        where = "row" if theta.ndim == 2 else "first entries"
         lines = [
             rf"\exercise{{{n}}}{{AdamW update of {_m(symbol(p))}, "
-            rf"{_m(steps.shape(theta.shape))}}}{{m,\ v,\ \hat m,\ \hat v,\ \theta'"
-            rf"\text{{ for every element}}}}{{140pt}}\label{{x:{key(p)}}}",
+            rf"{_m(steps.shape(theta.shape))}}}{{{what}"
+            rf"\text{{ for the elements listed}}}}{{140pt}}\label{{x:{key(p)}}}",
             r"\uses{"
             + rf"$\theta$: {_m(symbol(p))} (given below); $g$: "
             + (r"given below" if g_given else self.source(f"d.{p}", 13))
             + "}",
+            self.prose("adamw_exercise_intro.tex.j2", where=where, repeats=sorted(repeats)),
         ]
         if example is not None:
             work = (steps.work(self.t.step(x), self.book, example, self.f) for x in names)
             lines += [rf"\example{{{w}}}" for w in work]
-        cols = ("element", r"$\theta$", "$g$", "$m$", "$v$", r"$\hat m$", r"$\hat v$", r"$\theta'$")
-        lines += [r"\begin{adamgrid}", " & ".join(cols) + r" \\ \hline \endhead"]
-        # Each column's power of ten, so a learner writes plain decimals in the blanks too.
         every = [p, f"d.{p}", *names]
+        heads = ["element", r"$\theta$", "$g$", *(f"${head}$" for _, head in blank)]
+        lines += [
+            rf"\begin{{adamgrid}}{{{len(blank)}}}",
+            " & ".join(heads) + r" \\ \hline \endhead",
+        ]
+        # Each column's power of ten, so a learner writes plain decimals in the blanks too.
         units = [f"${factor(self.book.exps[x])}$" if self.book.exps[x] else "" for x in every]
         lines.append(r"\textit{entries} & " + " & ".join(units) + r" \\ \hline")
-        for k, idx in enumerate(np.ndindex(theta.shape)):
+        for k, idx in enumerate(rows):
             filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
             cell = {x: f"${self.book.nums(x)[idx].cell}$" for x in every}
             row = [f"${element(p, idx)}$", cell[p]]
@@ -207,5 +227,5 @@ class Exercises(Renderer):
             )
         else:
             parts.append(rf"\answerbox{{${symbol(step.name)} = $}}")
-        parts.append(rf"\workspace{{{self.work_lines(step, blanks)}}}")
+        parts.append(rf"\workspace{{{self.work_lines(step, blanks)}}}{{{n}}}")
         return "\n".join(p for p in parts if p)

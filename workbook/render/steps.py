@@ -41,7 +41,7 @@ def equation(step: Step) -> str:
             return f"{lhs} = {rhs}" + (f" + {symbol(step.bias)}" if step.bias else "")
         if step.kind == "jacobian":
             row = element(step.operands[0], ("i", ":"))
-            return rf"{element(step.name, ('i', ':'))} = {row}\, J^{{(i)}}"
+            return rf"{element(step.name, ('i', ':'))} = {row}\, J_{{[i]}}"
         if step.kind == "colsum":
             return rf"{j} = \sum_i {x_ij}"
         return rf"{j} = \sum_i {x_ij}\,{element(step.operands[1], ('i', 'j'))}"
@@ -65,10 +65,10 @@ def _gather_equation(step: Gather) -> str:
     lhs, src = symbol(step.name), [symbol(n) for n in step.operands]
     x_ij = element(step.operands[0], ("i", "j"))
     if step.kind == "lookup":
-        row = "t_i" if step.name.startswith("E_token") else "i"
+        row = "t_i+1" if step.name.startswith("E_token") else "i"  # ids from 0, rows from 1
         return rf"{element(step.name, ('i', 'j'))} = ({src[0]})_{{{row},j}}"
     if step.kind == "pick":
-        return rf"{element(step.name, ('i',))} = p_{{i,\,t_{{i+1}}}}"
+        return rf"{element(step.name, ('i',))} = p_{{i,\,t_{{i+1}}+1}}"
     if step.kind == "concat":
         heads = r" \mid ".join(src)
         return rf"{lhs} = [\,{heads}\,]"
@@ -76,7 +76,7 @@ def _gather_equation(step: Gather) -> str:
         first, last = step.offset + 1, step.offset + step.shape[1]
         return rf"{lhs} = {src[0]}_{{:,\,{first}:{last}}}"
     if step.kind == "scatter":
-        return rf"{element(step.name, ('v', 'j'))} = \sum_{{i:\,t_i = v}} {x_ij}"
+        return rf"{element(step.name, ('v', 'j'))} = \sum_{{i:\,t_i + 1 = v}} {x_ij}"
     return (
         rf"{element(step.name, ('i', 'j'))} = {x_ij} \text{{ for }} i \le T,\ 0 \text{{ otherwise}}"
     )
@@ -113,6 +113,7 @@ def _gelu_sub(xs: list[Num], c: Consts, f: Fmt, parts: Parts) -> str:
     return (
         rf"0.5\,{x}\bigl(1 + \tanh\bigl({SQRT_2_OVER_PI}\,({f(xs[0])} + "
         rf"{GELU_C}\,{x}^3)\bigr)\bigr) = 0.5\,{x}\,(1 + \tanh {f.paren(parts['u'])})"
+        rf" = 0.5\,{x}\,(1 + {f.paren(parts['tanh'])})"
     )
 
 
@@ -290,6 +291,55 @@ def masked_product(step: Step, idx: Index) -> str | None:
     return None
 
 
+# --- rows that are zero by construction ---------------------------------------------------
+# Element-wise formulas that are 0 wherever their first input is (a gradient times something),
+# and those that are 0 wherever all their inputs are.
+ZERO_WITH_FIRST = {"mul", "copy", "scale", "gelu_backward", "ln_backward_fast"}
+ZERO_WITH_ALL = {"add", "sum", "embed"}
+
+
+def _row_is_zero(book: Book, name: str, i: int, transposed: bool = False) -> bool:
+    a = book.values[name]
+    row = (a.T if transposed else a)[i] if a.ndim else a
+    return all(x == 0 for x in np.ravel(row))
+
+
+def zero_row(step: Step, book: Book, i: int) -> str | None:
+    """Why row i of a step's result is zero whatever the numbers, or None: a whole row is
+    then stated once with its reason instead of as products of zeros."""
+    if not step.shape or len(step.shape) > 2 or not _row_is_zero(book, step.name, i):
+        return None
+    src = step.operands[0]
+    if isinstance(step, Contraction) and step.kind in ("matmul", "jacobian"):
+        transposed = step.kind == "matmul" and step.transpose[0]
+        if _row_is_zero(book, src, i, transposed):
+            which = "column" if transposed else "row"
+            return rf"{which} {i + 1} of ${symbol(src)}$ is zero"
+    reduction = isinstance(step, RowWise) and step.kind in ("mean", "sum")
+    if reduction and len(step.shape) == 1 and _row_is_zero(book, src, i):
+        return rf"row {i + 1} of ${symbol(src)}$ is zero"
+    if isinstance(step, Elementwise) and len(step.shape) == 2:
+        consts = step.constants((i, 0))
+        if "weight" in consts and all(
+            step.constants((i, j))["weight"] == 0 for j in range(step.shape[1])
+        ):
+            return "the last position predicts nothing"
+        rows = [n for n, how in zip(step.operands, step.align, strict=True) if how == "ij"]
+        if step.formula in ZERO_WITH_FIRST and rows[:1] == [src] and _row_is_zero(book, src, i):
+            return rf"row {i + 1} of ${symbol(src)}$ is zero"
+        if step.formula in ZERO_WITH_ALL and all(_row_is_zero(book, n, i) for n in rows):
+            return "the rows it adds are zero"
+    return None
+
+
+def zero_row_line(step: Step, i: int, reason: str) -> str:
+    """(dM)_{5,j} = 0 for every j: row 5 of dA is zero."""
+    if len(step.shape) == 1:
+        return rf"{element(step.name, (i,))} = 0\quad\text{{({reason})}}"
+    lhs = element(step.name, (i, "j"))
+    return rf"{lhs} = 0 \text{{ for every }} j\quad\text{{({reason})}}"
+
+
 # --- one element worked out ---------------------------------------------------------------
 def work(step: Step, book: Book, idx: Index, f: Fmt) -> str:
     """lhs = substitution = value for one element (math-mode LaTeX), in printed numbers."""
@@ -366,7 +416,7 @@ def softmax_row(step: RowWise, book: Book, i: int, f: Fmt) -> list[str]:
     e = {j: book.part(step.name, (i,), f"e{j}") for j in live}
     top, total = book.part(step.name, (i,), "max"), book.part(step.name, (i,), "sum")
     src = step.operands[0]
-    lines = [rf"m_{{{i + 1}}} = \max_j {element(src, (i, 'j'))} = {f(top)}"]
+    lines = [rf"s^{{\max}}_{{{i + 1}}} = \max_j {element(src, (i, 'j'))} = {f(top)}"]
     lines += [rf"e_{{{j + 1}}} = \exp({f(row[j])} - {f.paren(top)}) = {f(e[j])}" for j in live]
     lines.append(rf"\textstyle\sum_j e_j = {plus(list(e.values()), f)} = {f(total)}")
     for j in range(len(row)):

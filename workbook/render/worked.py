@@ -8,23 +8,12 @@ import numpy as np
 from pylatex import NoEscape
 from pylatex.section import Chapter, Section
 
-from ..hand import config_const, dec
+from ..hand import dec
 from ..printed import single
 from ..trace import Gather, RowWise, Step
 from . import steps
-from .base import ADAM_PREFIXES, Renderer, _m, key
+from .base import ADAM_COLUMNS, ADAM_PREFIXES, Renderer, _m, key
 from .fmt import element, factor, symbol, tex_escape
-
-# The AdamW table's columns: the result-name prefix of each, and its heading.
-ADAM_COLUMNS = (
-    ("", r"\theta"),
-    ("d.", "g"),
-    ("m.", "m"),
-    ("v.", "v"),
-    ("m_hat.", r"\hat m"),
-    ("v_hat.", r"\hat v"),
-    ("updated.", r"\theta'"),
-)
 
 
 class Worked(Renderer):
@@ -117,7 +106,15 @@ class Worked(Renderer):
             for i in rows:
                 yield from steps.softmax_row(step, self.book, i, self.f)
             return
+        zero: dict[int, str | None] = {}
         for idx in self.worked(step):
+            i = idx[0] if idx else 0
+            if idx and i not in zero:
+                zero[i] = steps.zero_row(step, self.book, i)
+                if zero[i]:
+                    yield steps.zero_row_line(step, i, zero[i])
+            if idx and zero[i]:
+                continue
             note = self.masked_note(step, idx)
             yield note or steps.work(step, self.book, idx, self.f)
 
@@ -159,7 +156,7 @@ class Worked(Renderer):
             sec.append(NoEscape("\n".join([*body, r"\end{work}"])))
             ch.append(sec)
         table = Section("Every parameter, before and after", label=False)
-        table.append(self.prose("adamw_table_intro.tex.j2"))
+        table.append(self.prose("adamw_table_intro.tex.j2", repeats=bool(self.adam_repeats())))
         table.append(NoEscape(self.adamw_table()))
         ch.append(table)
 
@@ -181,16 +178,3 @@ class Worked(Renderer):
                 lines.append(rf"${element(n, idx)}$ & {cells} \\")
         lines.append(r"\end{adamtable}")
         return "\n".join(lines)
-
-    def adam_repeats(self) -> set[str]:
-        """The AdamW columns equal, entry for entry, to another column times a constant."""
-        beta2 = config_const(self.c.beta2)
-        same_m = same_v = True
-        for n in self.param_names:
-            g, m_hat = self.book.values[f"d.{n}"], self.book.values[f"m_hat.{n}"]
-            v, v_hat = self.book.values[f"v.{n}"], self.book.values[f"v_hat.{n}"]
-            same_m &= all(a == b for a, b in zip(g.ravel(), m_hat.ravel(), strict=True))
-            same_v &= all(
-                b == a / (1 - beta2) for a, b in zip(v.ravel(), v_hat.ravel(), strict=True)
-            )
-        return {p for p, same in (("m_hat.", same_m), ("v_hat.", same_v)) if same}
