@@ -7,7 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from workbook import cli
+from workbook import cli, engine
+from workbook.config import Config
+from workbook.printed import Book
+from workbook.trace import Trace
+
+
+@pytest.fixture(scope="session")
+def trace() -> Trace:
+    """The default step."""
+    return engine.run(Config())
+
+
+@pytest.fixture(scope="session")
+def book(trace: Trace) -> Book:
+    """The default step as printed: hand arithmetic, 4 digits."""
+    return Book(trace)
 
 
 @pytest.fixture(scope="session")

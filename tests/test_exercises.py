@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from workbook import cli, engine
+from workbook import cli
 from workbook.config import Config
 from workbook.hand import sig
 from workbook.printed import Book
@@ -20,16 +20,6 @@ from workbook.render.base import exercise_numbers, key
 
 tex = pytest.mark.tex
 EXERCISE = re.compile(r"Exercise (\d+\.\d+)")
-
-
-@pytest.fixture(scope="module")
-def trace():
-    return engine.run(Config())
-
-
-@pytest.fixture(scope="module")
-def book(trace) -> Book:
-    return Book(trace)
 
 
 @tex

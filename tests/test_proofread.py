@@ -9,14 +9,8 @@ from decimal import Decimal
 import pytest
 from proofread import evaluate, proofread, sig, statements
 
-from workbook import engine
 from workbook.config import Config
 from workbook.render import Exercises, Options, Worked
-
-
-@pytest.fixture(scope="module")
-def trace():
-    return engine.run(Config())
 
 
 def test_the_proofreader_reads_and_catches() -> None:

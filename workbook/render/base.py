@@ -24,7 +24,7 @@ from ..config import Config
 from ..engine import ADAM_KEYS
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book
-from ..trace import CHAPTERS, Contraction, Step, Trace
+from ..trace import CHAPTERS, Contraction, Elementwise, Step, Trace
 from . import steps
 from .fmt import Fmt, shape, symbol, tex_escape
 from .matrix import Layout, number_table
@@ -249,6 +249,18 @@ class Renderer:
                 b == a / (1 - beta2) for a, b in zip(v.ravel(), v_hat.ravel(), strict=True)
             )
         return {"m_hat.", "v_hat."} if same_m and same_v else set()
+
+    def written_by(self, step: Step) -> Step | None:
+        """The step whose written intermediates this one reuses: GELU′ takes u and tanh u as
+        the GELU of the same input wrote them."""
+        if not (isinstance(step, Elementwise) and step.formula == "gelu_backward"):
+            return None
+        x = step.operands[1]
+        return next(
+            s
+            for s in self.t.steps
+            if isinstance(s, Elementwise) and s.formula == "gelu" and s.operands == (x,)
+        )
 
     def result_block(self, name: str) -> str:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""

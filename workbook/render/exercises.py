@@ -196,7 +196,13 @@ class Exercises(Renderer):
         eq = steps.equation(step)
         size = steps.shape(step.shape)
         instruction = rf"{self.title(step.name)}, ${size}$"
-        uses = "; ".join(self.source(x, number) for x in dict.fromkeys(step.operands))
+        refs = [self.source(x, number) for x in dict.fromkeys(step.operands)]
+        gelu = self.written_by(step)
+        if gelu is not None:
+            x = _m(symbol(gelu.operands[0]))
+            where = f"written as in GELU (chapter {gelu.chapter})"
+            refs.append(rf"$u$ and $\tanh u$ of each entry of {x}, {where}")
+        uses = "; ".join(refs)
         example = self.example(step)
         fill = self.cell(step, bool(example))
         blanks = sum(1 for idx in np.ndindex(step.shape) if fill(idx) == "")

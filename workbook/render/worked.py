@@ -57,7 +57,7 @@ class Worked(Renderer):
                 "drift.tex.j2",
                 share=NoEscape(rf"{share}\,\%"),
                 where=NoEscape(
-                    rf"{self.title(worst)} ({_m(symbol(worst))}, \S\ref{{s:{key(worst)}}})"
+                    rf"\S\ref{{s:{key(worst)}}} ({self.title(worst)}, {_m(symbol(worst))})"
                 ),
             )
         )
@@ -129,7 +129,12 @@ class Worked(Renderer):
     def step_section(self, step: Step) -> Section:
         sec = Section(NoEscape(self.title(step.name)), label=False)
         body = [rf"\label{{s:{key(step.name)}}}", self.equation(step), self.note(step)]
-        body.append(r"\uses{" + "; ".join(self.ref(n) for n in dict.fromkeys(step.operands)) + "}")
+        refs = [self.ref(n) for n in dict.fromkeys(step.operands)]
+        gelu = self.written_by(step)
+        if gelu is not None:
+            where = rf"\S\ref{{s:{key(gelu.name)}}}, p.~\pageref{{s:{key(gelu.name)}}}"
+            refs.append(rf"$u$ and $\tanh u$ as written in {where}")
+        body.append(r"\uses{" + "; ".join(refs) + "}")
         body += self.jacobians(step, every=self.opts.detail == "full")
         lines = list(self.work_lines(step))
         if lines:

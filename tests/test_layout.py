@@ -1,0 +1,89 @@
+"""Layout rules of the printed pages: zero rows, the AdamW chapter, numbering, notation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import read_pdf_text
+
+from workbook import cli
+from workbook.config import Config
+from workbook.render import Exercises, Options, Worked
+
+tex = pytest.mark.tex
+
+
+@pytest.fixture(scope="module")
+def worked(trace) -> str:
+    return Worked(Config(), trace, Options()).tex()
+
+
+def test_a_row_that_is_zero_by_construction_is_stated_once(worked: str) -> None:
+    # the last position predicts nothing: row 5 of dL/dlogits, and every row computed from it
+    assert re.search(
+        r"\\ex\{\(\\mathrm\{d\}\\,\\mathrm\{logits\}\)_\{5,j\} = 0 .*predicts nothing", worked
+    )
+    line = r"\ex{(\mathrm{d}\,{\mathrm{ln\_out}})_{5,j} = 0 \text{ for every } j"
+    assert line in worked and "row 5 of $\\mathrm{d}\\,\\mathrm{logits}$ is zero" in worked
+    assert r"\ex{(\mathrm{d}\,{\mathrm{ln\_out}})_{5,1} = " not in worked
+    assert r"\ex{\overline{\mathrm{d}\hat{x}}_{5} = 0\quad\text{(row 5 of" in worked
+    # rows that are not zero are still worked element by element
+    assert r"\ex{(\mathrm{d}\,{\mathrm{ln\_out}})_{4,1} = " in worked
+
+
+def test_adamw_table_drops_the_columns_t1_makes_copies(worked: str) -> None:
+    table = worked[worked.index(r"\begin{adamtable}") :]
+    assert table.startswith(r"\begin{adamtable}{5}")
+    head = table.split("\n")[1]
+    assert "$\\hat m$" not in head and "$\\hat v$" not in head and "$\\theta'$" in head
+    assert r"\hat m = g" in worked and r"\hat v = v/(1-\beta_2)" in worked
+
+
+def test_adamw_exercise_asks_one_row_per_tensor(trace) -> None:
+    doc = Exercises(Config(), trace, Options()).tex()
+    chapter = doc[doc.index(r"\chapter{AdamW update}") :]
+    rows = re.findall(r"^\$\((W_O)\)_\{(\d+),(\d+)\}\$ &", chapter, re.M)
+    assert len(rows) == 16 and len({r[1] for r in rows}) == 1  # one row of W_O, 16 columns
+    assert len(re.findall(r"^\$\(b_1\)_\{\d+\}\$ &", chapter, re.M)) == 16
+    assert r"\begin{adamgrid}{3}" in chapter  # m, v, θ′ to fill in
+
+
+def test_notation_has_one_meaning_per_mark(worked: str) -> None:
+    assert "J^{(" not in worked and r"J_{[1]}" in worked  # positions in brackets, heads in ()
+    assert r"s^{\max}_{1} = \max_j" in worked and "m_{1} = \\max_j" not in worked
+    assert r"p_{i,\,t_{i+1}+1}" in worked  # token t sits in column t + 1
+
+
+def test_inputs_a_line_uses_are_cited(worked: str) -> None:
+    def uses(label: str) -> str:
+        start = worked.index(rf"\label{{s:{label}}}")
+        return worked[worked.index(r"\uses{", start) :].split("\n", 1)[0]
+
+    assert r"$\mu$ (\S\ref{s:ln-mean}" in uses("ln-var")
+    jac = uses("d-residual")
+    assert r"$\hat{x}$" in jac and r"$\sigma^2$" in jac
+    assert "$A^{(1)}$" in uses("d-scores-0")
+    assert r"$u$ and $\tanh u$ as written in \S\ref{s:ffn-act}" in uses("d-ffn-hidden")
+
+
+@tex
+def test_a_selection_keeps_the_workbooks_numbers(tmp_path: Path) -> None:
+    argv = ["build", "-o", str(tmp_path), "-q", "--only", "exercises", "--chapters", "8"]
+    assert cli.main(argv) == 0
+    text = read_pdf_text(tmp_path / "exercises.pdf")
+    assert "Part II" in text and "Part I\n" not in text
+    assert re.search(r"\n8\s+Loss gradients", text) and "Exercise 8.1" in text
+    assert "\n1 Loss gradients" not in text
+
+
+@tex
+def test_a_page_of_working_space_names_its_exercise(pdf_texts: dict[str, str]) -> None:
+    pages = pdf_texts["exercises"].split("\f")
+    continued = [(k, p) for k, p in enumerate(pages) if "(continued)" in p]
+    assert continued
+    for k, page in continued:
+        n = re.search(r"Exercise (\d+\.\d+) \(continued\)", page).group(1)
+        started = [j for j, p in enumerate(pages) if re.search(rf"Exercise {n}\n", p)]
+        assert started and started[0] < k, f"page {k + 1}: Exercise {n} starts later"
