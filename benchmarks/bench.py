@@ -1,4 +1,5 @@
-"""Time the engine on the default configuration: the full step and the forward pass alone.
+"""Time the engine on the default configuration: the full step, the forward pass alone, and
+the printed chain (hand and exact) built from the step.
 
 Prints figures only (median over RUNS runs after a warm-up); the target for the full
 step is under 20 ms. Run: python benchmarks/bench.py [runs]
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 from workbook import engine, params
 from workbook.config import Config
+from workbook.printed import ARITHMETICS, Book
 
 RUNS = 50
 TARGET_MS = 20.0
@@ -37,6 +39,12 @@ def main(argv: list[str]) -> int:
     print(f"engine.run (init + forward + backward + AdamW): {step:8.3f} ms median of {runs}")
     print(f"engine.loss (forward only):                     {forward:8.3f} ms median of {runs}")
     print(f"target for the full step: < {TARGET_MS:.0f} ms")
+    trace = engine.run(config)
+    book_runs = max(1, runs // 10)  # the printed chain is exact decimal: slower, run fewer
+    for arithmetic in ARITHMETICS:
+        ms = median_ms(lambda a=arithmetic: Book(trace, 4, a), book_runs)
+        label = f"printed.Book ({arithmetic} arithmetic, 4 digits):"
+        print(f"{label:<48}{ms:8.1f} ms median of {book_runs}")
     return 0
 
 
