@@ -166,20 +166,23 @@ class Worked(Renderer):
         ch.append(table)
 
     def adamw_table(self) -> str:
-        """θ, g, the moments and θ' of every parameter; a column the first step makes equal
-        to another (m̂ = g, v̂ = v/(1 − β₂) at t = 1) is stated once, not repeated."""
+        """θ, g, the moments and θ' of every parameter, a table per tensor whose heading (on
+        every page it runs over) gives each column's power of ten; a column the first step
+        makes equal to another (m̂ = g, v̂ = v/(1 − β₂) at t = 1) is stated once, not printed."""
         cols = [c for c in ADAM_COLUMNS if c[0] not in self.adam_repeats()]
-        heads = " & ".join(f"${h}$" for _, h in cols)
-        lines = [
-            rf"\begin{{adamtable}}{{{len(cols)}}}",
-            rf"\textit{{element}} & {heads} \\ \hline \endhead",
-        ]
+        lines = []
         for n in self.param_names:
             names = [prefix + n for prefix, _ in cols]
-            exps = [f"${factor(self.book.exps[x])}$" if self.book.exps[x] else "" for x in names]
-            lines.append(rf"\textit{{{_m(symbol(n))}}} & {' & '.join(exps)} \\")
+            heads = " & ".join(
+                f"${head}\\,{factor(self.book.exps[x])}$"
+                for (_, head), x in zip(cols, names, strict=True)
+            )
+            lines += [
+                rf"\begin{{adamtable}}{{{len(cols)}}}",
+                rf"{_m(symbol(n))} & {heads} \\ \hline \endhead",
+            ]
             for idx in np.ndindex(self.t[n].shape):
                 cells = " & ".join(f"${self.book.nums(x)[idx].cell}$" for x in names)
                 lines.append(rf"${element(n, idx)}$ & {cells} \\")
-        lines.append(r"\end{adamtable}")
+            lines.append(r"\end{adamtable}")
         return "\n".join(lines)
