@@ -219,3 +219,13 @@ def test_nothing_printed_over_anything(glyph_build: tuple[str, int, Path], docum
     paper, digits, out = glyph_build
     found = collisions(out / f"{document}.pdf")
     assert found == [], report(found, f"{document}.pdf ({paper}, {digits} digits)")
+
+
+@tex
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_tex_reports_no_bad_box(glyph_build: tuple[str, int, Path], document: str) -> None:
+    """What TeX does see: no overfull or underfull line or page, at either paper size."""
+    paper, digits, out = glyph_build
+    log = (out / f"{document}.log").read_text()
+    bad = [line for line in log.splitlines() if line.startswith(("Overfull", "Underfull"))]
+    assert bad == [], f"{document} ({paper}, {digits} digits): {bad[:5]}"

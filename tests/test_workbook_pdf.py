@@ -71,7 +71,7 @@ def test_outline_has_the_13_chapters_in_order(default_build: Path) -> None:
 def test_default_build_has_no_overfull_hbox(default_build: Path) -> None:
     log = (default_build / "workbook.log").read_text()
     assert "Output written on" in log
-    assert log.count("Overfull \\hbox") == 0
+    assert "Overfull" not in log and "Underfull" not in log
 
 
 @tex

@@ -72,16 +72,30 @@ class _Recorder:
         return self.t.add(step)
 
     def elementwise(
-        self, name: str, formula: str, operands: dict[str, str], shape: tuple, **consts
+        self,
+        name: str,
+        formula: str,
+        operands: dict[str, str],
+        shape: tuple,
+        checks: str = "",
+        **consts,
     ) -> np.ndarray:
-        """operands maps name → alignment ("ij", "i", "j" or "" for a scalar)."""
+        """operands maps name → alignment ("ij", "i", "j" or "" for a scalar); `checks`
+        names the step a fast formula computes again."""
         args = []
         for op, how in operands.items():
             arr = self.t[op]
             args.append(arr[:, None] if how == "i" and arr.ndim == 1 and len(shape) == 2 else arr)
         out = np.broadcast_to(FORMULAS[formula](*args, **consts), shape).astype(np.float64)
         step = Elementwise(
-            name, self.chapter, tuple(operands), out, formula, tuple(operands.values()), consts
+            name,
+            self.chapter,
+            tuple(operands),
+            out,
+            formula,
+            tuple(operands.values()),
+            consts,
+            checks,
         )
         return self.t.add(step)
 
@@ -221,6 +235,7 @@ def backward(c: Config, r: _Recorder) -> None:
             "ln_var": "i",
         },
         (T, c.d_model),
+        checks="d.residual",
         eps=c.ln_eps,
     )
     r.elementwise("d.ffn_out", "copy", {"d.residual": "ij"}, (T, c.d_model))
@@ -259,6 +274,7 @@ def backward(c: Config, r: _Recorder) -> None:
             "softmax_backward_fast",
             {f"attn.{h}": "ij", f"d.attn.{h}": "ij", f"d.attn_attn_sum.{h}": "i"},
             (T, T),
+            checks=f"d.scores.{h}",
         )
         r.elementwise(
             f"d.QK.{h}",

@@ -123,11 +123,12 @@ def _masked(value: Decimal) -> Callable[..., Decimal]:
     return fn
 
 
-def _adam_update(
-    theta: Decimal, m_hat: Decimal, v_hat: Decimal, *, lr: float, weight_decay: float, eps: float
-) -> Decimal:
-    lr_, wd, e = (config_const(x) for x in (lr, weight_decay, eps))
-    return theta * (1 - lr_ * wd) - lr_ * m_hat / (v_hat.sqrt() + e)
+def _adam_update(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
+    """θ' writes √v̂ on the way, as a learner does before dividing by it."""
+    theta, m_hat, v_hat = xs
+    lr, wd, eps = (config_const(c[k]) for k in ("lr", "weight_decay", "eps"))
+    root = r(v_hat.sqrt())
+    return r(theta * (1 - lr * wd) - lr * m_hat / (root + eps)), {"sqrt_v": root}
 
 
 def _ce_backward(p: Decimal, *, target: float, weight: float, count: int) -> Decimal:
@@ -142,6 +143,25 @@ def _norm(var: Decimal, eps: float) -> Decimal:
     return (var + config_const(eps)).sqrt()
 
 
+def sigma(var: Decimal, eps: float, r: Rounder) -> Decimal:
+    """σ = √(σ² + ε) of a row, written once and used by x̂, its Jacobian and the fast formula."""
+    return r(_norm(var, eps))
+
+
+def _normalize(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
+    x, mean, var = xs
+    s = sigma(var, c["eps"], r)
+    return r((x - mean) / s), {"sigma": s}
+
+
+def _ln_backward_fast(
+    xs: list[Decimal], c: Mapping[str, object], r: Rounder
+) -> tuple[Decimal, Parts]:
+    dh, dh_mean, xh, dhx_mean, var = xs
+    s = sigma(var, c["eps"], r)
+    return r((dh - dh_mean - xh * dhx_mean) / s), {"sigma": s}
+
+
 FORMULAS: dict[str, HandFormula] = {
     "embed": _plain(lambda a, b: a + b),
     "add": _plain(lambda a, b: a + b),
@@ -152,22 +172,18 @@ FORMULAS: dict[str, HandFormula] = {
     "scale": _plain(_masked(ZERO)),
     "gelu": _gelu,
     "gelu_backward": _gelu_backward,
-    "normalize": _plain(lambda x, mean, var, *, eps: (x - mean) / _norm(var, eps)),
+    "normalize": _normalize,
     "affine": _plain(lambda x_hat, gamma, beta: gamma * x_hat + beta),
     "nll": _plain(lambda p: -p.ln()),
     "ce_backward": _plain(_ce_backward),
     "probs_backward": _plain(_probs_backward),
-    "ln_backward_fast": _plain(
-        lambda dh, dh_mean, xh, dhx_mean, var, *, eps: (
-            (dh - dh_mean - xh * dhx_mean) / _norm(var, eps)
-        )
-    ),
+    "ln_backward_fast": _ln_backward_fast,
     "softmax_backward_fast": _plain(lambda a, da, s: a * (da - s)),
     "adam_m": _plain(lambda g, *, beta1: (1 - config_const(beta1)) * g),
     "adam_v": _plain(lambda g, *, beta2: (1 - config_const(beta2)) * g * g),
     "adam_m_hat": _plain(lambda m, *, beta1, t: m / (1 - config_const(beta1) ** t)),
     "adam_v_hat": _plain(lambda v, *, beta2, t: v / (1 - config_const(beta2) ** t)),
-    "adam_update": _plain(_adam_update),
+    "adam_update": _adam_update,
 }
 
 
@@ -185,14 +201,11 @@ def softmax_row(row: list[Decimal], r: Rounder) -> tuple[list[Decimal], Parts]:
 
 # --- Jacobians ----------------------------------------------------------------------------
 def layernorm_jacobian(x_hat: list[Decimal], var: Decimal, eps: float, r: Rounder):
-    """J[j][k] = (δ_jk − 1/n − x̂_j x̂_k / n) / √(σ² + ε), each entry written."""
+    """J[j][k] = (δ_jk − 1/n − x̂_j x̂_k / n) / σ, σ as written, each entry written."""
     n = len(x_hat)
-    sigma = _norm(var, eps)
+    s = sigma(var, eps, r)
     return [
-        [
-            r(((ONE if j == k else ZERO) - ONE / n - x_hat[j] * x_hat[k] / n) / sigma)
-            for k in range(n)
-        ]
+        [r(((ONE if j == k else ZERO) - ONE / n - x_hat[j] * x_hat[k] / n) / s) for k in range(n)]
         for j in range(n)
     ]
 

@@ -287,6 +287,21 @@ class Book:
                 worst = max(worst, 1)
         return worst
 
+    def agreement(self, name: str, other: str) -> int:
+        """How far two printed results of the same shape are apart, at most, in units of the
+        last printed digit of `other`'s entries (0: digit for digit)."""
+        worst = 0
+        for idx in np.ndindex(self.values[other].shape):
+            a, b = (
+                sig(self.values[name][idx], self.digits),
+                sig(self.values[other][idx], self.digits),
+            )
+            if a.is_finite() and b.is_finite() and a != b:
+                ref = b if b != 0 else a
+                unit = Decimal(1).scaleb(ref.adjusted() - self.digits + 1)
+                worst = max(worst, math.ceil(abs(a - b) / unit))
+        return worst
+
     def jacobian_values(self, name: str, i: int) -> np.ndarray:
         out = _obj(self.jacobians[name][i].shape)
         for idx in np.ndindex(out.shape):

@@ -116,6 +116,7 @@ class Elementwise(Step):
     formula: str = ""
     align: tuple[str, ...] = ()
     consts: Mapping[str, Any] = field(default_factory=dict)
+    checks: str = ""  # a fast formula: the step whose result it computes again, another way
 
     def inputs(self, values: Mapping[str, np.ndarray], idx: Index) -> list[float]:
         return [float(x) for x in self.raw_inputs(values, idx)]

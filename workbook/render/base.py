@@ -18,7 +18,7 @@ import numpy as np
 from pylatex import Command, Document, NoEscape, Package
 from pylatex.section import Chapter, Part, Section
 
-from .. import __version__
+from .. import __version__, hand
 from .. import params as params_mod
 from ..config import Config
 from ..engine import ADAM_KEYS
@@ -128,6 +128,7 @@ class Renderer:
         texts = self.env.get_template("steps.tex.j2").module
         self.titles: dict[str, str] = texts.titles
         self.notes: dict[str, str] = texts.notes
+        self.writes: dict[str, str] = texts.writes
         self.param_names = params_mod.names(c)
         self._context = self.make_context()
 
@@ -167,6 +168,10 @@ class Renderer:
             "hand": self.book.hand,
             "const_digits": CONST_DIGITS,
             "underflow": f.const(UNDERFLOW),
+            "scale": f.const(derived_const(self.t.step("scores.0").consts["scale"])),
+            "sqrt_2_pi": f.const(hand.SQRT_2_OVER_PI),
+            "gelu_c": f.const(hand.GELU_C),
+            "gelu_dc": f.const(hand.GELU_DC),
             "minus_example": minus_example(self.opts.digits),
         }
 
@@ -184,6 +189,17 @@ class Renderer:
         head = name.rsplit(".", 1)[1] if name.rsplit(".", 1)[-1].isdigit() else ""
         text = self.titles.get(self.kind(name), name)
         return tex_escape(text.format(h=int(head) + 1 if head else ""))
+
+    def write_down(self, step: Step) -> str:
+        """What to write (and round) on the way to this step's result: the rules, applied."""
+        if isinstance(step, Contraction):
+            kind = "colsum" if step.kind in ("colsum", "coldot") else "contraction"
+        elif isinstance(step, Elementwise):
+            kind = step.formula
+        else:
+            kind = getattr(step, "kind", "")
+        text = self.writes.get(kind, "each entry, rounded." if step.shape else "the result.")
+        return rf"\writes{{{self.env.from_string(text).render(**self._context)}}}"
 
     def note(self, step: Step) -> str:
         note = self.notes.get(self.kind(step.name))
@@ -214,10 +230,17 @@ class Renderer:
 
     def matrix(self, name: str, title: str | None = None) -> str:
         title = self.heading(name) if title is None else title
-        return number_table(self.book.nums(name), self.layout, title=title, **self.label_kw(name))
+        step = self.t.producer(name)
+
+        def unneeded(idx: tuple[int, ...]) -> bool:  # QKᵀ above the diagonal: masked next
+            return step is not None and steps.masked_product(step, idx) == "QK"
+
+        return number_table(
+            self.book.nums(name), self.layout, title=title, unneeded=unneeded, **self.label_kw(name)
+        )
 
     def jacobians(self, step: Step, every: bool = True) -> list[str]:
-        """A Jacobian step's matrices J^(i), one per row (or just the first)."""
+        """A Jacobian step's matrices J_i, one per row (or just the first)."""
         if not (isinstance(step, Contraction) and step.kind == "jacobian"):
             return []
         rows = range(step.jacobians.shape[0]) if every else range(1)
@@ -225,7 +248,7 @@ class Renderer:
             number_table(
                 self.book.jacobian(step.name, i),
                 self.layout,
-                title=rf"$J_{{[{i + 1}]}}$, position {i + 1}",
+                title=rf"$J_{{{i + 1}}}$, position {i + 1}",
             )
             for i in rows
         ]

@@ -12,7 +12,7 @@ from ..trace import Contraction, Step
 from . import steps
 from .base import ADAM_COLUMNS, Renderer, _m, exercise_numbers, key
 from .fmt import element, factor, symbol
-from .matrix import MAX_ROWS, cell_width, table
+from .matrix import MAX_RULED_ROWS, cell_width, table
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
 MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
@@ -128,19 +128,22 @@ class Exercises(Renderer):
             + (r"given below" if g_given else self.source(f"d.{p}", 13))
             + "}",
             self.prose("adamw_exercise_intro.tex.j2", where=where, repeats=sorted(repeats)),
+            self.write_down(self.t.step(f"updated.{p}")),
         ]
         if example is not None:
             work = (steps.work(self.t.step(x), self.book, example, self.f) for x in names)
             lines += [rf"\example{{{w}}}" for w in work]
         every = [p, f"d.{p}", *names]
-        heads = ["element", r"$\theta$", "$g$", *(f"${head}$" for _, head in blank)]
+        # Each column's power of ten in the heading, repeated on every page the table runs
+        # over, so a learner writes plain decimals in the blanks too.
+        symbols = [r"\theta", "g", *(head for _, head in blank)]
+        heads = [
+            f"${sym}\\,{factor(self.book.exps[x])}$" for sym, x in zip(symbols, every, strict=True)
+        ]
         lines += [
             rf"\begin{{adamgrid}}{{{len(blank)}}}",
-            " & ".join(heads) + r" \\ \hline \endhead",
+            "element & " + " & ".join(heads) + r" \\ \hline \endhead",
         ]
-        # Each column's power of ten, so a learner writes plain decimals in the blanks too.
-        units = [f"${factor(self.book.exps[x])}$" if self.book.exps[x] else "" for x in every]
-        lines.append(r"\textit{entries} & " + " & ".join(units) + r" \\ \hline")
         for k, idx in enumerate(rows):
             filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
             cell = {x: f"${self.book.nums(x)[idx].cell}$" for x in every}
@@ -206,11 +209,12 @@ class Exercises(Renderer):
         example = self.example(step)
         fill = self.cell(step, bool(example))
         blanks = sum(1 for idx in np.ndindex(step.shape) if fill(idx) == "")
-        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_ROWS)
+        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
         need = 80 + GRID_ROW_PT * (first_rows + 1)
         parts = [
             rf"\exercise{{{n}}}{{{instruction}}}{{{eq}}}{{{need:.0f}pt}}\label{{x:{key(step.name)}}}",
             rf"\uses{{{uses}}}",
+            self.write_down(step),
             *self.given_jacobians(step),
             example,
         ]

@@ -38,7 +38,9 @@ class Fmt:
     def const(x: float | Decimal) -> str:
         """A constant exactly as it is used: 0.9, 10^{-8}, 2\times 10^{-5}, 0.35355339."""
         d = x if isinstance(x, Decimal) else config_const(x)
-        if Decimal("0.001") <= abs(d) < 10**6 or d == 0:
+        if d == d.to_integral_value() and abs(d) < 10**6:
+            return str(int(d))  # 0, not 0.0: a count or an indicator
+        if Decimal("0.001") <= abs(d) < 10**6:
             return format(d, "f")
         mantissa, exp = f"{d:e}".split("e")
         power = f"10^{{{int(exp)}}}"

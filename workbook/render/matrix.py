@@ -16,6 +16,9 @@ _DIGIT, _POINT, _MINUS = 4.6, 2.6, 7.2
 TABCOLSEP = 3.0  # pt, set in the preamble
 LABEL_WIDTH = 30.0  # pt, the row-label column
 MAX_ROWS = 32  # taller matrices are split into row blocks, so no table outgrows a page
+# A ruled grid's rows are 19 pt high (room to write): 24 of them and their headings fit a
+# letter page (681 pt of text) with room to spare.
+MAX_RULED_ROWS = 24
 
 
 def text_width_pt(paper: str) -> float:
@@ -45,12 +48,16 @@ class Layout:
         """Column blocks, as even as possible, each fitting the text width."""
         per_col = widest + 2 * TABCOLSEP
         fit = max(1, math.floor((self.text_width - label_width - 2 * TABCOLSEP) / per_col))
-        n_blocks = math.ceil(n_cols / fit)
-        size = math.ceil(n_cols / n_blocks)
-        return [range(s, min(s + size, n_cols)) for s in range(0, n_cols, size)]
+        return even_blocks(n_cols, fit)
 
 
 Cell = Callable[[tuple[int, ...]], str]
+
+
+def even_blocks(n: int, most: int) -> list[range]:
+    """0..n split into as few blocks of at most `most` as possible, as even as possible."""
+    size = math.ceil(n / max(1, math.ceil(n / most))) if n else 1
+    return [range(s, min(s + size, n)) for s in range(0, n, size)]
 
 
 def table(
@@ -81,14 +88,18 @@ def table(
     widest = max(widest, max(len(s) for s in c_labels) * 4.6)
     parts = []
     col_blocks = layout.blocks(cols, widest, label_w)
-    row_blocks = [range(s, min(s + MAX_ROWS, rows)) for s in range(0, rows, MAX_ROWS)]
+    row_blocks = even_blocks(rows, MAX_RULED_ROWS if ruled else MAX_ROWS)
     for rb in row_blocks:
         for cb in col_blocks:
             where = []
             if len(row_blocks) > 1:
-                where.append(f"rows {rb.start + 1}--{rb.stop}")
+                rows_text = f"rows {rb.start + 1}--{rb.stop}" if len(rb) > 1 else f"row {rb.stop}"
+                where.append(rows_text)
             if len(col_blocks) > 1:
-                where.append(f"columns {cb.start + 1}--{cb.stop}")
+                cols_text = (
+                    f"columns {cb.start + 1}--{cb.stop}" if len(cb) > 1 else f"column {cb.stop}"
+                )
+                where.append(cols_text)
             span = rf"\multicolumn{{{len(cb) + 1}}}{{@{{}}l}}"
             heads = [title] if title and rb.start == 0 and cb.start == 0 else []
             heads += [rf"\textit{{{', '.join(where)}}}"] if where else []
@@ -108,13 +119,24 @@ def table(
     return "\n".join(parts)
 
 
-def number_table(nums: np.ndarray, layout: Layout, *, title: str = "", **kw) -> str:
+def number_table(
+    nums: np.ndarray,
+    layout: Layout,
+    *,
+    title: str = "",
+    unneeded: Callable[[tuple[int, ...]], bool] | None = None,
+    **kw,
+) -> str:
     """A matrix of printed numbers (`Num`), its power-of-ten factor stated in the title;
-    masked (−∞) entries print as −∞."""
+    masked (−∞) entries print as −∞, entries `unneeded` by the next step as a dash."""
     exps = {n.exp for n in nums.ravel()}
     exp = exps.pop() if len(exps) == 1 else 0
     if exp:
         title = (
             rf"{title}\enspace entries ${factor(exp)}$" if title else rf"entries ${factor(exp)}$"
         )
-    return table(nums.shape, lambda idx: nums[idx].cell, layout, title=title, **kw)
+
+    def cell(idx: tuple[int, ...]) -> str:
+        return r"\text{--}" if unneeded and unneeded(idx) else nums[idx].cell
+
+    return table(nums.shape, cell, layout, title=title, **kw)

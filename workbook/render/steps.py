@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import hand
-from ..printed import Book, Num
+from ..printed import Book, Num, single
 from ..trace import Contraction, Elementwise, Gather, Index, RowWise, Step
 from .fmt import Fmt, element, shape, symbol
 
@@ -41,7 +41,7 @@ def equation(step: Step) -> str:
             return f"{lhs} = {rhs}" + (f" + {symbol(step.bias)}" if step.bias else "")
         if step.kind == "jacobian":
             row = element(step.operands[0], ("i", ":"))
-            return rf"{element(step.name, ('i', ':'))} = {row}\, J_{{[i]}}"
+            return rf"{element(step.name, ('i', ':'))} = {row}\, J_i"
         if step.kind == "colsum":
             return rf"{j} = \sum_i {x_ij}"
         return rf"{j} = \sum_i {x_ij}\,{element(step.operands[1], ('i', 'j'))}"
@@ -131,6 +131,15 @@ def gelu_tanh_note(f: Fmt, parts: Parts) -> str:
     return rf"\tanh u = \tanh {f.paren(parts['u'])} = {f(parts['tanh'])}"
 
 
+def _adam_update_sub(xs: list[Num], c: Consts, f: Fmt, parts: Parts) -> str:
+    decay = rf"{f(xs[0])}\,(1 - {f.const(c['lr'])}\cdot{f.const(c['weight_decay'])})"
+    step = rf"{f.const(c['lr'])}\cdot{f.paren(xs[1])}"
+    return (
+        rf"{decay} - {step}/(\sqrt{{{f(xs[2])}}} + {f.const(c['eps'])})"
+        rf" = {decay} - {step}/({f(parts['sqrt_v'])} + {f.const(c['eps'])})"
+    )
+
+
 def _term(x: Num, f: Fmt, shared: bool) -> str:
     text = x.cell if shared else f(x)
     return f"({text})" if text.startswith("-") or (not shared and x.exp) else text
@@ -200,6 +209,7 @@ FORMULAS: dict[str, Formula] = {
         lambda lhs, x, mu, var: rf"{lhs} = ({x} - {mu}) / \sqrt{{{var} + \varepsilon}}",
         lambda xs, c, f, p: (
             rf"({f(xs[0])} - {f.paren(xs[1])}) / \sqrt{{{f(xs[2])} + {f.const(c['eps'])}}}"
+            rf" = ({f(xs[0])} - {f.paren(xs[1])}) / {f.paren(p['sigma'])}"
         ),
     ),
     "affine": Formula(
@@ -225,6 +235,8 @@ FORMULAS: dict[str, Formula] = {
         lambda xs, c, f, p: (
             rf"({f(xs[0])} - {f.paren(xs[1])} - {f.paren(xs[2])}\,{f.paren(xs[3])})"
             rf" / \sqrt{{{f(xs[4])} + {f.const(c['eps'])}}}"
+            rf" = ({f(xs[0])} - {f.paren(xs[1])} - {f.paren(xs[2])}\,{f.paren(xs[3])})"
+            rf" / {f.paren(p['sigma'])}"
         ),
     ),
     "softmax_backward_fast": Formula(
@@ -256,10 +268,7 @@ FORMULAS: dict[str, Formula] = {
             rf"{lhs} = {th}\,(1 - \eta\lambda) - \eta\,{mh}/(\sqrt{{{vh}}}"
             r" + \epsilon)"
         ),
-        lambda xs, c, f, p: (
-            rf"{f(xs[0])}\,(1 - {f.const(c['lr'])}\cdot{f.const(c['weight_decay'])}) - "
-            rf"{f.const(c['lr'])}\cdot{f.paren(xs[1])}/(\sqrt{{{f(xs[2])}}} + {f.const(c['eps'])})"
-        ),
+        _adam_update_sub,
     ),
 }
 
@@ -289,6 +298,31 @@ def masked_product(step: Step, idx: Index) -> str | None:
     if base in ("QK", "d.scores") and len(idx) == 2 and idx[1] > idx[0]:
         return base
     return None
+
+
+# --- a Jacobian's entries, worked ------------------------------------------------------------
+def jacobian_entries(step: Contraction, book: Book, f: Fmt) -> list[str]:
+    """A diagonal entry of one Jacobian and the entry beside it, from the written inputs; the
+    row is the first (LayerNorm) or the last, where no entry is masked (softmax)."""
+    softmax = step.jacobian_of == "softmax"
+    i = step.shape[0] - 1 if softmax else 0
+    J = book.jacobian(step.name, i)
+    n = J.shape[0]
+    lines = []
+    for j, k in ((0, 0), (0, 1))[: min(n, 2)]:
+        delta = "1" if j == k else "0"
+        if softmax:
+            a = book.nums(step.operands[1])[i]
+            sub = rf"{f.paren(a[j])}\,({delta} - {f.paren(a[k])})"
+        else:
+            x_hat = book.nums(step.operands[1])[i]
+            var = book.values[step.operands[2]][i]
+            s = single(hand.sigma(var, step.jacobian_consts["eps"], book.r), book.digits)
+            sub = (
+                rf"({delta} - 1/{n} - {f.paren(x_hat[j])}\,{f.paren(x_hat[k])}/{n}) / {f.paren(s)}"
+            )
+        lines.append(rf"(J_{{{i + 1}}})_{{{j + 1},{k + 1}}} = {sub} = {f(J[j, k])}")
+    return lines
 
 
 # --- rows that are zero by construction ---------------------------------------------------
@@ -359,8 +393,8 @@ def work(step: Step, book: Book, idx: Index, f: Fmt) -> str:
         parts = {k: book.part(step.name, idx, k) for k in book.parts[step.name].get(idx, {})}
         sub = FORMULAS[step.formula].substitute(book.inputs(step, idx), consts, f, parts)
         line = rf"{lhs} = {sub} = {value}"
-        if step.formula == "gelu_backward":
-            line += rf",\quad {gelu_tanh_note(f, parts)}"
+        if step.formula == "gelu_backward":  # first the tanh u the line is about to use
+            return rf"{gelu_tanh_note(f, parts)},\quad {line}"
         return line
     if isinstance(step, Gather):
         src = step.sources(book.values, idx)
@@ -414,7 +448,11 @@ def softmax_row(step: RowWise, book: Book, i: int, f: Fmt) -> list[str]:
     parts = book.parts[step.name][(i,)]
     live = sorted(int(k[1:]) for k in parts if k.startswith("e"))
     e = {j: book.part(step.name, (i,), f"e{j}") for j in live}
-    top, total = book.part(step.name, (i,), "max"), book.part(step.name, (i,), "sum")
+    total = book.part(step.name, (i,), "sum")
+    top_value = hand.sig(book.parts[step.name][(i,)]["max"], book.digits)
+    top = next(
+        x for x in row if x.value.is_finite() and x.value == top_value
+    )  # as its table prints it
     src = step.operands[0]
     lines = [rf"s^{{\max}}_{{{i + 1}}} = \max_j {element(src, (i, 'j'))} = {f(top)}"]
     lines += [rf"e_{{{j + 1}}} = \exp({f(row[j])} - {f.paren(top)}) = {f(e[j])}" for j in live]

@@ -135,13 +135,27 @@ class Worked(Renderer):
             where = rf"\S\ref{{s:{key(gelu.name)}}}, p.~\pageref{{s:{key(gelu.name)}}}"
             refs.append(rf"$u$ and $\tanh u$ as written in {where}")
         body.append(r"\uses{" + "; ".join(refs) + "}")
+        if self.opts.detail != "results" and getattr(step, "jacobian_of", ""):
+            entries = steps.jacobian_entries(step, self.book, self.f)
+            body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in entries), r"\end{work}"]
         body += self.jacobians(step, every=self.opts.detail == "full")
         lines = list(self.work_lines(step))
         if lines:
             body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in lines), r"\end{work}"]
         body.append(self.result_block(step.name))
+        if getattr(step, "checks", ""):
+            body.append(self.fast_check(step))
         sec.append(NoEscape("\n".join(b for b in body if b)))
         return sec
+
+    def fast_check(self, step: Step) -> str:
+        """How closely a fast formula's printed result meets the one it computes again."""
+        other = step.checks
+        return self.prose(
+            "fast_check.tex.j2",
+            units=self.book.agreement(step.name, other),
+            where=NoEscape(rf"\S\ref{{s:{key(other)}}} ({_m(symbol(other))})"),
+        )
 
     # --- AdamW -------------------------------------------------------------------------
     def adamw_chapter(self, ch: Chapter) -> None:
