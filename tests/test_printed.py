@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from proofread import proofread
 from test_properties import configs
 
-from workbook import engine, hand, ops
+from workbook import cli, engine, hand, ops
 from workbook.config import Config
 from workbook.hand import Rounder, sig
 from workbook.printed import Book, Num, factor_exp
@@ -149,3 +149,16 @@ def test_random_models_print_lines_that_recheck(c: Config, digits: int) -> None:
     checks = proofread(tex, digits)
     wrong = [f"{k.line} → {k.redone}" for k in checks if not k.ok]
     assert checks and not wrong, "\n".join(wrong[:5])
+
+
+def test_exact_arithmetic_refuses_a_key_that_would_accept_zero(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["build", "-o", str(tmp_path), "-q", "--tex-only", "--arithmetic", "exact"]
+    assert cli.main([*argv, "--digits", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use --digits 6 or more" in err and "Traceback" not in err
+    assert not list(tmp_path.glob("*.tex"))  # refused before anything is written
+    assert cli.main([*argv, "--digits", "6", "--detail", "results"]) == 0
+    book = Book(engine.run(Config()), 6, "exact")
+    assert not any(book.admits_zero(s) for s in book.t.steps)

@@ -18,6 +18,7 @@ from . import compile as tex
 from . import engine
 from .config import Config
 from .export import write_atomic
+from .printed import check_answers
 from .render import DOCUMENTS, Answers, Options, Worked
 from .render.base import key
 from .trace import Trace
@@ -49,6 +50,8 @@ class Builder:
         t0 = time.perf_counter()
         trace = engine.run(self.c)
         self.say(f"computed the step ({len(trace.steps)} steps, loss {float(trace['loss']):.4f})")
+        opts = self.req.options
+        check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything
         names = [n for n in ORDER if n in self.req.only]
         # The workbook and the exercises compile side by side (two cores); the answer key
         # waits for the workbook, whose page numbers it cites.

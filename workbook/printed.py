@@ -287,6 +287,16 @@ class Book:
                 worst = max(worst, 1)
         return worst
 
+    def admits_zero(self, step: Step) -> bool:
+        """Would the answer's tolerance accept 0 for one of its non-zero entries?"""
+        units = self.tolerance(step)
+        for idx in np.ndindex(step.shape):
+            v = sig(self.values[step.name][idx], self.digits)
+            nonzero = v.is_finite() and v != 0
+            if nonzero and units * Decimal(1).scaleb(v.adjusted() - self.digits + 1) >= abs(v):
+                return True
+        return False
+
     def agreement(self, name: str, other: str) -> int:
         """How far two printed results of the same shape are apart, at most, in units of the
         last printed digit of `other`'s entries (0: digit for digit)."""
@@ -307,6 +317,29 @@ class Book:
         for idx in np.ndindex(out.shape):
             out[idx] = sig(self.jacobians[name][i][idx], self.digits)
         return out
+
+
+def check_answers(t: Trace, digits: int, arithmetic: str) -> None:
+    """Refuse settings whose answer key would accept 0 for a non-zero answer: under exact
+    arithmetic, rounding the printed inputs can change a small result entirely. The remedy
+    is more digits, and the message names how many."""
+    if arithmetic == "hand":
+        return  # the key is what the rules give; measured tolerances are 0 or 1
+
+    def failing(d: int) -> list[str]:
+        book = Book(t, d, arithmetic)
+        return [s.name for s in t.steps if book.admits_zero(s)]
+
+    first = failing(digits)
+    if not first:
+        return
+    enough = next((d for d in DIGITS if d > digits and not failing(d)), None)
+    remedy = f"use --digits {enough} or more" if enough else "use fewer, larger numbers"
+    raise UnprintableError(
+        f"--arithmetic {arithmetic} with --digits {digits}: rounding the printed inputs can "
+        f"change {len(first)} answer(s) entirely (e.g. {first[0]}), so the key could not "
+        f"tell them from 0; {remedy}, or --arithmetic hand"
+    )
 
 
 def _check_finite(step: Step, hand_values: np.ndarray, exact: np.ndarray) -> None:
