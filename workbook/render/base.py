@@ -190,15 +190,20 @@ class Renderer:
         text = self.titles.get(self.kind(name), name)
         return tex_escape(text.format(h=int(head) + 1 if head else ""))
 
-    def write_down(self, step: Step) -> str:
-        """What to write (and round) on the way to this step's result: the rules, applied."""
+    @staticmethod
+    def arithmetic_kind(step: Step) -> str:
+        """The key of `writes` for a step: its formula, or its kind of reduction or product."""
         if isinstance(step, Contraction):
-            kind = "colsum" if step.kind in ("colsum", "coldot") else "contraction"
-        elif isinstance(step, Elementwise):
-            kind = step.formula
-        else:
-            kind = getattr(step, "kind", "")
-        text = self.writes.get(kind, "each entry, rounded." if step.shape else "the result.")
+            return "colsum" if step.kind in ("colsum", "coldot") else "contraction"
+        if isinstance(step, Elementwise):
+            return step.formula
+        return getattr(step, "kind", "")
+
+    def write_down(self, step: Step | None, kind: str = "") -> str:
+        """What to write (and round) on the way to this step's result: the rules, applied."""
+        kind = kind or (self.arithmetic_kind(step) if step is not None else "")
+        default = "each entry, rounded." if step is None or step.shape else "the result."
+        text = self.writes.get(kind, default)
         return rf"\writes{{{self.env.from_string(text).render(**self._context)}}}"
 
     def note(self, step: Step) -> str:
@@ -236,7 +241,12 @@ class Renderer:
             return step is not None and steps.masked_product(step, idx) == "QK"
 
         return number_table(
-            self.book.nums(name), self.layout, title=title, unneeded=unneeded, **self.label_kw(name)
+            self.book.nums(name),
+            self.layout,
+            title=title,
+            again=_m(symbol(name)),
+            unneeded=unneeded,
+            **self.label_kw(name),
         )
 
     def jacobians(self, step: Step, every: bool = True) -> list[str]:
@@ -249,6 +259,7 @@ class Renderer:
                 self.book.jacobian(step.name, i),
                 self.layout,
                 title=rf"$J_{{{i + 1}}}$, position {i + 1}",
+                again=rf"$J_{{{i + 1}}}$",
             )
             for i in rows
         ]

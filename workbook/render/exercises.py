@@ -128,7 +128,7 @@ class Exercises(Renderer):
             + (r"given below" if g_given else self.source(f"d.{p}", 13))
             + "}",
             self.prose("adamw_exercise_intro.tex.j2", where=where, repeats=sorted(repeats)),
-            self.write_down(self.t.step(f"updated.{p}")),
+            self.write_down(None, kind="adamw_exercise"),
         ]
         if example is not None:
             work = (steps.work(self.t.step(x), self.book, example, self.f) for x in names)
@@ -232,6 +232,7 @@ class Exercises(Renderer):
                     widest=widest,
                     ruled=True,
                     title=rf"write the entries ${factor(exp)}$" if exp else "",
+                    again=rf"Exercise {n}" + (rf", entries ${factor(exp)}$" if exp else ""),
                     **self.label_kw(step.name),
                 )
             )

@@ -70,12 +70,14 @@ def table(
     widest: float | None = None,
     ruled: bool = False,
     title: str = "",
+    again: str = "",
 ) -> str:
     """A matrix (or vector, as one row) as tabulars of row and column blocks.
 
     `cell(idx)` gives each entry's LaTeX (math content, or text for blanks). The title and
     each block's label ("columns 9–16") are rows of the tabular itself, so no page break
-    can separate them from their numbers.
+    can separate them from their numbers. `again` heads every later block ("dW_1, entries
+    ×10⁻³"), so a block that starts a page still says what it is and in what units.
     """
     vector = len(shape) == 1
     rows, cols = (1, shape[0]) if vector else shape
@@ -101,8 +103,12 @@ def table(
                 )
                 where.append(cols_text)
             span = rf"\multicolumn{{{len(cb) + 1}}}{{@{{}}l}}"
-            heads = [title] if title and rb.start == 0 and cb.start == 0 else []
-            heads += [rf"\textit{{{', '.join(where)}}}"] if where else []
+            first = rb.start == 0 and cb.start == 0
+            heads = [title] if title and first else []
+            label = rf"\textit{{{', '.join(where)}}}" if where else ""
+            if again and not first:
+                label = rf"{again}\enspace {label}"
+            heads += [label] if label else []
             # Fixed-width columns: every block of a matrix lines up the same way. A ruled grid
             # (an exercise's blank answer) gets cell borders and room to write.
             col = f"w{{r}}{{{widest:.1f}pt}}"
@@ -131,10 +137,11 @@ def number_table(
     masked (−∞) entries print as −∞, entries `unneeded` by the next step as a dash."""
     exps = {n.exp for n in nums.ravel()}
     exp = exps.pop() if len(exps) == 1 else 0
-    if exp:
-        title = (
-            rf"{title}\enspace entries ${factor(exp)}$" if title else rf"entries ${factor(exp)}$"
-        )
+    units = rf"entries ${factor(exp)}$" if exp else ""
+    if units:
+        title = rf"{title}\enspace {units}" if title else units
+    if units and kw.get("again"):
+        kw["again"] = rf"{kw['again']}\enspace {units}"
 
     def cell(idx: tuple[int, ...]) -> str:
         return r"\text{--}" if unneeded and unneeded(idx) else nums[idx].cell

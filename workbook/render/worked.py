@@ -193,7 +193,8 @@ class Worked(Renderer):
             )
             lines += [
                 rf"\begin{{adamtable}}{{{len(cols)}}}",
-                rf"{_m(symbol(n))} & {heads} \\ \hline \endhead",
+                # the gap keeps a first row's superscripts, (W_Q^{(1)}), clear of the rule
+                rf"{_m(symbol(n))} & {heads} \\ \hline \noalign{{\vspace{{2pt}}}} \endhead",
             ]
             for idx in np.ndindex(self.t[n].shape):
                 cells = " & ".join(f"${self.book.nums(x)[idx].cell}$" for x in names)
