@@ -10,7 +10,7 @@ from conftest import read_pdf_text
 
 from workbook import cli
 from workbook.config import Config
-from workbook.render import Exercises, Options, Worked
+from workbook.render import Answers, Exercises, Options, Worked
 
 tex = pytest.mark.tex
 
@@ -90,3 +90,27 @@ def test_a_page_of_working_space_names_its_exercise(pdf_texts: dict[str, str]) -
         n = re.search(r"Exercise (\d+\.\d+) \(continued\)", page).group(1)
         started = [j for j, p in enumerate(pages) if re.search(rf"Exercise {n}\n", p)]
         assert started and started[0] < k, f"page {k + 1}: Exercise {n} starts later"
+
+
+def test_answer_key_prints_what_each_step_writes_on_the_way(trace, book) -> None:
+
+    doc = Answers(Config(), trace, Options()).tex()
+    ln_hat = doc[doc.index(r"\answer{6.4}") : doc.index(r"\answer{6.5}")]
+    sigma = book.part_table(trace.step("ln_hat"), "sigma", per_row=True)
+    assert r"$\sigma$ written for $\hat{x}$ per row" in ln_hat
+    assert " & ".join(f"${n.cell}$" for n in sigma) in ln_hat  # 0.1089, 0.1101, …
+    softmax = doc[doc.index(r"\answer{3.3}") : doc.index(r"\answer{3.4}")]
+    assert r"$s^{\max}$ written" in softmax and r"$\sum_j e_j$ written" in softmax
+
+
+def test_exercises_give_the_u_and_tanh_u_that_gelu_derivative_reuses(trace) -> None:
+    doc = Exercises(Config(), trace, Options()).tex()
+    assert r"\label{g:10:ffn-act:written}" in doc
+    assert r"(given, p.~\pageref{g:10:ffn-act:written})" in doc
+
+
+def test_every_block_of_a_split_table_says_what_it_is(trace) -> None:
+    doc = Worked(Config(), trace, Options(detail="results")).tex()
+    block = doc[doc.index(r"\label{s:d-W1}") :]
+    block = block[block.index("columns 9--16") - 200 : block.index("columns 9--16")]
+    assert r"$\mathrm{d}{W_1}$\enspace entries $\times 10^{-3}$\enspace \textit{rows" in block

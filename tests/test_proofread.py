@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from proofread import evaluate, proofread, sig, statements
 
@@ -71,3 +72,58 @@ def test_gelu_writes_u_rounded_from_its_printed_input(trace) -> None:
             assert sig(evaluate(rf"\tanh ({u})"), 4) == evaluate(t), st
             found += 1
     assert found >= 64
+
+
+def parse_tables(tex: str) -> dict[str, dict[tuple[str, str], str]]:
+    """Every printed matrix of a source, by its symbol: (row label, column label) → cell.
+    A symbol printed for two different matrices (J_1 of each Jacobian) is left out."""
+    tables: dict[str, dict[tuple[str, str], str]] = {}
+    ambiguous: set[str] = set()
+    for block in re.findall(r"\\begin\{mtab\}.*?\n(.*?)\\end\{mtab\}", tex, re.S):
+        lines = block.strip().split("\n")
+        symbol = re.search(r"\\multicolumn\{\d+\}\{@\{\}l\}\{(\$[^$]*\$)", lines[0]).group(1)
+        header = next(line for line in lines if r"\colhead" in line)
+        cols = re.findall(r"\\colhead\{([^}]*)\}", header)
+        cells = tables.setdefault(symbol, {})
+        for line in lines:
+            m = re.match(r"\\rowhead\{([^}]*)\} & (.*?) \\\\", line)
+            if m:
+                row = [c.strip().strip("$") for c in m.group(2).split(" & ")]
+                for col, cell in zip(cols, row, strict=True):
+                    if cells.setdefault((m.group(1), col), cell) != cell:
+                        ambiguous.add(symbol)
+    return {s: t for s, t in tables.items() if s not in ambiguous}
+
+
+def _cell(table: dict[tuple[str, str], str], r: int, c: int, transposed: bool) -> str:
+    return table[(str(c + 1), str(r + 1)) if transposed else (str(r + 1), str(c + 1))]
+
+
+def test_every_operand_is_the_number_its_table_prints(trace) -> None:
+    """Each pair (a)(b) of every matrix product is read back from the printed tables of its
+    two factors, independently of how the line was made."""
+    from workbook.render.fmt import element, symbol
+    from workbook.trace import Contraction
+
+    tex = Worked(Config(), trace, Options()).tex()
+    tables = parse_tables(tex)
+    checked = 0
+    for step in trace.steps:
+        if not (isinstance(step, Contraction) and step.kind == "matmul"):
+            continue
+        a, b = (tables.get(f"${symbol(n)}$") for n in step.operands[:2])
+        if not a or not b or not all(k.isdigit() for key in (*a, *b) for k in key):
+            continue  # rows named by vocabulary words (E_token, W_lm): not read here
+        inner = trace[step.operands[0]].shape[0 if step.transpose[0] else 1]
+        for i, j in np.ndindex(step.shape):
+            start = tex.find(rf"\ex{{{element(step.name, (i, j))} = ")
+            if start < 0:
+                continue  # a zero row stated once
+            line = tex[start : tex.index("\n", start)]
+            pairs = re.findall(r"\(([^()]*)\)\(([^()]*)\)", line.split(" = ", 1)[1])
+            want_a = [_cell(a, i, k, step.transpose[0]) for k in range(inner)]
+            want_b = [_cell(b, k, j, step.transpose[1]) for k in range(inner)]
+            assert [p[0] for p in pairs] == want_a, line
+            assert [p[1] for p in pairs] == want_b, line
+            checked += 1
+    assert checked > 2000

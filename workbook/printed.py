@@ -220,6 +220,38 @@ class Book:
         """An intermediate value a line writes (u, tanh u, an exponential, a row sum)."""
         return single(self.parts[name][idx][key], self.digits)
 
+    def part_table(self, step: Step, key: str, per_row: bool) -> np.ndarray:
+        """One intermediate value a step writes, over all its entries (or one per row, for a
+        value its whole row shares), as a printed table with its own power of ten; None
+        where the entry writes no such value (a masked exponential, a zero row)."""
+        parts = self.parts[step.name]
+        if per_row:
+            rows = step.shape[0]
+            values = [self._row_part(parts, i, key) for i in range(rows)]
+            shape: tuple[int, ...] = (rows,)
+        else:
+            shape = step.shape
+            values = [self._entry_part(parts, idx, key) for idx in np.ndindex(shape)]
+        shown = [None if v is None else sig(v, self.digits) for v in values]
+        exp = factor_exp([v for v in shown if v is not None], self.digits)
+        out = _obj(shape)
+        for k, idx in enumerate(np.ndindex(shape)):
+            out[idx] = None if shown[k] is None else Num(shown[k], exp)
+        return out
+
+    @staticmethod
+    def _row_part(parts: dict, i: int, key: str) -> Decimal | None:
+        if (i,) in parts:
+            return parts[(i,)].get(key)
+        return next((p[key] for idx, p in parts.items() if idx[0] == i and key in p), None)
+
+    @staticmethod
+    def _entry_part(parts: dict, idx: Index, key: str) -> Decimal | None:
+        if idx in parts:
+            return parts[idx].get(key)
+        row = parts.get(idx[:1], {})  # a softmax writes e_j per row: key "e" → "e{j}"
+        return row.get(f"{key}{idx[-1]}")
+
     def inputs(self, step: Elementwise, idx: Index) -> list[Num]:
         """The operands of one element, each as its table prints it."""
         pick = {"ij": idx, "i": idx[:1], "j": idx[-1:], "": ()}

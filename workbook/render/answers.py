@@ -48,4 +48,7 @@ class Answers(Renderer):
                 rf"{{${tol}$}}{{{self.where(step.name)}}}"
             )
             parts.append(self.result_block(step.name))
+            written = self.written_tables(step)
+            if written:  # so a learner who went wrong can find the step where
+                parts += [r"\par\noindent\textit{Written on the way:}\par", *written]
         ch.append(NoEscape("\n".join(parts)))

@@ -56,6 +56,18 @@ ADAM_COLUMNS = (
 )
 
 
+# The values a step writes on the way to its result, shown as tables in the answer key:
+# (key in the step's parts, one per row?, symbol). GELU′'s u and tanh u are GELU's own.
+WRITTEN = {
+    "softmax": (("max", True, r"s^{\max}"), ("e", False, "e"), ("sum", True, r"\sum_j e_j")),
+    "normalize": (("sigma", True, r"\sigma"),),
+    "ln_backward_fast": (("sigma", True, r"\sigma"),),
+    "gelu": (("u", False, "u"), ("tanh", False, r"\tanh u")),
+    "gelu_backward": (("grad", False, r"\mathrm{GELU}'"),),
+    "adam_update": (("sqrt_v", False, r"\sqrt{\hat v}"),),
+}
+
+
 GIVENS = ("chapter", "start")
 SCAFFOLDS = ("worked-first", "none", "half")
 ALL_CHAPTERS = tuple(number for number, _, _ in CHAPTERS)
@@ -295,6 +307,19 @@ class Renderer:
             for s in self.t.steps
             if isinstance(s, Elementwise) and s.formula == "gelu" and s.operands == (x,)
         )
+
+    def written_tables(self, step: Step, keys: tuple[str, ...] = ()) -> list[str]:
+        """Tables of what a step writes on the way (σ, u, tanh u, e_j, √v̂, …), each with
+        its own power of ten; `keys` picks some."""
+        out = []
+        for key_, per_row, sym in WRITTEN.get(self.arithmetic_kind(step), ()):
+            if keys and key_ not in keys:
+                continue
+            nums = self.book.part_table(step, key_, per_row)
+            what = "per row" if per_row else ""
+            title = rf"${sym}$ written for ${symbol(step.name)}$ {what}".strip()
+            out.append(number_table(nums, self.layout, title=title, again=f"${sym}$"))
+        return out
 
     def result_block(self, name: str) -> str:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""

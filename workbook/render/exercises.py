@@ -70,8 +70,23 @@ class Exercises(Renderer):
             self.given_at[n] = f"g:{number}:{key(n)}"
             label = rf"\label{{{self.given_at[n]}}}"
             body.append(self.matrix(n, title=self.heading(n) + label))
+        body += self.given_written(number)
         sec.append(NoEscape("\n".join(body)))
         return sec
+
+    def given_written(self, number: int) -> list[str]:
+        """GELU′ reuses the u and tanh u GELU wrote: given too when GELU's result is."""
+        out = []
+        for s in self.t.chapter(number):
+            gelu = self.written_by(s)
+            if gelu is None or gelu.chapter >= number or not self.is_given(gelu.name, number):
+                continue
+            label = f"g:{number}:{key(gelu.name)}:written"
+            self.given_at[f"{gelu.name}:written"] = label
+            tables = self.written_tables(gelu)
+            tables[0] = tables[0].replace(r"\\", rf"\label{{{label}}} \\", 1)
+            out += tables
+        return out
 
     def source(self, name: str, number: int) -> str:
         """Where the learner finds an input of an exercise."""
@@ -203,8 +218,13 @@ class Exercises(Renderer):
         gelu = self.written_by(step)
         if gelu is not None:
             x = _m(symbol(gelu.operands[0]))
-            where = f"written as in GELU (chapter {gelu.chapter})"
-            refs.append(rf"$u$ and $\tanh u$ of each entry of {x}, {where}")
+            label = self.given_at.get(f"{gelu.name}:written")
+            where = (
+                rf"given, p.~\pageref{{{label}}}"
+                if label
+                else f"written as in GELU (chapter {gelu.chapter})"
+            )
+            refs.append(rf"$u$ and $\tanh u$ of each entry of {x} ({where})")
         uses = "; ".join(refs)
         example = self.example(step)
         fill = self.cell(step, bool(example))

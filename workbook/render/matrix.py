@@ -134,8 +134,8 @@ def number_table(
     **kw,
 ) -> str:
     """A matrix of printed numbers (`Num`), its power-of-ten factor stated in the title;
-    masked (−∞) entries print as −∞, entries `unneeded` by the next step as a dash."""
-    exps = {n.exp for n in nums.ravel()}
+    masked (−∞) entries print as −∞; entries `unneeded` by the next step, or None, as a dash."""
+    exps = {n.exp for n in nums.ravel() if n is not None}
     exp = exps.pop() if len(exps) == 1 else 0
     units = rf"entries ${factor(exp)}$" if exp else ""
     if units:
@@ -144,6 +144,8 @@ def number_table(
         kw["again"] = rf"{kw['again']}\enspace {units}"
 
     def cell(idx: tuple[int, ...]) -> str:
-        return r"\text{--}" if unneeded and unneeded(idx) else nums[idx].cell
+        if nums[idx] is None or (unneeded and unneeded(idx)):
+            return r"\text{--}"
+        return nums[idx].cell
 
     return table(nums.shape, cell, layout, title=title, **kw)
