@@ -31,11 +31,9 @@ def main() -> None:
         for name, render in DOCUMENTS.items():
             t1 = time.perf_counter()
             source = render(c, trace, opts).tex()
-            path = Path(tmp) / f"{name}.tex"
-            path.write_text(source)
             t_py = time.perf_counter() - t1
             t2 = time.perf_counter()
-            result = tex.compile_pdf(path, Path(tmp) / f"{name}.pdf")
+            result = tex.compile_document(source, Path(tmp), name)
             t_tex = time.perf_counter() - t2
             print(
                 f"{name}: python {t_py:.2f} s ({len(source) / 1e6:.1f} MB of LaTeX), "

@@ -74,13 +74,13 @@ class Builder:
         t1 = time.perf_counter()
         source = self.source(name, trace)
         tex_path = self.req.output / f"{name}.tex"
-        write_atomic(tex_path, source.encode())
-        self.say(f"wrote {tex_path} ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
+        self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
         if self.req.tex_only:
+            write_atomic(tex_path, source.encode())
             return [tex_path]
         self.say(f"compiling {name}.pdf with latexmk ...")
         t2 = time.perf_counter()
-        result = tex.compile_pdf(tex_path, self.req.output / f"{name}.pdf")
+        result = tex.compile_document(source, self.req.output, name)
         warn = f", {result.overfull} overfull lines (see {result.log})" if result.overfull else ""
         self.say(
             f"wrote {result.pdf} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})"
@@ -90,25 +90,22 @@ class Builder:
     def workbook_pages(self, trace: Trace) -> dict[str, int] | None:
         """The worked workbook's page for each step, or None with --tex-only.
 
-        Uses the workbook compiled into the output folder when it is the one these settings
-        make; otherwise compiles one privately, leaving the folder's workbook alone.
+        Uses the output folder's workbook.aux only when it was made from exactly the source
+        these settings make (its recorded hash says so); otherwise compiles one privately,
+        leaving the folder's workbook alone.
         """
         if self.req.tex_only:
             return None
         source = Worked(self.c, trace, self.req.options).tex()
-        here = self.req.output / "workbook.tex"
         aux = self.req.output / "workbook.aux"
-        if here.exists() and aux.exists() and here.read_text() == source:
-            labels = tex.label_pages(aux)
-        else:
+        labels = tex.label_pages(aux, source) if aux.is_file() else None
+        if labels is None:
             self.say(
                 "compiling the worked workbook privately, for the answer key's page numbers ..."
             )
             with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "workbook.tex"
-                path.write_text(source)
-                tex.compile_pdf(path, Path(tmp) / "workbook.pdf")
-                labels = tex.label_pages(Path(tmp) / "workbook.aux")
+                tex.compile_document(source, Path(tmp), "workbook")
+                labels = tex.label_pages(Path(tmp) / "workbook.aux", source)
         return {
             s.name: labels[f"s:{key(s.name)}"] for s in trace.steps if f"s:{key(s.name)}" in labels
         }

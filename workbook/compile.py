@@ -1,8 +1,10 @@
 """TeX source → PDF with latexmk: no shell escape, no file access outside the build folder,
-and the PDF replaced only when the new one is complete."""
+no personal TeX configuration, and a document's .tex, .pdf, .log and .aux replaced together,
+only when the new PDF is complete."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -57,31 +59,67 @@ def error_excerpt(log: str, limit: int = 12) -> str:
     return "\n".join(out[:limit]) or "\n".join(lines[-limit:])
 
 
-def label_pages(aux: Path) -> dict[str, int]:
-    """Page of every \\label in a compiled document, from its .aux file."""
+SOURCE_MARK = "% workbook source sha256: "
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def label_pages(aux: Path, source: str | None = None) -> dict[str, int] | None:
+    """Page of every \\label in a compiled document, from its .aux file.
+
+    With `source`: only if that .aux was made from exactly this source (its hash is recorded
+    in the .aux when the build moves it into place); otherwise None.
+    """
+    text = aux.read_text(errors="replace")
+    if source is not None and f"{SOURCE_MARK}{source_hash(source)}" not in text:
+        return None
     pages = {}
-    for m in re.finditer(
-        r"\\newlabel\{([^{}]*)\}\{\{[^{}]*\}\{(\d+)\}", aux.read_text(errors="replace")
-    ):
+    for m in re.finditer(r"\\newlabel\{([^{}]*)\}\{\{[^{}]*\}\{(\d+)\}", text):
         pages[m.group(1)] = int(m.group(2))
     return pages
 
 
-def compile_pdf(tex: Path, pdf: Path) -> Compiled:
-    """Compile `tex` in a private folder beside `pdf`; move the PDF and log into place.
+def isolated_env(work: Path) -> dict[str, str]:
+    """The environment of a TeX run: nothing personal (HOME, TEXMFHOME, rc files) is read,
+    and kpathsea's paranoid mode forbids reading or writing outside the working folder,
+    apart from TeX's own installed files; shell escape is off explicitly."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+    return keep | {
+        "HOME": str(work),
+        "TEXMFHOME": str(work / "texmf"),
+        "TEXMFVAR": str(work / "texmf-var"),
+        "TEXMFCONFIG": str(work / "texmf-config"),
+        "openout_any": "p",
+        "openin_any": "p",
+        "shell_escape": "f",
+    }
 
-    On any failure the previous `pdf` is left as it was.
+
+def remove_stale(folder: Path, stem: str) -> None:
+    """Private folders a killed build of `stem` left behind (.stem-XXXX)."""
+    for old in folder.glob(f".{stem}-*"):
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def compile_document(source: str, out: Path, stem: str) -> Compiled:
+    """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
+    .aux into place together. Renames replace links, never follow them.
+
+    On a LaTeX failure nothing of a previous build is touched: the log goes to
+    stem.failed.log and the error names it.
     """
     check_tex()
-    pdf.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=pdf.parent, prefix=f".{pdf.stem}-") as tmp:
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale(out, stem)
+    with tempfile.TemporaryDirectory(dir=out, prefix=f".{stem}-") as tmp:
         work = Path(tmp)
-        shutil.copyfile(tex, work / "doc.tex")
-        # kpathsea: "p" (paranoid) forbids reading or writing outside the working folder,
-        # apart from TeX's own installed files; shell escape is off explicitly.
-        env = os.environ | {"openout_any": "p", "openin_any": "p", "shell_escape": "f"}
+        (work / "doc.tex").write_text(source)
         cmd = [
             "latexmk",
+            "-norc",  # no ~/.latexmkrc or system rc: the build does not depend on them
             "-pdf",
             "-interaction=nonstopmode",
             "-halt-on-error",
@@ -89,23 +127,34 @@ def compile_pdf(tex: Path, pdf: Path) -> Compiled:
             "doc.tex",
         ]
         run = subprocess.run(
-            cmd, cwd=work, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+            cmd,
+            cwd=work,
+            env=isolated_env(work),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
         )
-        log_text = (
-            (work / "doc.log").read_text(errors="replace")
-            if (work / "doc.log").exists()
-            else run.stdout + run.stderr
-        )
-        log = pdf.with_suffix(".log")
-        log.write_text(log_text)
+        log_file = work / "doc.log"
+        log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        log_text = log_text or run.stdout + run.stderr
         if run.returncode != 0 or not (work / "doc.pdf").exists():
+            failed = out / f"{stem}.failed.log"
+            (work / "failed.log").write_text(log_text)
+            os.replace(work / "failed.log", failed)
             raise TexFailedError(
-                f"LaTeX failed on {tex.name} (full log: {log}):\n" + error_excerpt(log_text)
+                f"LaTeX failed on {stem}.tex (full log: {failed}):\n" + error_excerpt(log_text)
             )
-        os.replace(work / "doc.pdf", pdf)
-        if (work / "doc.aux").exists():  # page numbers of labels, for cross-document references
-            os.replace(work / "doc.aux", pdf.with_suffix(".aux"))
+        (work / "doc.log").write_text(log_text)
+        aux = work / "doc.aux"
+        with aux.open("a") as f:  # which source these page numbers belong to
+            f.write(f"{SOURCE_MARK}{source_hash(source)}\n")
+        for suffix in (".tex", ".pdf", ".log", ".aux"):
+            os.replace(work / f"doc{suffix}", out / f"{stem}{suffix}")
+        (out / f"{stem}.failed.log").unlink(missing_ok=True)
     pages = re.search(r"Output written on .*?\((\d+) pages?", log_text)
     return Compiled(
-        pdf, log, int(pages.group(1)) if pages else 0, log_text.count("Overfull \\hbox")
+        out / f"{stem}.pdf",
+        out / f"{stem}.log",
+        int(pages.group(1)) if pages else 0,
+        log_text.count("Overfull \\hbox"),
     )

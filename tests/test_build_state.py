@@ -1,0 +1,91 @@
+"""The output folder stays coherent: a document's files change together, the key's page
+numbers come from the workbook they cite, nothing personal or planted changes a build."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from workbook import build as build_mod
+from workbook import cli
+from workbook import compile as tex
+
+pytestmark = pytest.mark.tex
+FAST = ["-q", "--detail", "results"]
+
+
+def build(out: Path, *args: str) -> int:
+    return cli.main(["build", "-o", str(out), *FAST, *args])
+
+
+def cited_page(answers_tex: str, exercise: str) -> int:
+    m = re.search(rf"\\answer\{{{re.escape(exercise)}\}}\{{[^\n]*p\.~(\d+)\}}", answers_tex)
+    assert m, exercise
+    return int(m.group(1))
+
+
+def test_key_reads_pages_only_from_the_workbook_it_cites(tmp_path: Path) -> None:
+    """The sequence that made the key cite wrong pages: a workbook .tex replaced without
+    compiling, then a key for those new settings."""
+    assert build(tmp_path) == 0
+    assert build(tmp_path, "--only", "workbook", "--tex-only", "--digits", "3") == 0
+    assert build(tmp_path, "--only", "answers", "--digits", "3") == 0
+    new_source = (tmp_path / "workbook.tex").read_text()
+    fresh = tmp_path / "fresh"
+    tex.compile_document(new_source, fresh, "workbook")
+    pages = tex.label_pages(fresh / "workbook.aux", new_source)
+    key = (tmp_path / "answers.tex").read_text()
+    assert cited_page(key, "2.1") == pages["s:Q-0"]
+    assert cited_page(key, "13.16") == pages["s:m-W-lm"]
+    # the stale .aux in the folder belongs to the 4-digit build and is refused as a source
+    assert tex.label_pages(tmp_path / "workbook.aux", new_source) is None
+
+
+def test_a_failed_compile_changes_none_of_the_documents_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert build(tmp_path, "--only", "workbook") == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("workbook.*")}
+    broken = "\\documentclass{article}\\begin{document}\\undefinedcommand\\end{document}\n"
+    monkeypatch.setattr(build_mod.Builder, "source", lambda self, name, trace: broken)
+    assert build(tmp_path, "--only", "workbook") == 4
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in tmp_path.glob("workbook.*")) == sorted(
+        [*before, "workbook.failed.log"]
+    )
+    assert "Undefined control sequence" in (tmp_path / "workbook.failed.log").read_text()
+
+
+def test_log_write_does_not_follow_a_planted_link(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "B"
+    out.mkdir()
+    (out / "workbook.log").symlink_to(victim)
+    assert build(out, "--only", "workbook") == 0
+    assert victim.read_text() == "keep me"
+    assert not (out / "workbook.log").is_symlink()
+    assert "Output written on" in (out / "workbook.log").read_text()
+
+
+def test_personal_latexmk_configuration_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".latexmkrc").write_text("$out_dir = 'out';\n$pdf_mode = 0;\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TEXMFHOME", str(home / "texmf"))
+    assert build(tmp_path / "B", "--only", "workbook") == 0
+    assert (tmp_path / "B" / "workbook.pdf").stat().st_size > 10_000
+
+
+def test_private_folders_of_a_killed_build_are_removed(tmp_path: Path) -> None:
+    stale = tmp_path / ".workbook-killed"
+    stale.mkdir()
+    (stale / "doc.aux").write_text("left behind")
+    assert build(tmp_path, "--only", "workbook") == 0
+    assert not stale.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
