@@ -4,6 +4,10 @@ numbers come from the workbook they cite, nothing personal or planted changes a 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,9 +87,29 @@ def test_personal_latexmk_configuration_is_not_read(
 
 
 def test_private_folders_of_a_killed_build_are_removed(tmp_path: Path) -> None:
-    stale = tmp_path / ".workbook-killed"
-    stale.mkdir()
-    (stale / "doc.aux").write_text("left behind")
+    stale = [tmp_path / ".workbook-killed", tmp_path / ".build-killed"]
+    for folder in stale:
+        folder.mkdir()
+        (folder / "doc.aux").write_text("left behind")
     assert build(tmp_path, "--only", "workbook") == 0
-    assert not stale.exists()
+    assert not any(folder.exists() for folder in stale)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_interrupted_build_leaves_the_previous_one_and_no_private_folders(
+    tmp_path: Path,
+) -> None:
+    assert build(tmp_path) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "workbook", "build", "-o", str(tmp_path), "-q", "--digits", "3"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".build-*/.*-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until LaTeX is at work in the staging folder
+    run.send_signal(signal.SIGTERM)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and err.strip() == "workbook: interrupted"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

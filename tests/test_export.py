@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from workbook import cli, engine, params
 from workbook.config import Config
+from workbook.export import csv_name, sections
 
 CONFIG = Config()
 TRACE = engine.run(CONFIG)
@@ -197,16 +199,26 @@ def test_csv(tmp_path, capsys) -> None:
     assert json.loads((root / "config.json").read_text())["T"] == 5
     files = {p.relative_to(root).as_posix() for p in root.rglob("*.csv")}
     assert {f"parameters/{p}.csv" for p in PARAMS} <= files
-    assert {f"activations/{a}.csv" for a in ACTIVATIONS} <= files
-    assert {f"gradients/{g}.csv" for g in [*PARAMS, *ACTIVATION_GRADIENTS]} <= files
+    assert {f"activations/{csv_name(a)}.csv" for a in ACTIVATIONS} <= files
+    assert {f"gradients/{csv_name(g)}.csv" for g in [*PARAMS, *ACTIVATION_GRADIENTS]} <= files
     assert {f"adamw/{k}/{p}.csv" for k in ADAM_KINDS for p in PARAMS} <= files
+    assert "activations/E_pos_0_T.csv" in files  # portable: no brackets, no colon
+    assert all(re.fullmatch(r"[A-Za-z0-9._/-]+", f) for f in files)
     assert not list(root.rglob("*.tmp"))
+    names = {csv_name(n): n for group in sections(CONFIG, TRACE).values() for n in group}
     for rel in sorted(files):
         *folders, file = rel.split("/")
-        section, name = ".".join(folders), file.removesuffix(".csv")
+        section, name = ".".join(folders), names[file.removesuffix(".csv")]
         expected = engine_value(section, name)
         got = read_csv(root / rel, expected.shape)
         np.testing.assert_array_equal(got, expected, err_msg=rel)
     lines = (root / "activations" / "scores.1.csv").read_text().splitlines()
     assert len(lines) == CONFIG.T and lines[0].endswith(",,,,")  # masked cells are empty
     assert len((root / "parameters" / "W1.csv").read_text().splitlines()) == CONFIG.d_ff
+
+
+def test_csv_to_standard_output_is_refused(capsys) -> None:
+    assert cli.main(["export", "--format", "csv", "--output", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give --output DIR" in err
+    assert not Path("-").exists()

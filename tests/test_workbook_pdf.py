@@ -172,7 +172,7 @@ def test_user_text_is_escaped(tmp_path: Path) -> None:
         ("x&y", r"x\&y"),
         ("$5", r"\$5"),
         ("#1", r"\#1"),
-        ("~^\\", r"\textasciitilde{}\^{}\textbackslash{}"),
+        ("~^\\", r"\textasciitilde{}\textasciicircum{}\textbackslash{}"),
     )
     for raw, escaped in pairs:  # the token table prints every vocabulary word
         assert f"\\texttt{{{escaped}}}" in src
@@ -184,3 +184,19 @@ def test_user_text_is_escaped(tmp_path: Path) -> None:
 def test_awkward_vocabulary_compiles(tmp_path: Path) -> None:
     assert build_awkward(tmp_path) == 0
     assert (tmp_path / "workbook.pdf").stat().st_size > 10_000
+
+
+@tex
+def test_quotes_and_ligature_pairs_print_as_typed(tmp_path: Path) -> None:
+    words = ["it's", "<<x>>", "a--b", "q''", "^up", "`t", '"d"', "Łódź"]
+    argv = ["build", "-o", str(tmp_path), "-q", "--only", "workbook", "--detail", "results"]
+    argv += ["--vocab", ",".join(["<PAD>", "<BOS>", "<EOS>", *words])]
+    argv += ["--sentence", " ".join(words), "--max-len", "12"]
+    assert cli.main(argv) == 0
+    title = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(tmp_path / "workbook.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert " ".join(words) in title  # not ’, «x», –, ”, ˆ or ‘

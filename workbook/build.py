@@ -2,10 +2,15 @@
 
 The three documents are views of one trace, computed once. The answer key cites the worked
 workbook's pages, so it reads them from the workbook's compiled .aux file.
+
+Everything is made in a private staging folder inside the output folder and moved into place
+only when every requested document is complete: an error or an interruption leaves the
+previous build as it was, and no staging folder behind.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -49,19 +54,32 @@ class Builder:
             tex.check_tex()  # fail before the work, not after it
         t0 = time.perf_counter()
         trace = engine.run(self.c)
+        engine.check_numbers(self.c, trace)  # refuse before writing anything
         self.say(f"computed the step ({len(trace.steps)} steps, loss {float(trace['loss']):.4f})")
         opts = self.req.options
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything
         names = [n for n in ORDER if n in self.req.only]
-        # The workbook and the exercises compile side by side (two cores); the answer key
-        # waits for the workbook, whose page numbers it cites.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            done = list(
-                pool.map(lambda n: self.document(n, trace), [n for n in names if n != "answers"])
-            )
-        written = [path for paths in done for path in paths]
-        if "answers" in names:
-            written += self.document("answers", trace)
+        out = self.req.output
+        out.mkdir(parents=True, exist_ok=True)
+        for stem in ("build", *ORDER):  # left by a killed build (SIGKILL cannot be caught)
+            tex.remove_stale(out, stem)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
+            self.stage = Path(tmp)
+            # The workbook and the exercises compile side by side (two cores); the answer
+            # key waits for the workbook, whose page numbers it cites.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                firsts = [n for n in names if n != "answers"]
+                staged = [
+                    p for ps in pool.map(lambda n: self.document(n, trace), firsts) for p in ps
+                ]
+            if "answers" in names:
+                staged += self.document("answers", trace)
+            written = []
+            for path in staged:  # all complete: now, and only now, replace the old ones
+                os.replace(path, out / path.name)
+                written.append(out / path.name)
+            for n in names:  # a failure of an earlier build is history now
+                (out / f"{n}.failed.log").unlink(missing_ok=True)
         self.say(f"done in {time.perf_counter() - t0:.1f} s")
         return written
 
@@ -71,21 +89,27 @@ class Builder:
         return DOCUMENTS[name](self.c, trace, self.req.options).tex()
 
     def document(self, name: str, trace: Trace) -> list[Path]:
+        """The document's files, made in the staging folder."""
         t1 = time.perf_counter()
         source = self.source(name, trace)
-        tex_path = self.req.output / f"{name}.tex"
         self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
         if self.req.tex_only:
-            write_atomic(tex_path, source.encode())
-            return [tex_path]
+            write_atomic(self.stage / f"{name}.tex", source.encode())
+            return [self.stage / f"{name}.tex"]
         self.say(f"compiling {name}.pdf with latexmk ...")
         t2 = time.perf_counter()
-        result = tex.compile_document(source, self.req.output, name)
-        warn = f", {result.overfull} overfull lines (see {result.log})" if result.overfull else ""
-        self.say(
-            f"wrote {result.pdf} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})"
-        )
-        return [tex_path, result.pdf]
+        try:
+            result = tex.compile_document(source, self.stage, name)
+        except tex.TexFailedError as exc:  # keep the failed log where the user looks
+            failed = self.stage / f"{name}.failed.log"
+            os.replace(failed, self.req.output / failed.name)
+            raise tex.TexFailedError(
+                str(exc).replace(str(failed), str(self.req.output / failed.name))
+            ) from None
+        final = self.req.output / f"{name}.pdf"
+        warn = f", {result.overfull} overfull lines" if result.overfull else ""
+        self.say(f"made {final} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})")
+        return [self.stage / f"{name}{s}" for s in (".tex", ".pdf", ".log", ".aux")]
 
     def workbook_pages(self, trace: Trace) -> dict[str, int] | None:
         """The worked workbook's page for each step, or None with --tex-only.
@@ -97,8 +121,9 @@ class Builder:
         if self.req.tex_only:
             return None
         source = Worked(self.c, trace, self.req.options).tex()
-        aux = self.req.output / "workbook.aux"
-        labels = tex.label_pages(aux, source) if aux.is_file() else None
+        labels = None
+        for aux in (self.stage / "workbook.aux", self.req.output / "workbook.aux"):
+            labels = labels or (tex.label_pages(aux, source) if aux.is_file() else None)
         if labels is None:
             self.say(
                 "compiling the worked workbook privately, for the answer key's page numbers ..."

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -186,6 +187,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def summary_text(c: Config) -> str:
     t = engine.run(c)
+    engine.check_numbers(c, t)
     counts = params.count(c)
     grads = {n: abs(t[f"d.{n}"]).max() for n in counts}
     top = max(grads, key=grads.get)
@@ -225,7 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "summary":
             print(summary_text(c))
         elif args.command == "export":
-            export.EXPORTERS[args.format](c, engine.run(c), args.output)
+            trace = engine.run(c)
+            engine.check_numbers(c, trace)
+            export.EXPORTERS[args.format](c, trace, args.output)
         elif args.command == "build":
             opts = Options(
                 detail=args.detail,
@@ -258,5 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: private folders are removed on the way
+
+
 def entry() -> NoReturn:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
+import unicodedata
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,26 @@ SPECIALS = (PAD, BOS, EOS)
 
 class ConfigError(ValueError):
     """A bad setting; its message is the single line the user sees."""
+
+
+# Upper bounds on everything a setting can make big: the workbook lays out every element.
+LIMITS = {"d_model": 128, "d_ff": 512, "max_len": 64, "vocab": 64, "word": 24}
+# Ranges of the real-valued settings: (key, lowest, highest, lowest included).
+RANGES = (
+    ("ln_eps", 0.0, 1.0, False),
+    ("init_scale", 0.0, 10.0, False),
+    ("lr", 0.0, 1.0, False),
+    ("adam_eps", 0.0, 1.0, False),
+    ("weight_decay", 0.0, 100.0, True),
+)
+# Characters a word may use: those the workbook's fonts print exactly (pdflatex, T1, Latin
+# Modern). Printable ASCII and Latin-1 / Latin Extended-A, less what T1 cannot set (Ħ ĸ Ŀ ŉ
+# Ŧ ſ …) and the invisible soft hyphen. Spaces, tabs and control characters never.
+_NOT_IN_T1 = {0xAD, 0x126, 0x127, 0x138, 0x13F, 0x140, 0x149, 0x166, 0x167, 0x17F}
+WORD_CHARS = frozenset(
+    [chr(c) for c in range(0x21, 0x7F)]
+    + [chr(c) for c in range(0xA1, 0x180) if c not in _NOT_IN_T1]
+)
 
 
 @dataclass(frozen=True)
@@ -77,34 +99,64 @@ def _validate(c: Config) -> None:
     for key in ("d_model", "heads", "d_ff", "max_len"):
         if getattr(c, key) < 1:
             raise ConfigError(f"{key} = {getattr(c, key)}: must be a positive integer")
+        if key in LIMITS and getattr(c, key) > LIMITS[key]:
+            raise ConfigError(
+                f"{key} = {getattr(c, key)}: at most {LIMITS[key]} (every element is printed)"
+            )
+    if abs(c.seed) >= 2**63:
+        raise ConfigError(f"seed = {c.seed}: must be between -2**63 and 2**63")
     if c.d_model % c.heads:
         raise ConfigError(
             f"d_model = {c.d_model}: must be divisible by heads = {c.heads} "
             f"(each head gets d_model / heads columns)"
         )
-    for key in ("ln_eps", "init_scale", "lr", "adam_eps"):
+    for key, low, high, closed in RANGES:
         value = getattr(c, key)
-        if not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"{key} = {value}: must be a finite number > 0")
+        above = value >= low if closed else value > low
+        if not (above and value <= high and math.isfinite(value)):
+            sign = ">=" if closed else ">"
+            raise ConfigError(f"{key} = {value}: must be a number {sign} {low:g} and <= {high:g}")
     for key in ("beta1", "beta2"):
         value = getattr(c, key)
         if not 0 <= value < 1:
             raise ConfigError(f"{key} = {value}: must be in [0, 1)")
-    if not (c.weight_decay >= 0 and math.isfinite(c.weight_decay)):
-        raise ConfigError(f"weight_decay = {c.weight_decay}: must be a finite number >= 0")
     missing = [s for s in SPECIALS if s not in c.vocab]
     if missing:
         raise ConfigError(f"vocab = {list(c.vocab)}: must contain {', '.join(missing)}")
     dupes = sorted({w for w in c.vocab if c.vocab.count(w) > 1})
     if dupes:
         raise ConfigError(f"vocab = {list(c.vocab)}: repeated word {dupes[0]!r}")
-    blank = [w for w in c.vocab if not w.strip() or w != w.strip() or " " in w]
-    if blank:
-        raise ConfigError(f"vocab = {list(c.vocab)}: word {blank[0]!r} is empty or has spaces")
+    if len(c.vocab) > LIMITS["vocab"]:
+        raise ConfigError(f"vocab: {len(c.vocab)} words, at most {LIMITS['vocab']}")
+    for w in c.vocab:
+        _check_word(w)
+
+
+def _check_word(w: str) -> None:
+    """A word prints exactly as typed, or is refused here, naming the character."""
+    if not w:
+        raise ConfigError("vocab: a word is empty")
+    if len(w) > LIMITS["word"]:
+        raise ConfigError(f"vocab word {w!r}: {len(w)} characters, at most {LIMITS['word']}")
+    bad = next((ch for ch in w if ch not in WORD_CHARS), None)
+    if bad is not None:
+        name = unicodedata.name(bad, "a control character")
+        raise ConfigError(
+            f"vocab word {w!r}: character U+{ord(bad):04X} ({name}) cannot be printed; words "
+            "use printable ASCII and Latin letters (U+00A1-U+017F), without spaces"
+        )
 
 
 def _tokenize(c: Config) -> tuple[int, ...]:
-    words = c.sentence.split()
+    bad = next((ch for ch in c.sentence if ch not in WORD_CHARS and ch != " "), None)
+    if bad is not None:
+        name = unicodedata.name(bad, "a control character")
+        raise ConfigError(
+            f"sentence = {c.sentence!r}: character U+{ord(bad):04X} ({name}) cannot be "
+            "printed; words are apart by spaces"
+        )
+    words = c.sentence.split(" ")
+    words = [w for w in words if w]
     allowed = [w for w in c.vocab if w not in SPECIALS]
     for w in words:
         if w not in allowed:
@@ -151,8 +203,8 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
             raise ConfigError(f"sentence = {value!r}: must be a string")
         return value
     if key == "vocab":
-        if isinstance(value, str):
-            value = value.replace(",", " ").split()
+        if isinstance(value, str):  # words apart by commas or spaces: a tab stays in its word
+            value = [w for w in re.split("[ ,]+", value) if w]
         if not isinstance(value, list | tuple) or not all(isinstance(w, str) for w in value):
             raise ConfigError(f"vocab = {value!r}: must be a list of strings")
         return tuple(value)

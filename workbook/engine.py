@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from . import params
-from .config import Config
+from .config import Config, ConfigError
 from .ops import FORMULAS, JACOBIANS, softmax_rows
 from .trace import Contraction, Elementwise, Gather, RowWise, Trace
 
@@ -118,10 +118,35 @@ def run(c: Config, initial: dict[str, np.ndarray] | None = None) -> Trace:
     """
     trace = Trace(values=dict(initial if initial is not None else params.initialize(c)))
     r = _Recorder(trace)
-    forward(c, r)
-    backward(c, r)
-    adamw(c, r)
+    with np.errstate(all="ignore"):  # overflow is reported by check_numbers, in one line
+        forward(c, r)
+        backward(c, r)
+        adamw(c, r)
     return trace
+
+
+def check_numbers(c: Config, t: Trace) -> None:
+    """Refuse settings whose step overflows or saturates: every value finite (masked scores
+    apart), and no softmax entry rounded to exactly 0 or 1 in double precision, where the
+    chain rule would have nothing left to say. One line naming the setting to change."""
+    for step in t.steps:
+        value = np.asarray(step.result)
+        masked = step.consts.get("masked") if isinstance(step, Elementwise) else None
+        live = ~np.broadcast_to(masked, value.shape) if masked is not None else True
+        if not np.all(np.isfinite(value) | ~np.asarray(live)):
+            raise ConfigError(
+                f"init_scale = {c.init_scale:g}: {step.name} overflows (not a finite number); "
+                "use a smaller --init-scale"
+            )
+        if isinstance(step, RowWise) and step.kind == "softmax":
+            src = np.asarray(t[step.operands[0]])
+            alive = np.isfinite(src)
+            several = alive.sum(axis=1, keepdims=True) > 1
+            if np.any(alive & several & ((value == 0) | (value == 1))):
+                raise ConfigError(
+                    f"init_scale = {c.init_scale:g}: the softmax of {step.operands[0]} "
+                    "saturates (a probability is exactly 0 or 1); use a smaller --init-scale"
+                )
 
 
 def loss(c: Config, initial: dict[str, np.ndarray]) -> float:

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import params
-from .config import Config
+from .config import Config, ConfigError
 from .engine import ADAM_KEYS
 from .trace import Trace
 
@@ -98,13 +99,20 @@ def _csv_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue().encode()
 
 
+def csv_name(name: str) -> str:
+    """A file name every system accepts: E_pos[0:T] → E_pos_0_T."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
 def export_csv(c: Config, t: Trace, output: str) -> None:
     """DIR/<section>/<name>.csv, one matrix per file; masked scores are empty cells."""
+    if output == "-":
+        raise ConfigError("--format csv writes a folder of files: give --output DIR, not -")
     root = Path(output)
     for sec, group in sections(c, t).items():
         folder = root.joinpath(*sec.split("."))
         for name, a in group.items():
-            write_atomic(folder / f"{name}.csv", _csv_bytes(a))
+            write_atomic(folder / f"{csv_name(name)}.csv", _csv_bytes(a))
     write_atomic(root / "config.json", (json.dumps(config_dict(c), indent=1) + "\n").encode())
 
 

@@ -10,10 +10,27 @@ from pylatex.utils import escape_latex
 from ..hand import config_const
 from ..printed import Num
 
+# After escaping: characters T1 would print as something else, and the pairs it would set
+# as one glyph (<< as «, '' as ”, -- as –): each prints as typed.
+_AS_TYPED = (
+    (r"\^{}", r"\textasciicircum{}"),
+    ("'", r"\textquotesingle{}"),
+    ("`", r"\textasciigrave{}"),
+    ('"', r"\textquotedbl{}"),
+)
+_LIGATURES = ("--", "<<", ">>", ",,")
+
 
 def tex_escape(text: str) -> str:
-    """The only way user text (sentence words, vocabulary, names) reaches LaTeX."""
-    return escape_latex(text)
+    """The only way user text (sentence words, vocabulary, names) reaches LaTeX: escaped,
+    and printed exactly as typed."""
+    out = escape_latex(text)
+    for a, b in _AS_TYPED:
+        out = out.replace(a, b)
+    for pair in _LIGATURES:
+        while pair in out:
+            out = out.replace(pair, f"{pair[0]}{{}}{pair[1]}")
+    return out
 
 
 @dataclass(frozen=True)

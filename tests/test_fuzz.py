@@ -1,0 +1,151 @@
+"""Anything a user can type ends in a result or one line and exit code 2: never a traceback.
+
+Hypothesis draws values for every setting, as command-line text: integers of any size,
+floats including nan, inf and subnormals, and arbitrary Unicode.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workbook import cli
+from workbook.config import KEYS
+
+FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["nan", "inf", "-inf", "1e400", "5e-324", "1e-320", "0", "-0.0", "1e30"]),
+)
+INTS = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.integers(-3, 300).map(str),
+    st.sampled_from(["1.5", "0x10", "", " 7 "]),
+)
+TEXT = st.text(min_size=0, max_size=12)
+VALUE = {
+    "vocab": st.one_of(TEXT, st.lists(TEXT, max_size=8).map(",".join)),
+    "sentence": TEXT,
+}
+
+
+def value_for(key: str) -> st.SearchStrategy[str]:
+    if key in VALUE:
+        return VALUE[key]
+    if key in ("d_model", "heads", "d_ff", "max_len", "seed"):
+        return st.one_of(INTS, FLOATS, TEXT)
+    return st.one_of(FLOATS, INTS, TEXT)
+
+
+FLAGS = st.lists(st.sampled_from(KEYS), unique=True, max_size=4).flatmap(
+    lambda keys: st.tuples(*(st.tuples(st.just(k), value_for(k)) for k in keys))
+)
+
+
+def argv_of(pairs: tuple[tuple[str, str], ...]) -> list[str]:
+    return [f"--{k.replace('_', '-')}={v}" for k, v in pairs]
+
+
+def one_line_or_result(code: int, out: str, err: str) -> None:
+    assert "Traceback" not in err
+    if code == 2:
+        assert err.count("\n") == 1 and err.startswith("workbook:"), err
+    else:
+        assert code == 0, (code, err)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(pairs=FLAGS)
+def test_summary_never_fails_with_a_traceback(pairs, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["summary", *argv_of(pairs)])
+    out, err = capsys.readouterr()
+    one_line_or_result(code, out, err)
+    if code == 0:
+        loss = float(re.search(r"Loss: (\S+)", out).group(1))
+        assert math.isfinite(loss)
+
+
+SMALL = {"d_model": "8", "heads": "2", "d_ff": "8"}
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(pairs=FLAGS)
+def test_tex_only_builds_or_refuses(
+    pairs, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every accepted setting makes all three sources (small sizes keep this fast)."""
+    given_keys = {k for k, _ in pairs}
+    small = tuple((k, v) for k, v in SMALL.items() if k not in given_keys)
+    out_dir: Path = tmp_path_factory.mktemp("fuzz")
+    argv = ["build", "-o", str(out_dir), "--tex-only", "-q", "--detail", "sample"]
+    code = cli.main([*argv, *argv_of(pairs + small)])
+    out, err = capsys.readouterr()
+    one_line_or_result(code, out, err)
+    if code == 0:
+        for name in ("workbook", "exercises", "answers"):
+            assert (out_dir / f"{name}.tex").read_text().rstrip().endswith(r"\end{document}")
+
+
+# The settings that crashed or printed garbage in the hardening review (issue 10, item 1).
+REFUSED = [
+    ["--init-scale", "1e30"],
+    ["--init-scale", "1e100"],
+    ["--init-scale", "200"],
+    ["--init-scale", "1e70"],
+    ["--init-scale", "5"],  # in range, but every softmax saturates
+    ["--ln-eps", "1e300"],
+    ["--lr", "1e200", "--weight-decay", "1e200"],
+    ["--max-len", "9223372036854775807"],
+    ["--d-model", "99999999999999999998"],
+]
+
+
+@pytest.mark.parametrize("argv", REFUSED, ids=lambda a: " ".join(a))
+def test_settings_that_used_to_crash_are_refused_in_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["summary"], ["build", "--tex-only", "-q", "-o", "/nonexistent/x"]):
+        assert cli.main([*command, *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_tiny_parameters_build_with_the_underflow_rule(tmp_path: Path) -> None:
+    """1e-320 once divided by zero in the key's tolerances; now every value below 1e-99 is
+    written as 0 by the stated rule, and the sources are made."""
+    argv = ["build", "-o", str(tmp_path), "--tex-only", "-q", "--detail", "results"]
+    assert cli.main([*argv, "--init-scale", "1e-320"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [
+        ("日本", "U+65E5"),
+        ("🙂", "U+1F642"),
+        ("שלום", "U+05E9"),
+        ("a\u202eb", "U+202E"),
+        ("a\tb", "U+0009"),
+        ("a\u00a0b", "U+00A0"),
+        ("e\u0301", "U+0301"),
+        ("x" * 25, "25 characters"),
+    ],
+)
+def test_words_that_cannot_print_exactly_are_refused(
+    word: str, code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vocab = ",".join(["<PAD>", "<BOS>", "<EOS>", "I", word])
+    assert cli.main(["summary", f"--vocab={vocab}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and code in err, err
