@@ -113,3 +113,15 @@ def test_an_interrupted_build_leaves_the_previous_one_and_no_private_folders(
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130 and err.strip() == "workbook: interrupted"
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_very_large_build_is_refused_before_tex_unless_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = ["build", "-o", str(tmp_path), "-q", "--d-model", "64", "--d-ff", "256"]
+    assert cli.main(big) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "add --yes" in err and "pages" in err
+    assert not list(tmp_path.iterdir())  # nothing written
+    estimate = int(re.search(r"about ([\d,]+) pages", err).group(1).replace(",", ""))
+    assert 6000 < estimate < 10000  # measured: the workbook alone is over 5,000 pages

@@ -30,6 +30,29 @@ from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
 
+# Measured on the default build (benchmarks/bench_build.py): LaTeX source per printed page,
+# the key's pages per workbook page, and how fast pdflatex sets pages on this machine.
+BYTES_PER_PAGE = {"workbook": 4900, "exercises": 2150}
+KEY_PAGES_PER_WORKBOOK_PAGE = 0.25
+PAGES_PER_SECOND = 30
+PAGE_LIMIT = 2000  # a full build above this many pages needs --yes
+
+
+class TooLargeError(ValueError):
+    """A build above PAGE_LIMIT pages without --yes; the message gives the estimate."""
+
+
+def estimate_pages(sources: dict[str, str], worked: str | None) -> dict[str, int]:
+    """Pages of each document to compile, from the size of its LaTeX source; `worked` is
+    the workbook the answer key cites (compiled privately when it is not built too)."""
+    pages = {n: round(len(s) / BYTES_PER_PAGE[n]) for n, s in sources.items()}
+    if worked is not None:
+        workbook = round(len(worked) / BYTES_PER_PAGE["workbook"])
+        pages["answers"] = round(workbook * KEY_PAGES_PER_WORKBOOK_PAGE)
+        if "workbook" not in sources:
+            pages["workbook (for the key's pages)"] = workbook
+    return pages
+
 
 @dataclass(frozen=True)
 class BuildRequest:
@@ -38,6 +61,7 @@ class BuildRequest:
     only: tuple[str, ...] = ORDER
     tex_only: bool = False
     quiet: bool = False
+    yes: bool = False  # build above PAGE_LIMIT pages
 
 
 class Builder:
@@ -53,12 +77,14 @@ class Builder:
         if not self.req.tex_only:
             tex.check_tex()  # fail before the work, not after it
         t0 = time.perf_counter()
-        trace = engine.run(self.c)
+        trace = self.trace = engine.run(self.c)
         engine.check_numbers(self.c, trace)  # refuse before writing anything
         self.say(f"computed the step ({len(trace.steps)} steps, loss {float(trace['loss']):.4f})")
         opts = self.req.options
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything
         names = [n for n in ORDER if n in self.req.only]
+        self.sources = {n: self.source(n, trace) for n in names if n != "answers"}
+        self.check_size(names)
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
         for stem in ("build", *ORDER):  # left by a killed build (SIGKILL cannot be caught)
@@ -83,6 +109,31 @@ class Builder:
         self.say(f"done in {time.perf_counter() - t0:.1f} s")
         return written
 
+    def check_size(self, names: list[str]) -> None:
+        """Say how big the build will be; refuse a very big one unless asked for."""
+        if self.req.tex_only:
+            return
+        worked = self.worked_source() if "answers" in names else None
+        pages = estimate_pages(self.sources, worked)
+        total = sum(pages.values())
+        each = ", ".join(f"{n} {p:,}" for n, p in pages.items())
+        minutes = total / PAGES_PER_SECOND / 60
+        full = self.req.options.detail == "full"
+        if total > PAGE_LIMIT and full and not self.req.yes:
+            raise TooLargeError(
+                f"this build makes about {total:,} pages ({each}), about {minutes:.0f} min of "
+                f"TeX; above {PAGE_LIMIT:,} pages add --yes, or use --detail sample or results"
+            )
+        self.say(f"about {total:,} pages ({each}), about {minutes:.1f} min of TeX")
+
+    def worked_source(self) -> str:
+        """The worked workbook's source for these settings, made once."""
+        if "workbook" in self.sources:
+            return self.sources["workbook"]
+        if not hasattr(self, "_worked"):
+            self._worked = Worked(self.c, self.trace, self.req.options).tex()
+        return self._worked
+
     def source(self, name: str, trace: Trace) -> str:
         if name == "answers":
             return Answers(self.c, trace, self.req.options, pages=self.workbook_pages(trace)).tex()
@@ -91,7 +142,7 @@ class Builder:
     def document(self, name: str, trace: Trace) -> list[Path]:
         """The document's files, made in the staging folder."""
         t1 = time.perf_counter()
-        source = self.source(name, trace)
+        source = self.sources[name] if name in self.sources else self.source(name, trace)
         self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
         if self.req.tex_only:
             write_atomic(self.stage / f"{name}.tex", source.encode())
@@ -120,7 +171,7 @@ class Builder:
         """
         if self.req.tex_only:
             return None
-        source = Worked(self.c, trace, self.req.options).tex()
+        source = self.worked_source()
         labels = None
         for aux in (self.stage / "workbook.aux", self.req.output / "workbook.aux"):
             labels = labels or (tex.label_pages(aux, source) if aux.is_file() else None)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, engine, export, params
-from .build import ORDER, BuildRequest, build
+from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .compile import TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
 from .printed import ARITHMETICS, DIGITS, UnprintableError
@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         "half = every other row given; none (default: worked-first)",
     )
     b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
+    b.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"build even above {PAGE_LIMIT:,} pages (the estimate is said before TeX starts)",
+    )
     b.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     _config_flags(b)
     return p
@@ -241,7 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scaffold=args.scaffold,
             )
             req = BuildRequest(
-                args.output, opts, only=args.only, tex_only=args.tex_only, quiet=args.quiet
+                args.output,
+                opts,
+                only=args.only,
+                tex_only=args.tex_only,
+                quiet=args.quiet,
+                yes=args.yes,
             )
             build(c, req)
         return 0
@@ -251,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TexFailedError as exc:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
-    except (UsageError, ConfigError, UnprintableError) as exc:
+    except (UsageError, ConfigError, UnprintableError, TooLargeError) as exc:
         print(exc if isinstance(exc, UsageError) else f"workbook: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
