@@ -30,12 +30,6 @@ def gelu_grad(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t**2) * du
 
 
-def gelu_parts(x: float) -> dict[str, float]:
-    """The intermediate values a hand calculation writes down: u, tanh u, GELU'(x)."""
-    u = SQRT_2_OVER_PI * (x + GELU_C * x**3)
-    return {"u": u, "tanh": math.tanh(u), "grad": float(gelu_grad(np.float64(x)))}
-
-
 # --- softmax --------------------------------------------------------------------------
 def softmax_rows(s: np.ndarray) -> np.ndarray:
     """Row-wise softmax; -inf entries (masked) get probability 0."""
