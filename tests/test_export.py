@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import re
 import subprocess
 import sys
@@ -222,3 +224,15 @@ def test_csv_to_standard_output_is_refused(capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "give --output DIR" in err
     assert not Path("-").exists()
+
+
+def test_a_write_error_names_the_target_not_a_temporary_file(tmp_path, monkeypatch, capsys) -> None:
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(src))
+
+    monkeypatch.setattr(os, "replace", full)
+    target = tmp_path / "step.json"
+    assert cli.main(["export", "--output", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"workbook: {target}: No space left on device\n"
+    assert not list(tmp_path.iterdir())  # no half file, no temporary left

@@ -149,3 +149,56 @@ def test_words_that_cannot_print_exactly_are_refused(
     assert cli.main(["summary", f"--vocab={vocab}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and code in err, err
+
+
+def toml_value(v: object) -> str:
+    """A value written as TOML (enough of it for the fuzz: no nested tables)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return (
+            "nan"
+            if math.isnan(v)
+            else ("inf" if v == math.inf else "-inf" if v == -math.inf else repr(v))
+        )
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return (
+            '"'
+            + "".join(
+                c if c.isprintable() and c not in '"\\' else f"\\u{ord(c):04x}"
+                for c in v
+                if ord(c) < 0x10000
+            )
+            + '"'
+        )
+    return "[" + ", ".join(toml_value(x) for x in v) + "]"
+
+
+TOML_VALUES = st.recursive(
+    st.one_of(
+        st.booleans(),
+        st.integers(-(2**63), 2**63 - 1),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=10),
+    ),
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(table=st.dictionaries(st.sampled_from([*KEYS, "unknown_key"]), TOML_VALUES, max_size=4))
+def test_config_files_of_any_types_never_fail_with_a_traceback(
+    table, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path_factory.mktemp("toml") / "model.toml"
+    path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in table.items()))
+    code = cli.main(["summary", "--config", str(path)])
+    out, err = capsys.readouterr()
+    one_line_or_result(code, out, err)
