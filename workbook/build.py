@@ -67,6 +67,8 @@ class BuildRequest:
 class Builder:
     def __init__(self, c: Config, req: BuildRequest) -> None:
         self.c, self.req = c, req
+        self.sources: dict[str, str] = {}  # LaTeX made before compiling, by document
+        self._worked: str | None = None
         self.say: Callable[[str], None] = (
             (lambda msg: None)
             if req.quiet
@@ -130,7 +132,7 @@ class Builder:
         """The worked workbook's source for these settings, made once."""
         if "workbook" in self.sources:
             return self.sources["workbook"]
-        if not hasattr(self, "_worked"):
+        if self._worked is None:
             self._worked = Worked(self.c, self.trace, self.req.options).tex()
         return self._worked
 
@@ -149,14 +151,8 @@ class Builder:
             return [self.stage / f"{name}.tex"]
         self.say(f"compiling {name}.pdf with latexmk ...")
         t2 = time.perf_counter()
-        try:
-            result = tex.compile_document(source, self.stage, name)
-        except tex.TexFailedError as exc:  # keep the failed log where the user looks
-            failed = self.stage / f"{name}.failed.log"
-            os.replace(failed, self.req.output / failed.name)
-            raise tex.TexFailedError(
-                str(exc).replace(str(failed), str(self.req.output / failed.name))
-            ) from None
+        # a failed log goes where the user looks, not into the staging folder
+        result = tex.compile_document(source, self.stage, name, failed_logs=self.req.output)
         final = self.req.output / f"{name}.pdf"
         warn = f", {result.overfull} overfull lines" if result.overfull else ""
         self.say(f"made {final} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})")

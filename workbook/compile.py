@@ -104,16 +104,17 @@ def remove_stale(folder: Path, stem: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def compile_document(source: str, out: Path, stem: str) -> Compiled:
+def compile_document(
+    source: str, out: Path, stem: str, failed_logs: Path | None = None
+) -> Compiled:
     """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
     .aux into place together. Renames replace links, never follow them.
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
-    stem.failed.log and the error names it.
+    stem.failed.log in `failed_logs` (default `out`) and the error names it.
     """
     check_tex()
     out.mkdir(parents=True, exist_ok=True)
-    remove_stale(out, stem)
     with tempfile.TemporaryDirectory(dir=out, prefix=f".{stem}-") as tmp:
         work = Path(tmp)
         (work / "doc.tex").write_text(source)
@@ -138,7 +139,7 @@ def compile_document(source: str, out: Path, stem: str) -> Compiled:
         log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
         log_text = log_text or run.stdout + run.stderr
         if run.returncode != 0 or not (work / "doc.pdf").exists():
-            failed = out / f"{stem}.failed.log"
+            failed = (failed_logs or out) / f"{stem}.failed.log"
             (work / "failed.log").write_text(log_text)
             os.replace(work / "failed.log", failed)
             raise TexFailedError(
@@ -150,7 +151,6 @@ def compile_document(source: str, out: Path, stem: str) -> Compiled:
             f.write(f"{SOURCE_MARK}{source_hash(source)}\n")
         for suffix in (".tex", ".pdf", ".log", ".aux"):
             os.replace(work / f"doc{suffix}", out / f"{stem}{suffix}")
-        (out / f"{stem}.failed.log").unlink(missing_ok=True)
     pages = re.search(r"Output written on .*?\((\d+) pages?", log_text)
     return Compiled(
         out / f"{stem}.pdf",

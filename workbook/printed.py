@@ -14,9 +14,10 @@ large, so its cells are plain decimals.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
+from typing import Any
 
 import numpy as np
 
@@ -62,11 +63,16 @@ def _obj(shape: tuple[int, ...]) -> np.ndarray:
     return np.empty(shape, dtype=object)
 
 
-def _decimals(a: np.ndarray) -> np.ndarray:
-    out = _obj(a.shape)
-    for idx in np.ndindex(a.shape):
-        out[idx] = dec(float(a[idx]))
+def _map(fn: Callable[[Any], Any], a: np.ndarray) -> np.ndarray:
+    """`fn` of every entry, into an object array of the same shape."""
+    out = _obj(np.shape(a))
+    for idx in np.ndindex(out.shape):
+        out[idx] = fn(a[idx])
     return out
+
+
+def _decimals(a: np.ndarray) -> np.ndarray:
+    return _map(lambda x: dec(float(x)), np.asarray(a))
 
 
 def _fsum(xs) -> Decimal:
@@ -174,7 +180,7 @@ class Book:
         with localcontext(hand.CONTEXT):
             for name, value in t.values.items():
                 if t.producer(name) is None:  # a parameter: its printed value starts the chain
-                    self.values[name] = self._written(_decimals(np.asarray(value)))
+                    self.values[name] = _map(self.r, _decimals(value))
             for step in t.steps:
                 ev = evaluate(step, self.values, self.r)
                 exact = _decimals(step.result)
@@ -184,12 +190,6 @@ class Book:
                 self.jacobians[step.name] = ev.jacobians if self.hand else self._given_jac(step)
         self.exps = {n: factor_exp(list(self.shown(n).ravel()), digits) for n in self.values}
 
-    def _written(self, a: np.ndarray) -> np.ndarray:
-        out = _obj(a.shape)
-        for idx in np.ndindex(a.shape):
-            out[idx] = self.r(a[idx])
-        return out
-
     def _given_jac(self, step: Step) -> list[np.ndarray]:
         if not (isinstance(step, Contraction) and step.kind == "jacobian"):
             return []
@@ -198,11 +198,7 @@ class Book:
     # --- what a page shows -------------------------------------------------------------
     def shown(self, name: str) -> np.ndarray:
         """The values of `name` as printed (rounded to `digits`)."""
-        a = self.values[name]
-        out = _obj(a.shape)
-        for idx in np.ndindex(a.shape):
-            out[idx] = sig(a[idx], self.digits)
-        return out
+        return _map(lambda x: sig(x, self.digits), self.values[name])
 
     def num(self, name: str, idx: Index = ()) -> Num:
         return Num(sig(self.values[name][idx], self.digits), self.exps[name])
@@ -210,10 +206,7 @@ class Book:
     def nums(self, name: str) -> np.ndarray:
         """Every entry of `name` as printed (computed once, then shared)."""
         if name not in self._nums:
-            out = _obj(self.values[name].shape)
-            for idx in np.ndindex(out.shape):
-                out[idx] = self.num(name, idx)
-            self._nums[name] = out
+            self._nums[name] = _map(lambda v: Num(v, self.exps[name]), self.shown(name))
         return self._nums[name]
 
     def part(self, name: str, idx: Index, key: str) -> Num:
@@ -264,13 +257,9 @@ class Book:
         return self._nums[(name, i)]
 
     def _jacobian(self, name: str, i: int) -> np.ndarray:
-        j = self.jacobians[name][i]
-        shown = [sig(x, self.digits) for x in j.ravel()]
-        exp = factor_exp(shown, self.digits)
-        out = _obj(j.shape)
-        for k, idx in enumerate(np.ndindex(j.shape)):
-            out[idx] = Num(shown[k], exp)
-        return out
+        shown = self.jacobian_values(name, i)
+        exp = factor_exp(list(shown.ravel()), self.digits)
+        return _map(lambda v: Num(v, exp), shown)
 
     # --- how far the hand chain is from the exact one ---------------------------------
     def drift(self, step: Step) -> float:
@@ -345,10 +334,8 @@ class Book:
         return worst
 
     def jacobian_values(self, name: str, i: int) -> np.ndarray:
-        out = _obj(self.jacobians[name][i].shape)
-        for idx in np.ndindex(out.shape):
-            out[idx] = sig(self.jacobians[name][i][idx], self.digits)
-        return out
+        """J_i's entries as printed (rounded to `digits`)."""
+        return _map(lambda x: sig(x, self.digits), self.jacobians[name][i])
 
 
 def check_answers(t: Trace, digits: int, arithmetic: str) -> None:

@@ -308,16 +308,16 @@ class Renderer:
             if isinstance(s, Elementwise) and s.formula == "gelu" and s.operands == (x,)
         )
 
-    def written_tables(self, step: Step, keys: tuple[str, ...] = ()) -> list[str]:
+    def written_tables(self, step: Step, label: str = "") -> list[str]:
         """Tables of what a step writes on the way (σ, u, tanh u, e_j, √v̂, …), each with
-        its own power of ten; `keys` picks some."""
+        its own power of ten; `label` marks the first."""
         out = []
         for key_, per_row, sym in WRITTEN.get(self.arithmetic_kind(step), ()):
-            if keys and key_ not in keys:
-                continue
             nums = self.book.part_table(step, key_, per_row)
             what = "per row" if per_row else ""
             title = rf"${sym}$ written for ${symbol(step.name)}$ {what}".strip()
+            if label and not out:
+                title += rf"\label{{{label}}}"
             out.append(number_table(nums, self.layout, title=title, again=f"${sym}$"))
         return out
 

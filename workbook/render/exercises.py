@@ -83,9 +83,7 @@ class Exercises(Renderer):
                 continue
             label = f"g:{number}:{key(gelu.name)}:written"
             self.given_at[f"{gelu.name}:written"] = label
-            tables = self.written_tables(gelu)
-            tables[0] = tables[0].replace(r"\\", rf"\label{{{label}}} \\", 1)
-            out += tables
+            out += self.written_tables(gelu, label=label)
         return out
 
     def source(self, name: str, number: int) -> str:
