@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from proofread import proofread
 from test_properties import configs
 
-from workbook import cli, engine, hand, ops
+from workbook import cli, engine, hand
 from workbook.config import Config
+from workbook.formulas import FORMULAS
 from workbook.hand import Rounder, sig
 from workbook.printed import Book, Num, factor_exp
 from workbook.render import Options, Worked
@@ -67,13 +68,13 @@ FORMULA_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(ops.FORMULAS))
+@pytest.mark.parametrize("name", sorted(FORMULAS))
 def test_every_hand_formula_is_its_float_formula_when_nothing_is_rounded(name: str) -> None:
     """Anchor: unrounded, the decimal formulas are the engine's (which PyTorch checks)."""
     xs, consts = FORMULA_CASES[name]
-    exact = float(ops.FORMULAS[name](*(np.float64(x) for x in xs), **consts))
+    exact = float(FORMULAS[name].compute(*(np.float64(x) for x in xs), **consts))
     with localcontext(hand.CONTEXT):
-        value, _ = hand.FORMULAS[name]([Decimal(x) for x in xs], consts, Rounder(4, hand=False))
+        value, _ = FORMULAS[name].hand([Decimal(x) for x in xs], consts, Rounder(4, hand=False))
     # the derived constants (1/√d_k, √(2/π)) are used to 8 digits, as printed
     assert float(value) == pytest.approx(exact, rel=1e-7)
 

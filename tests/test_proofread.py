@@ -102,7 +102,7 @@ def _cell(table: dict[tuple[str, str], str], r: int, c: int, transposed: bool) -
 def test_every_operand_is_the_number_its_table_prints(trace) -> None:
     """Each pair (a)(b) of every matrix product is read back from the printed tables of its
     two factors, independently of how the line was made."""
-    from workbook.render.fmt import element, symbol
+    from workbook.render.fmt import element
     from workbook.trace import Contraction
 
     tex = Worked(Config(), trace, Options()).tex()
@@ -111,12 +111,12 @@ def test_every_operand_is_the_number_its_table_prints(trace) -> None:
     for step in trace.steps:
         if not (isinstance(step, Contraction) and step.kind == "matmul"):
             continue
-        a, b = (tables.get(f"${symbol(n)}$") for n in step.operands[:2])
+        a, b = (tables.get(f"${trace.symbol(n)}$") for n in step.operands[:2])
         if not a or not b or not all(k.isdigit() for key in (*a, *b) for k in key):
             continue  # rows named by vocabulary words (E_token, W_lm): not read here
         inner = trace[step.operands[0]].shape[0 if step.transpose[0] else 1]
         for i, j in np.ndindex(step.shape):
-            start = tex.find(rf"\ex{{{element(step.name, (i, j))} = ")
+            start = tex.find(rf"\ex{{{element(step.desc.symbol, (i, j))} = ")
             if start < 0:
                 continue  # a zero row stated once
             line = tex[start : tex.index("\n", start)]

@@ -17,7 +17,7 @@ import pytest
 
 from workbook import engine
 from workbook.config import Config
-from workbook.trace import CHAPTERS, Contraction, Elementwise, Gather, RowWise, Step
+from workbook.trace import Contraction, Elementwise, Gather, RowWise, Step
 
 RTOL = 1e-12
 
@@ -96,11 +96,31 @@ def test_values_are_the_step_results() -> None:
     assert TRACE.producer("W_Q.0") is None
 
 
+# The seed's 13 chapters: 7 forward, 5 backward, 1 optimizer, in its words.
+SEED_CHAPTERS = [
+    ("forward", "Tokenization and embeddings"),
+    ("forward", "Q, K, V projections"),
+    ("forward", "Attention scores"),
+    ("forward", "Multi-head attention"),
+    ("forward", "Feed-forward network"),
+    ("forward", "Residual connection and layer normalization"),
+    ("forward", "Logits and cross-entropy loss"),
+    ("backward", "Loss gradients"),
+    ("backward", "Output layer gradients"),
+    ("backward", "LayerNorm and feed-forward backward"),
+    ("backward", "Attention backward"),
+    ("backward", "Embedding gradients"),
+    ("optimizer", "AdamW update"),
+]
+
+
 def test_chapters_are_in_order_and_cover_all_thirteen() -> None:
     chapters = [s.chapter for s in TRACE.steps]
     assert chapters == sorted(chapters)
     assert set(chapters) == set(range(1, 14))
-    assert [n for n, _, _ in CHAPTERS] == list(range(1, 14))
+    assert [(ch.part, ch.title) for ch in TRACE.chapters] == SEED_CHAPTERS
+    assert [ch.number for ch in TRACE.chapters] == list(range(1, 14))
+    assert all(ch.layer is None for ch in TRACE.chapters)
     assert TRACE.steps[0].chapter == 1 and TRACE.steps[-1].chapter == 13
     assert TRACE.step("loss").chapter == 7
     assert TRACE.step("d.logits").chapter == 8

@@ -1,7 +1,8 @@
 """`workbook build`: config → trace → LaTeX → PDF, for each requested document.
 
 The three documents are views of one trace, computed once. The answer key cites the worked
-workbook's pages, so it reads them from the workbook's compiled .aux file.
+workbook's sections and pages by LaTeX cross references, so it compiles beside the
+workbook's .aux file of the same settings.
 
 Everything is made in a private staging folder inside the output folder and moved into place
 only when every requested document is complete: an error or an interruption leaves the
@@ -16,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import compile as tex
@@ -24,8 +25,7 @@ from . import engine
 from .config import Config
 from .export import write_atomic
 from .printed import check_answers
-from .render import DOCUMENTS, Answers, Options, Worked
-from .render.base import key
+from .render import DOCUMENTS, Options, Worked, select_chapters
 from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
@@ -58,6 +58,7 @@ def estimate_pages(sources: dict[str, str], worked: str | None) -> dict[str, int
 class BuildRequest:
     output: Path
     options: Options
+    chapters: str | None = None  # "2-5,11": the exercises' and key's; None for all
     only: tuple[str, ...] = ORDER
     tex_only: bool = False
     quiet: bool = False
@@ -67,6 +68,7 @@ class BuildRequest:
 class Builder:
     def __init__(self, c: Config, req: BuildRequest) -> None:
         self.c, self.req = c, req
+        self.opts = req.options  # with the chapters resolved, once the model is known
         self.sources: dict[str, str] = {}  # LaTeX made before compiling, by document
         self._worked: str | None = None
         self.say: Callable[[str], None] = (
@@ -81,11 +83,15 @@ class Builder:
         t0 = time.perf_counter()
         trace = self.trace = engine.run(self.c)
         engine.check_numbers(self.c, trace)  # refuse before writing anything
-        self.say(f"computed the step ({len(trace.steps)} steps, loss {float(trace['loss']):.4f})")
-        opts = self.req.options
+        opts = self.opts = self.req.options
+        if self.req.chapters is not None:
+            chosen = select_chapters(self.req.chapters, len(trace.chapters))
+            opts = self.opts = replace(opts, chapters=chosen)
+        loss = float(trace.loss.result)
+        self.say(f"computed the step ({len(trace.steps)} steps, loss {loss:.4f})")
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything
         names = [n for n in ORDER if n in self.req.only]
-        self.sources = {n: self.source(n, trace) for n in names if n != "answers"}
+        self.sources = {n: self.source(n, trace) for n in names}
         self.check_size(names)
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
@@ -116,11 +122,11 @@ class Builder:
         if self.req.tex_only:
             return
         worked = self.worked_source() if "answers" in names else None
-        pages = estimate_pages(self.sources, worked)
+        pages = estimate_pages({n: s for n, s in self.sources.items() if n != "answers"}, worked)
         total = sum(pages.values())
         each = ", ".join(f"{n} {p:,}" for n, p in pages.items())
         minutes = total / PAGES_PER_SECOND / 60
-        full = self.req.options.detail == "full"
+        full = self.opts.detail == "full"
         if total > PAGE_LIMIT and full and not self.req.yes:
             raise TooLargeError(
                 f"this build makes about {total:,} pages ({each}), about {minutes:.0f} min of "
@@ -133,13 +139,11 @@ class Builder:
         if "workbook" in self.sources:
             return self.sources["workbook"]
         if self._worked is None:
-            self._worked = Worked(self.c, self.trace, self.req.options).tex()
+            self._worked = Worked(self.c, self.trace, self.opts).tex()
         return self._worked
 
     def source(self, name: str, trace: Trace) -> str:
-        if name == "answers":
-            return Answers(self.c, trace, self.req.options, pages=self.workbook_pages(trace)).tex()
-        return DOCUMENTS[name](self.c, trace, self.req.options).tex()
+        return DOCUMENTS[name](self.c, trace, self.opts).tex()
 
     def document(self, name: str, trace: Trace) -> list[Path]:
         """The document's files, made in the staging folder."""
@@ -152,35 +156,30 @@ class Builder:
         self.say(f"compiling {name}.pdf with latexmk ...")
         t2 = time.perf_counter()
         # a failed log goes where the user looks, not into the staging folder
-        result = tex.compile_document(source, self.stage, name, failed_logs=self.req.output)
+        beside = {"workbook.aux": self.workbook_aux()} if name == "answers" else None
+        result = tex.compile_document(
+            source, self.stage, name, failed_logs=self.req.output, beside=beside
+        )
         final = self.req.output / f"{name}.pdf"
         warn = f", {result.overfull} overfull lines" if result.overfull else ""
         self.say(f"made {final} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})")
         return [self.stage / f"{name}{s}" for s in (".tex", ".pdf", ".log", ".aux")]
 
-    def workbook_pages(self, trace: Trace) -> dict[str, int] | None:
-        """The worked workbook's page for each step, or None with --tex-only.
+    def workbook_aux(self) -> bytes:
+        """The worked workbook's .aux for these settings, for the key's cross references.
 
-        Uses the output folder's workbook.aux only when it was made from exactly the source
-        these settings make (its recorded hash says so); otherwise compiles one privately,
-        leaving the folder's workbook alone.
+        Uses the one just compiled, or the output folder's when it was made from exactly the
+        source these settings make (its recorded hash says so); otherwise compiles one
+        privately, leaving the folder's workbook alone.
         """
-        if self.req.tex_only:
-            return None
         source = self.worked_source()
-        labels = None
         for aux in (self.stage / "workbook.aux", self.req.output / "workbook.aux"):
-            labels = labels or (tex.label_pages(aux, source) if aux.is_file() else None)
-        if labels is None:
-            self.say(
-                "compiling the worked workbook privately, for the answer key's page numbers ..."
-            )
-            with tempfile.TemporaryDirectory() as tmp:
-                tex.compile_document(source, Path(tmp), "workbook")
-                labels = tex.label_pages(Path(tmp) / "workbook.aux", source)
-        return {
-            s.name: labels[f"s:{key(s.name)}"] for s in trace.steps if f"s:{key(s.name)}" in labels
-        }
+            if tex.made_from(aux, source):
+                return aux.read_bytes()
+        self.say("compiling the worked workbook privately, for the answer key's references ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            tex.compile_document(source, Path(tmp), "workbook")
+            return (Path(tmp) / "workbook.aux").read_bytes()
 
 
 def build(c: Config, req: BuildRequest) -> list[Path]:

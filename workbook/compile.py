@@ -66,15 +66,17 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def label_pages(aux: Path, source: str | None = None) -> dict[str, int] | None:
-    """Page of every \\label in a compiled document, from its .aux file.
+def made_from(aux: Path, source: str) -> bool:
+    """Was this .aux made from exactly this source? (Its hash is recorded in the .aux when
+    the build moves it into place.)"""
+    return aux.is_file() and f"{SOURCE_MARK}{source_hash(source)}" in aux.read_text(
+        errors="replace"
+    )
 
-    With `source`: only if that .aux was made from exactly this source (its hash is recorded
-    in the .aux when the build moves it into place); otherwise None.
-    """
+
+def label_pages(aux: Path) -> dict[str, int]:
+    """Page of every \\label in a compiled document, from its .aux file."""
     text = aux.read_text(errors="replace")
-    if source is not None and f"{SOURCE_MARK}{source_hash(source)}" not in text:
-        return None
     pages = {}
     for m in re.finditer(r"\\newlabel\{([^{}]*)\}\{\{[^{}]*\}\{(\d+)\}", text):
         pages[m.group(1)] = int(m.group(2))
@@ -105,10 +107,15 @@ def remove_stale(folder: Path, stem: str) -> None:
 
 
 def compile_document(
-    source: str, out: Path, stem: str, failed_logs: Path | None = None
+    source: str,
+    out: Path,
+    stem: str,
+    failed_logs: Path | None = None,
+    beside: dict[str, bytes] | None = None,
 ) -> Compiled:
     """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
-    .aux into place together. Renames replace links, never follow them.
+    .aux into place together. Renames replace links, never follow them. `beside`: files the
+    source reads (another document's .aux for cross references), by name.
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
     stem.failed.log in `failed_logs` (default `out`) and the error names it.
@@ -118,6 +125,8 @@ def compile_document(
     with tempfile.TemporaryDirectory(dir=out, prefix=f".{stem}-") as tmp:
         work = Path(tmp)
         (work / "doc.tex").write_text(source)
+        for name, data in (beside or {}).items():
+            (work / name).write_bytes(data)
         cmd = [
             "latexmk",
             "-norc",  # no ~/.latexmkrc or system rc: the build does not depend on them

@@ -25,7 +25,10 @@ class ConfigError(ValueError):
 
 
 # Upper bounds on everything a setting can make big: the workbook lays out every element.
-LIMITS = {"d_model": 128, "d_ff": 512, "max_len": 64, "vocab": 64, "word": 24}
+LIMITS = {"d_model": 128, "d_ff": 512, "max_len": 64, "vocab": 64, "word": 24, "layers": 8}
+# The model families: "seed" is the seed's block, y = LN(A + FFN(A)) with A = MHA(x);
+# "gpt2" the pre-LN GPT-2 block, h = x + MHA(LN1(x)), y = h + FFN(LN2(h)), with a final LN.
+MODELS = ("seed", "gpt2")
 # Ranges of the real-valued settings: (key, lowest, highest, lowest included).
 RANGES = (
     ("ln_eps", 0.0, 1.0, False),
@@ -46,6 +49,8 @@ WORD_CHARS = frozenset(
 
 @dataclass(frozen=True)
 class Config:
+    model: str = "seed"
+    layers: int = 1
     vocab: tuple[str, ...] = (PAD, BOS, EOS, "I", "like", "transformers")
     sentence: str = "I like transformers"
     d_model: int = 16
@@ -90,13 +95,17 @@ class Config:
         return d
 
 
-_INT_KEYS = ("d_model", "heads", "d_ff", "max_len", "seed")
+_INT_KEYS = ("layers", "d_model", "heads", "d_ff", "max_len", "seed")
 _FLOAT_KEYS = ("ln_eps", "init_scale", "lr", "beta1", "beta2", "adam_eps", "weight_decay")
 KEYS = tuple(f.name for f in fields(Config) if f.init)
 
 
 def _validate(c: Config) -> None:
-    for key in ("d_model", "heads", "d_ff", "max_len"):
+    if c.model not in MODELS:
+        close = difflib.get_close_matches(str(c.model), MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"model = {c.model!r}: must be one of {', '.join(MODELS)}{hint}")
+    for key in ("layers", "d_model", "heads", "d_ff", "max_len"):
         if getattr(c, key) < 1:
             raise ConfigError(f"{key} = {getattr(c, key)}: must be a positive integer")
         if key in LIMITS and getattr(c, key) > LIMITS[key]:
@@ -177,7 +186,7 @@ def _tokenize(c: Config) -> tuple[int, ...]:
 
 def _coerce(key: str, value: Any, from_text: bool) -> Any:
     """Check one raw value's type and convert it; `from_text` values (CLI flags) are parsed."""
-    if not from_text and key != "sentence" and isinstance(value, str):
+    if not from_text and key not in ("sentence", "model") and isinstance(value, str):
         kind = "a list of strings" if key == "vocab" else "a number, not a string"
         raise ConfigError(f"{key} = {value!r}: must be {kind}")
     if key in _INT_KEYS:
@@ -198,10 +207,10 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key} = {value!r}: must be a number")
         return float(value)
-    if key == "sentence":
+    if key in ("sentence", "model"):
         if not isinstance(value, str):
-            raise ConfigError(f"sentence = {value!r}: must be a string")
-        return value
+            raise ConfigError(f"{key} = {value!r}: must be a string")
+        return value.strip() if key == "model" else value
     if key == "vocab":
         if isinstance(value, str):  # words apart by commas or spaces: a tab stays in its word
             value = [w for w in re.split("[ ,]+", value) if w]

@@ -6,15 +6,14 @@ exactly, exp, ln, tanh and √ as the function of the written input, and the res
 once, when it is written. Intermediate values that a line writes down (the u of GELU, the
 exponentials of a softmax) are rounded too, and the rest of the line uses them as written.
 
-Each formula here mirrors its float64 counterpart in `ops.FORMULAS`, under the same name, and
-returns the value with the intermediates the page prints. `Rounder` decides what "written"
+The element-wise formulas themselves are in `formulas`, each beside its float64 form; they
+return the value with the intermediates the page prints. `Rounder` decides what "written"
 means: rounded (hand arithmetic) or unrounded (the exact chain, rounded only for display).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
@@ -85,106 +84,17 @@ def tanh(u: Decimal) -> Decimal:
     return (e - 1) / (e + 1)
 
 
-# --- element-wise formulas ------------------------------------------------------------
-# f(inputs, consts, r) → (value, {name: intermediate}); inputs and intermediates as written.
+# --- pieces the formulas (formulas.py) and the Jacobians share ------------------------------
 Parts = dict[str, Decimal]
-HandFormula = Callable[[list[Decimal], Mapping[str, object], Rounder], tuple[Decimal, Parts]]
-
-
-def _plain(fn: Callable[..., Decimal]) -> HandFormula:
-    """A formula with nothing written between its inputs and its value."""
-    return lambda xs, c, r: (r(fn(*xs, **c)), {})
 
 
 def gelu_u(x: Decimal, r: Rounder) -> Decimal:
     return r(SQRT_2_OVER_PI * (x + GELU_C * x**3))
 
 
-def _gelu(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
-    """GELU writes u and tanh u on the way, as GELU′ does: the same two numbers serve both."""
-    (x,) = xs
-    u = gelu_u(x, r)
-    t = r(tanh(u))
-    return r(HALF * x * (1 + t)), {"u": u, "tanh": t}
-
-
-def _gelu_backward(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
-    dy, x = xs
-    u = gelu_u(x, r)
-    t = r(tanh(u))
-    grad = r(HALF * (1 + t) + HALF * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + GELU_DC * x * x))
-    return r(dy * grad), {"u": u, "tanh": t, "grad": grad}
-
-
-def _masked(value: Decimal) -> Callable[..., Decimal]:
-    def fn(s: Decimal, *, scale: float, masked: object) -> Decimal:
-        return value if masked else s * derived_const(scale)
-
-    return fn
-
-
-def _adam_update(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
-    """θ' writes √v̂ on the way, as a learner does before dividing by it."""
-    theta, m_hat, v_hat = xs
-    lr, wd, eps = (config_const(c[k]) for k in ("lr", "weight_decay", "eps"))
-    root = r(v_hat.sqrt())
-    return r(theta * (1 - lr * wd) - lr * m_hat / (root + eps)), {"sqrt_v": root}
-
-
-def _ce_backward(p: Decimal, *, target: float, weight: float, count: int) -> Decimal:
-    return ZERO if weight == 0 else (p - config_const(target)) / count
-
-
-def _probs_backward(p: Decimal, *, target: float, weight: float, count: int) -> Decimal:
-    return ZERO if target == 0 else -1 / (count * p)
-
-
-def _norm(var: Decimal, eps: float) -> Decimal:
-    return (var + config_const(eps)).sqrt()
-
-
 def sigma(var: Decimal, eps: float, r: Rounder) -> Decimal:
     """σ = √(σ² + ε) of a row, written once and used by x̂, its Jacobian and the fast formula."""
-    return r(_norm(var, eps))
-
-
-def _normalize(xs: list[Decimal], c: Mapping[str, object], r: Rounder) -> tuple[Decimal, Parts]:
-    x, mean, var = xs
-    s = sigma(var, c["eps"], r)
-    return r((x - mean) / s), {"sigma": s}
-
-
-def _ln_backward_fast(
-    xs: list[Decimal], c: Mapping[str, object], r: Rounder
-) -> tuple[Decimal, Parts]:
-    dh, dh_mean, xh, dhx_mean, var = xs
-    s = sigma(var, c["eps"], r)
-    return r((dh - dh_mean - xh * dhx_mean) / s), {"sigma": s}
-
-
-FORMULAS: dict[str, HandFormula] = {
-    "embed": _plain(lambda a, b: a + b),
-    "add": _plain(lambda a, b: a + b),
-    "sum": _plain(lambda *xs: sum(xs, ZERO)),
-    "copy": _plain(lambda a: a),
-    "mul": _plain(lambda a, b: a * b),
-    "scale_mask": _plain(_masked(NEG_INF)),
-    "scale": _plain(_masked(ZERO)),
-    "gelu": _gelu,
-    "gelu_backward": _gelu_backward,
-    "normalize": _normalize,
-    "affine": _plain(lambda x_hat, gamma, beta: gamma * x_hat + beta),
-    "nll": _plain(lambda p: -p.ln()),
-    "ce_backward": _plain(_ce_backward),
-    "probs_backward": _plain(_probs_backward),
-    "ln_backward_fast": _ln_backward_fast,
-    "softmax_backward_fast": _plain(lambda a, da, s: a * (da - s)),
-    "adam_m": _plain(lambda g, *, beta1: (1 - config_const(beta1)) * g),
-    "adam_v": _plain(lambda g, *, beta2: (1 - config_const(beta2)) * g * g),
-    "adam_m_hat": _plain(lambda m, *, beta1, t: m / (1 - config_const(beta1) ** t)),
-    "adam_v_hat": _plain(lambda v, *, beta2, t: v / (1 - config_const(beta2) ** t)),
-    "adam_update": _adam_update,
-}
+    return r((var + config_const(eps)).sqrt())
 
 
 # --- rows ---------------------------------------------------------------------------------

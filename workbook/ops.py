@@ -1,14 +1,12 @@
 """The mathematics of one training step, each operation's forward beside its derivative.
 
-Everything here is plain NumPy on float64 arrays. Element-wise formulas live in
-`FORMULAS`: one function per formula, used both to compute a whole tensor and to
-re-evaluate a single element for display, so the page and the numbers cannot drift.
+Everything here is plain NumPy on float64 arrays: GELU and its derivative, the softmax and
+the two Jacobians. The element-wise formulas that use them are in `formulas`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -63,38 +61,3 @@ def layernorm_jacobian(x_hat: np.ndarray, var: float, eps: float) -> np.ndarray:
 
 
 JACOBIANS = {"layernorm": layernorm_jacobian, "softmax": softmax_jacobian}
-
-
-# --- element-wise formulas ------------------------------------------------------------
-# Each takes its operands' values (arrays or scalars, broadcast together) and the step's
-# constants; the renderer has a matching symbolic form keyed by the same name.
-Formula = Callable[..., np.ndarray]
-
-FORMULAS: dict[str, Formula] = {
-    "embed": lambda e_tok, e_pos: e_tok + e_pos,
-    "scale_mask": lambda s, *, scale, masked: np.where(masked, -np.inf, s * scale),
-    "scale": lambda s, *, scale, masked: np.where(masked, 0.0, s * scale),
-    "gelu": lambda x: gelu(x),
-    "gelu_backward": lambda dy, x: dy * gelu_grad(x),
-    "add": lambda a, b: a + b,
-    "sum": lambda *xs: sum(xs),
-    "copy": lambda a: a + 0.0,
-    "normalize": lambda x, mean, var, *, eps: (x - mean) / np.sqrt(var + eps),
-    "affine": lambda x_hat, gamma, beta: gamma * x_hat + beta,
-    "mul": lambda a, b: a * b,
-    "nll": lambda p: -np.log(p),
-    # softmax + mean cross-entropy, fused: (p − y) / (T − 1), zero where nothing is predicted
-    "ce_backward": lambda p, *, target, weight, count: weight * (p - target),
-    "probs_backward": lambda p, *, target, weight, count: np.where(target > 0, -weight / p, 0.0),
-    "ln_backward_fast": lambda dh, dh_mean, xh, dhx_mean, var, *, eps: (
-        (dh - dh_mean - xh * dhx_mean) / np.sqrt(var + eps)
-    ),
-    "softmax_backward_fast": lambda a, da, s: a * (da - s),
-    "adam_m": lambda g, *, beta1: (1.0 - beta1) * g,
-    "adam_v": lambda g, *, beta2: (1.0 - beta2) * g * g,
-    "adam_m_hat": lambda m, *, beta1, t: m / (1.0 - beta1**t),
-    "adam_v_hat": lambda v, *, beta2, t: v / (1.0 - beta2**t),
-    "adam_update": lambda theta, m_hat, v_hat, *, lr, weight_decay, eps: (
-        theta * (1.0 - lr * weight_decay) - lr * m_hat / (np.sqrt(v_hat) + eps)
-    ),
-}

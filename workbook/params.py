@@ -1,74 +1,143 @@
-"""Parameter shapes and the seed's initialisation, reproduced draw for draw."""
+"""The parameters of each model family: names, shapes, symbols and the seeded initialisation.
+
+Names are a contract, like the export schema. The seed model with one layer uses the seed's
+names (W_Q.0, W1, gamma); in every other model each per-layer tensor carries the prefix
+l<l>. (l0.W_Q.1, l1.W1), and the gpt2 family names its norms l<l>.ln1.gamma, l<l>.ln2.beta
+and, after the last block, ln_f.gamma and ln_f.beta.
+
+Initialisation: random.seed(seed), then gauss(0, init_scale) for every drawn value, each
+matrix row by row, in the order E_token, E_pos, then per layer W_Q of each head, W_K of each
+head, W_V of each head, W_O, W1, b1, W2, b2, then W_lm. Every LayerNorm starts at gamma = 1,
+beta = 0 (not drawn).
+"""
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import Config
+from .notation import marked
+from .trace import Desc
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    shape: tuple[int, ...]
+    desc: Desc
+    init: str = "draw"  # draw | ones | zeros
+
+
+def layered(c: Config) -> bool:
+    """Do names and symbols carry a layer? Only the seed model with one layer goes without."""
+    return not (c.model == "seed" and c.layers == 1)
+
+
+def prefix(c: Config, layer: int) -> str:
+    return f"l{layer}." if layered(c) else ""
+
+
+def mark_layer(c: Config, layer: int) -> int | None:
+    """The layer a symbol shows, or None when the model's names carry none."""
+    return layer if layered(c) else None
+
+
+def norm(c: Config, pre: str, which: str, sub: str, layer: int | None) -> list[Param]:
+    """A LayerNorm's gamma and beta: `which` is "" (seed) or "ln1." / "ln2." / "ln_f."."""
+    tail = rf"_{{\mathrm{{{sub}}}}}" if sub else ""
+    return [
+        Param(
+            f"{pre}{which}gamma", (c.d_model,), Desc(marked(rf"\gamma{tail}", layer, None)), "ones"
+        ),
+        Param(
+            f"{pre}{which}beta", (c.d_model,), Desc(marked(rf"\beta{tail}", layer, None)), "zeros"
+        ),
+    ]
+
+
+def layer_params(c: Config, layer: int) -> list[Param]:
+    """One block's parameters, in the order of the data flow."""
+    pre, mk = prefix(c, layer), mark_layer(c, layer)
+    out: list[Param] = norm(c, pre, "ln1.", "ln1", mk) if c.model == "gpt2" else []
+    for kind in ("W_Q", "W_K", "W_V"):
+        out += [
+            Param(f"{pre}{kind}.{h}", (c.d_model, c.d_k), Desc(marked(kind, mk, h), head=h))
+            for h in range(c.heads)
+        ]
+    out.append(Param(f"{pre}W_O", (c.d_model, c.d_model), Desc(marked("W_O", mk, None))))
+    if c.model == "gpt2":
+        out += norm(c, pre, "ln2.", "ln2", mk)
+    out += [
+        Param(f"{pre}W1", (c.d_ff, c.d_model), Desc(marked("W_1", mk, None))),
+        Param(f"{pre}b1", (c.d_ff,), Desc(marked("b_1", mk, None))),
+        Param(f"{pre}W2", (c.d_model, c.d_ff), Desc(marked("W_2", mk, None))),
+        Param(f"{pre}b2", (c.d_model,), Desc(marked("b_2", mk, None))),
+    ]
+    if c.model == "seed":
+        out += norm(c, pre, "", "", mk)
+    return [
+        Param(p.name, p.shape, Desc(p.desc.symbol, layer=mk, head=p.desc.head), p.init) for p in out
+    ]
+
+
+def specs(c: Config) -> list[Param]:
+    """Every parameter, in the order of the data flow (the export's and the workbook's)."""
+    out = [
+        Param("E_token", (c.vocab_size, c.d_model), Desc(r"E_{\mathrm{token}}", rows="vocab")),
+        Param("E_pos", (c.max_len, c.d_model), Desc(r"E_{\mathrm{pos}}")),
+    ]
+    for layer in range(c.layers):
+        out += layer_params(c, layer)
+    if c.model == "gpt2":
+        out += norm(c, "", "ln_f.", "f", None)
+    out.append(Param("W_lm", (c.vocab_size, c.d_model), Desc(r"W_{\mathrm{lm}}", rows="vocab")))
+    return out
+
+
+def describe(c: Config) -> dict[str, Desc]:
+    return {p.name: p.desc for p in specs(c)}
 
 
 def shapes(c: Config) -> dict[str, tuple[int, ...]]:
-    """Every parameter's shape, in the order the values are drawn (gamma, beta last: not drawn)."""
-    s: dict[str, tuple[int, ...]] = {
-        "E_token": (c.vocab_size, c.d_model),
-        "E_pos": (c.max_len, c.d_model),
-    }
-    for kind in ("W_Q", "W_K", "W_V"):
-        for h in range(c.heads):
-            s[f"{kind}.{h}"] = (c.d_model, c.d_k)
-    s |= {
-        "W_O": (c.d_model, c.d_model),
-        "W1": (c.d_ff, c.d_model),
-        "b1": (c.d_ff,),
-        "W2": (c.d_model, c.d_ff),
-        "b2": (c.d_model,),
-        "W_lm": (c.vocab_size, c.d_model),
-        "gamma": (c.d_model,),
-        "beta": (c.d_model,),
-    }
-    return s
-
-
-# The export's and the workbook's order: as the data flows through the block.
-ORDER_KEYS = (
-    "E_token",
-    "E_pos",
-    "W_Q",
-    "W_K",
-    "W_V",
-    "W_O",
-    "W1",
-    "b1",
-    "W2",
-    "b2",
-    "gamma",
-    "beta",
-    "W_lm",
-)
+    return {p.name: p.shape for p in specs(c)}
 
 
 def names(c: Config) -> list[str]:
-    """Parameter names in the order of the data flow (gamma, beta before W_lm)."""
-    s = shapes(c)
-    return [n for key in ORDER_KEYS for n in s if n.split(".")[0] == key]
+    """Parameter names in the order of the data flow."""
+    return [p.name for p in specs(c)]
 
 
 def count(c: Config) -> dict[str, int]:
-    return {n: int(np.prod(shape)) for n, shape in ((n, shapes(c)[n]) for n in names(c))}
+    return {p.name: int(np.prod(p.shape)) for p in specs(c)}
+
+
+def draw_order(c: Config) -> list[str]:
+    """The drawn parameters in the order the contract draws them (W_O before W1, …)."""
+    ps = {p.name: p for p in specs(c)}
+    order = ["E_token", "E_pos"]
+    for layer in range(c.layers):
+        pre = prefix(c, layer)
+        for kind in ("W_Q", "W_K", "W_V"):
+            order += [f"{pre}{kind}.{h}" for h in range(c.heads)]
+        order += [f"{pre}{n}" for n in ("W_O", "W1", "b1", "W2", "b2")]
+    order.append("W_lm")
+    assert set(order) == {n for n, p in ps.items() if p.init == "draw"}
+    return order
 
 
 def initialize(c: Config) -> dict[str, np.ndarray]:
     """random.seed(seed), then gauss(0, init_scale) for every drawn value, row by row."""
     rng = random.Random(c.seed)
+    ps = {p.name: p for p in specs(c)}
     out: dict[str, np.ndarray] = {}
-    for name, shape in shapes(c).items():
-        if name == "gamma":
-            out[name] = np.ones(shape)
-        elif name == "beta":
-            out[name] = np.zeros(shape)
-        else:
-            n = int(np.prod(shape))
-            out[name] = np.array([rng.gauss(0.0, c.init_scale) for _ in range(n)]).reshape(shape)
-    return {n: out[n] for n in names(c)}
+    for name in draw_order(c):
+        shape = ps[name].shape
+        n = int(np.prod(shape))
+        out[name] = np.array([rng.gauss(0.0, c.init_scale) for _ in range(n)]).reshape(shape)
+    for name, p in ps.items():
+        if p.init != "draw":
+            out[name] = (np.ones if p.init == "ones" else np.zeros)(p.shape)
+    return {n: out[n] for n in ps}

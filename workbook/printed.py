@@ -104,7 +104,7 @@ def evaluate(
             out[idx] = r(_contract(step, values, idx, jacobians))
         return Evaluation(out, parts, jacobians or [])
     if isinstance(step, Elementwise):
-        formula = hand.FORMULAS[step.formula]
+        formula = step.formula.hand
         for idx in np.ndindex(step.shape):
             out[idx], p = formula(step.raw_inputs(values, idx), step.constants(idx), r)
             if p:

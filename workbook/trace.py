@@ -1,10 +1,12 @@
-"""The trace: an ordered list of named steps, the only contract between numbers and pages.
+"""The trace: an ordered list of steps that describe themselves, the only contract between
+numbers and pages.
 
-A step records what it computed (its operands by name, its result) and can explain any
-single element of its result: `Contraction.terms` gives the products that sum to it,
-`Elementwise.inputs` the scalars a formula was applied to, `RowWise.row` the row it came
-from. Every explanation is re-evaluated by `Step.element` so tests can prove that what the
-page shows adds up to what the engine computed.
+A step records what it computed (its operands by name, its result), how it is to be shown
+(`Desc`: symbol, title, layer, head, role) and can explain any single element of its result:
+`Contraction.terms` gives the products that sum to it, `Elementwise.inputs` the scalars a
+formula was applied to, `RowWise.row` the row it came from. Every explanation is re-evaluated
+by `Step.element` so tests can prove that what the page shows adds up to what the engine
+computed. Names are keys only: nothing reads meaning out of them.
 """
 
 from __future__ import annotations
@@ -16,35 +18,59 @@ from typing import Any
 
 import numpy as np
 
-from .ops import FORMULAS, softmax_parts
+from .formulas import Formula
+from .ops import softmax_parts
 
 Index = tuple[int, ...]
 
-CHAPTERS: tuple[tuple[int, str, str], ...] = (
-    (1, "forward", "Tokenization and embeddings"),
-    (2, "forward", "Q, K, V projections"),
-    (3, "forward", "Attention scores"),
-    (4, "forward", "Multi-head attention"),
-    (5, "forward", "Feed-forward network"),
-    (6, "forward", "Residual connection and layer normalization"),
-    (7, "forward", "Logits and cross-entropy loss"),
-    (8, "backward", "Loss gradients"),
-    (9, "backward", "Output layer gradients"),
-    (10, "backward", "LayerNorm and feed-forward backward"),
-    (11, "backward", "Attention backward"),
-    (12, "backward", "Embedding gradients"),
-    (13, "optimizer", "AdamW update"),
-)
+
+@dataclass(frozen=True)
+class Desc:
+    """How a quantity (a parameter or a step's result) is shown.
+
+    `role` says what kind of quantity it is, whatever its layer or head ("scores",
+    "d.scores"): the key of its note and of the rules for writing it. `rows`/`cols` are
+    "vocab" where they stand for the vocabulary's words. `causal` marks products whose
+    entries above the diagonal the causal mask makes "unneeded" (QKᵀ) or "zero" (dS).
+    `of` is the parameter an AdamW result belongs to.
+    """
+
+    symbol: str
+    title: str = ""  # LaTeX, written by the engine (never user text)
+    role: str = ""
+    layer: int | None = None
+    head: int | None = None
+    rows: str = ""
+    cols: str = ""
+    causal: str = ""
+    of: str = ""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One chapter of the workbook, as the modules that recorded its steps describe it.
+
+    `intro` names the prose template that opens it; `symbols` are the LaTeX symbols the
+    prose refers to (the layer's input, for instance), so one template serves every layer.
+    """
+
+    number: int
+    part: str  # forward | backward | optimizer
+    title: str
+    intro: str
+    layer: int | None = None
+    symbols: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
 class Step:
-    """One named result and how it was made."""
+    """One named result, how it was made and how it is shown."""
 
     name: str
     chapter: int
     operands: tuple[str, ...]
     result: np.ndarray
+    desc: Desc
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -113,7 +139,7 @@ class Elementwise(Step):
     "i" by row, "j" by column, "" a scalar. Array constants have the result's shape.
     """
 
-    formula: str = ""
+    formula: Formula | None = None
     align: tuple[str, ...] = ()
     consts: Mapping[str, Any] = field(default_factory=dict)
     checks: str = ""  # a fast formula: the step whose result it computes again, another way
@@ -137,7 +163,7 @@ class Elementwise(Step):
 
     def element(self, values: Mapping[str, np.ndarray], idx: Index) -> float:
         args = [np.float64(x) for x in self.inputs(values, idx)]
-        return float(FORMULAS[self.formula](*args, **self.constants(idx)))
+        return float(self.formula.compute(*args, **self.constants(idx)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -218,30 +244,54 @@ def math_fsum(x: np.ndarray) -> float:
 
 @dataclass
 class Trace:
-    """Values by name (parameters first, then every result) and the steps in order."""
+    """Values by name (parameters first, then every result), the steps in order, the
+    parameters' descriptions in the order of the data flow, and the chapters."""
 
     values: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, Desc] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
+    chapters: list[Chapter] = field(default_factory=list)
+    _by_name: dict[str, Step] = field(default_factory=dict, repr=False)
 
     def add(self, step: Step) -> np.ndarray:
         if step.name in self.values:
             raise ValueError(f"trace already has {step.name!r}")
         self.values[step.name] = step.result
         self.steps.append(step)
+        self._by_name[step.name] = step
         return step.result
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[name]
 
     def step(self, name: str) -> Step:
-        step = self.producer(name)
-        if step is None:
-            raise KeyError(name)
-        return step
+        return self._by_name[name]
 
     def chapter(self, number: int) -> Iterator[Step]:
         return (s for s in self.steps if s.chapter == number)
 
     def producer(self, name: str) -> Step | None:
         """The step that computed `name`, or None for a parameter or input."""
-        return next((s for s in self.steps if s.name == name), None)
+        return self._by_name.get(name)
+
+    def desc(self, name: str) -> Desc:
+        step = self._by_name.get(name)
+        return step.desc if step is not None else self.params[name]
+
+    def symbol(self, name: str) -> str:
+        return self.desc(name).symbol
+
+    def find(self, role: str) -> Step:
+        """The first step of a role ("loss", "scores"): for facts every layer shares."""
+        return next(s for s in self.steps if s.desc.role == role)
+
+    def by_role(self, role: str) -> list[Step]:
+        return [s for s in self.steps if s.desc.role == role]
+
+    def updates(self, param: str) -> list[Step]:
+        """The AdamW steps of one parameter, in order (m, v, m̂, v̂, θ')."""
+        return [s for s in self.steps if s.desc.of == param]
+
+    @property
+    def loss(self) -> Step:
+        return self.find("loss")

@@ -1,14 +1,13 @@
 """LaTeX views of a trace: the worked workbook, the exercises and the answer key."""
 
 from .answers import Answers
-from .base import ALL_CHAPTERS, DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options
+from .base import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options, select_chapters
 from .exercises import Exercises
 from .worked import Worked
 
 DOCUMENTS = {"workbook": Worked, "exercises": Exercises, "answers": Answers}
 
 __all__ = [
-    "ALL_CHAPTERS",
     "DETAILS",
     "DOCUMENTS",
     "GIVENS",
@@ -18,4 +17,5 @@ __all__ = [
     "Exercises",
     "Options",
     "Worked",
+    "select_chapters",
 ]

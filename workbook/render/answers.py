@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pylatex import NoEscape
+from pylatex import Document, NoEscape
 from pylatex.section import Chapter
 
-from .base import Renderer, exercise_numbers
-from .fmt import symbol
+from ..trace import Chapter as ChapterInfo
+from .base import Renderer, exercise_numbers, key
 from .steps import shape
-from .worked import Worked
 
 
 def tolerance_tex(units: int) -> str:
@@ -18,31 +17,40 @@ def tolerance_tex(units: int) -> str:
     return rf"\pm {units}\text{{ in the last digit}}"
 
 
+WORKBOOK_PREFIX = "wb-"  # the workbook's labels, as the key refers to them
+
+
 class Answers(Renderer):
     view = "answers"
     pdf_title = "One Training Step of a Transformer: answer key"
 
-    def __init__(self, *args, pages: dict[str, int] | None = None, **kw) -> None:
-        """`pages`: the worked workbook's page for each step name, when it was compiled."""
+    def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.numbers = exercise_numbers(self.t, self.chapters())
-        self.sections = Worked(self.c, self.t, self.opts).section_numbers()
-        self.pages = pages or {}
 
     def chapters(self) -> tuple[int, ...]:
-        return self.opts.chapters
+        return self.opts.chapters or super().chapters()
 
-    def where(self, name: str) -> str:
-        page = self.pages.get(name)
-        place = rf"workbook \S{self.sections[name]}"
-        return f"{place}, p.~{page}" if page else place
+    # The key cites the workbook's sections and pages through LaTeX's cross-document
+    # references: compiled beside workbook.aux (of the same settings), they resolve.
+    before_hyperref = ("xr-hyper",)
 
-    def chapter_body(self, number: int, ch: Chapter) -> None:
+    def document(self) -> Document:
+        doc = super().document()
+        doc.preamble.append(NoEscape(rf"\externaldocument[{WORKBOOK_PREFIX}]{{workbook}}"))
+        return doc
+
+    @staticmethod
+    def where(name: str) -> str:
+        label = f"{WORKBOOK_PREFIX}s:{key(name)}"
+        return rf"workbook \S\ref{{{label}}}, p.~\pageref{{{label}}}"
+
+    def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
         parts = []
-        for step in self.t.chapter(number):
+        for step in self.t.chapter(info.number):
             tol = tolerance_tex(self.book.tolerance(step))
             title = self.title(step.name)
-            what = rf"{title}: ${symbol(step.name)}$, ${shape(step.shape)}$"
+            what = rf"{title}: ${step.desc.symbol}$, ${shape(step.shape)}$"
             parts.append(
                 rf"\answer{{{self.numbers[step.name]}}}{{{what}}}"
                 rf"{{${tol}$}}{{{self.where(step.name)}}}"

@@ -19,14 +19,13 @@ from pylatex import Command, Document, NoEscape, Package
 from pylatex.section import Chapter, Part, Section
 
 from .. import __version__, hand
-from .. import params as params_mod
-from ..config import Config
-from ..engine import ADAM_KEYS
+from ..config import Config, ConfigError
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book
-from ..trace import CHAPTERS, Contraction, Elementwise, Step, Trace
+from ..trace import Chapter as ChapterInfo
+from ..trace import Contraction, Elementwise, Step, Trace
 from . import steps
-from .fmt import Fmt, shape, symbol, tex_escape
+from .fmt import Fmt, element, shape, tex_escape
 from .matrix import Layout, number_table
 
 
@@ -41,18 +40,18 @@ TEMPLATES = _templates()
 DETAILS = ("full", "sample", "results")
 PAPERS = ("a4", "letter")
 PARTS = {"forward": "Forward pass", "backward": "Backward pass", "optimizer": "Optimization"}
-ADAM_PREFIXES = tuple(f"{k}." for k in ADAM_KEYS)
 
 
-# The AdamW table's columns: the result-name prefix of each, and its heading.
+# The AdamW table's columns: the role of each (the parameter itself, its gradient, then the
+# AdamW results) and its heading.
 ADAM_COLUMNS = (
-    ("", r"\theta"),
-    ("d.", "g"),
-    ("m.", "m"),
-    ("v.", "v"),
-    ("m_hat.", r"\hat m"),
-    ("v_hat.", r"\hat v"),
-    ("updated.", r"\theta'"),
+    ("theta", r"\theta"),
+    ("g", "g"),
+    ("m", "m"),
+    ("v", "v"),
+    ("m_hat", r"\hat m"),
+    ("v_hat", r"\hat v"),
+    ("updated", r"\theta'"),
 )
 
 
@@ -70,7 +69,6 @@ WRITTEN = {
 
 GIVENS = ("chapter", "start")
 SCAFFOLDS = ("worked-first", "none", "half")
-ALL_CHAPTERS = tuple(number for number, _, _ in CHAPTERS)
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ class Options:
     digits: int = 4  # significant digits of every printed number
     arithmetic: str = "hand"  # one of printed.ARITHMETICS
     paper: str = "a4"
-    chapters: tuple[int, ...] = ALL_CHAPTERS  # the exercises' and answer key's selection
+    chapters: tuple[int, ...] | None = None  # the exercises' and answer key's; None: all
     givens: str = "chapter"
     scaffold: str = "worked-first"
 
@@ -130,6 +128,7 @@ class Renderer:
 
     view = ""  # worked | exercises | answers: picks the title and front-matter templates
     pdf_title = "One Training Step of a Transformer"
+    before_hyperref: tuple[str, ...] = ()  # packages that must load before hyperref
 
     def __init__(self, c: Config, t: Trace, opts: Options) -> None:
         self.c, self.t, self.opts = c, t, opts
@@ -138,10 +137,9 @@ class Renderer:
         self.layout = Layout(opts.paper)
         self.env = jinja_env()
         texts = self.env.get_template("steps.tex.j2").module
-        self.titles: dict[str, str] = texts.titles
         self.notes: dict[str, str] = texts.notes
         self.writes: dict[str, str] = texts.writes
-        self.param_names = params_mod.names(c)
+        self.param_names = list(t.params)  # in the order of the data flow
         self._context = self.make_context()
 
     # --- prose -------------------------------------------------------------------------
@@ -150,7 +148,7 @@ class Renderer:
 
     def make_context(self) -> dict[str, object]:
         c, f = self.c, self.f
-        counts = params_mod.count(c)
+        counts = {n: int(self.t[n].size) for n in self.param_names}
         return {
             "c": c,
             "m": _m,
@@ -162,13 +160,14 @@ class Renderer:
             "words": list(enumerate(c.vocab)),
             "tokens": [(pos + 1, tok, c.vocab[tok]) for pos, tok in enumerate(c.tokens)],
             "counts": [
-                (_m(symbol(n)), _m(shape(self.t[n].shape)), f"{k:,}") for n, k in counts.items()
+                (_m(self.t.symbol(n)), _m(shape(self.t[n].shape)), f"{k:,}")
+                for n, k in counts.items()
             ],
             "total": f"{sum(counts.values()):,}",
             "T": c.T,
-            "n_proj": sum(1 for _ in self.t.chapter(2)),
-            "n_predict": self.t.step("loss").count,
-            "sqrt_dk_inv": _m(f.const(derived_const(self.t.step("scores.0").consts["scale"]))),
+            "n_proj": sum(1 for _ in self.t.chapter(self.first_chapter("qkv"))),
+            "n_predict": self.t.loss.count,
+            "sqrt_dk_inv": _m(f.const(derived_const(self.t.find("scores").consts["scale"]))),
             "dim": lambda *n: "[" + r"\times ".join(map(str, n)) + "]",
             "eps_ln": f.const(c.ln_eps),
             "lr": f.const(c.lr),
@@ -180,27 +179,26 @@ class Renderer:
             "hand": self.book.hand,
             "const_digits": CONST_DIGITS,
             "underflow": f.const(UNDERFLOW),
-            "scale": f.const(derived_const(self.t.step("scores.0").consts["scale"])),
+            "scale": f.const(derived_const(self.t.find("scores").consts["scale"])),
             "sqrt_2_pi": f.const(hand.SQRT_2_OVER_PI),
             "gelu_c": f.const(hand.GELU_C),
             "gelu_dc": f.const(hand.GELU_DC),
             "minus_example": minus_example(self.opts.digits),
+            "el": lambda sym, *idx: NoEscape(element(sym, idx)),
+            "tr": lambda sym: NoEscape(steps.transposed(sym)),
+            "layers": c.layers,
+            "family": c.model,
         }
 
-    @staticmethod
-    def kind(name: str) -> str:
-        """A step's kind: its name without the head number, "d." kept (d.W_Q.1 → d.W_Q)."""
-        grad = name.startswith("d.")
-        return ("d." if grad else "") + name[2 if grad else 0 :].split(".")[0]
+    def first_chapter(self, intro: str) -> int:
+        return next(ch.number for ch in self.t.chapters if ch.intro == intro)
+
+    def symbol(self, name: str) -> str:
+        return self.t.symbol(name)
 
     def title(self, name: str) -> str:
-        """A step's title as LaTeX: template prose, with the parameter's symbol for AdamW."""
-        if name.startswith(ADAM_PREFIXES):  # "m.W_Q.0" → "First moment of W_Q^(1)"
-            prefix, param = name.split(".", 1)
-            return rf"{tex_escape(self.titles[prefix])} of {_m(symbol(param))}"
-        head = name.rsplit(".", 1)[1] if name.rsplit(".", 1)[-1].isdigit() else ""
-        text = self.titles.get(self.kind(name), name)
-        return tex_escape(text.format(h=int(head) + 1 if head else ""))
+        """A step's title as LaTeX, as the engine described it."""
+        return self.t.desc(name).title
 
     @staticmethod
     def arithmetic_kind(step: Step) -> str:
@@ -208,7 +206,7 @@ class Renderer:
         if isinstance(step, Contraction):
             return "colsum" if step.kind in ("colsum", "coldot") else "contraction"
         if isinstance(step, Elementwise):
-            return step.formula
+            return step.formula.name
         return getattr(step, "kind", "")
 
     def write_down(self, step: Step | None, kind: str = "") -> str:
@@ -219,20 +217,20 @@ class Renderer:
         return rf"\writes{{{self.env.from_string(text).render(**self._context)}}}"
 
     def note(self, step: Step) -> str:
-        note = self.notes.get(self.kind(step.name))
-        return self.env.from_string(note).render(**self._context) if note else ""
+        """The note for the step's role, told the symbols it reads (`s`) and its own (`me`)."""
+        note = self.notes.get(step.desc.role)
+        if not note:
+            return ""
+        symbols = [self.t.symbol(n) for n in step.operands]
+        return self.env.from_string(note).render(**self._context, s=symbols, me=step.desc.symbol)
 
     # --- matrices ----------------------------------------------------------------------
     def labels(self, name: str, axis: int) -> list[str] | None:
         """Row (axis 0) or column (axis 1) labels: vocabulary words where rows are tokens."""
-        base = name.split(".")[1] if name.startswith(ADAM_PREFIXES) else self.kind(name)
-        base = base.removeprefix("d.")
-        words = [rf"\textit{{{tex_escape(w)}}}" for w in self.c.vocab]
-        if axis == 0 and base in ("E_token", "W_lm"):
-            return words
-        if axis == 1 and base in ("logits", "probs"):
-            return words
-        return None
+        desc = self.t.desc(name)
+        if (desc.rows if axis == 0 else desc.cols) != "vocab":
+            return None
+        return [rf"\textit{{{tex_escape(w)}}}" for w in self.c.vocab]
 
     def label_kw(self, name: str) -> dict[str, object]:
         ndim = self.t[name].ndim
@@ -243,20 +241,20 @@ class Renderer:
 
     def heading(self, name: str) -> str:
         """A matrix's title: its symbol and shape."""
-        return rf"{_m(symbol(name))}\enspace{_m(shape(self.t[name].shape))}"
+        return rf"{_m(self.symbol(name))}\enspace{_m(shape(self.t[name].shape))}"
 
     def matrix(self, name: str, title: str | None = None) -> str:
         title = self.heading(name) if title is None else title
         step = self.t.producer(name)
 
         def unneeded(idx: tuple[int, ...]) -> bool:  # QKᵀ above the diagonal: masked next
-            return step is not None and steps.masked_product(step, idx) == "QK"
+            return step is not None and steps.masked_product(step, idx) == "unneeded"
 
         return number_table(
             self.book.nums(name),
             self.layout,
             title=title,
-            again=_m(symbol(name)),
+            again=_m(self.symbol(name)),
             unneeded=unneeded,
             **self.label_kw(name),
         )
@@ -276,10 +274,16 @@ class Renderer:
             for i in rows
         ]
 
+    def adam(self, p: str) -> dict[str, str]:
+        """The names of the AdamW table's columns for parameter p, by role: θ itself, its
+        gradient g (what m was computed from), m, v, m̂, v̂, θ'."""
+        updates = {s.desc.role: s.name for s in self.t.updates(p)}
+        return {"theta": p, "g": self.t.step(updates["m"]).operands[0]} | updates
+
     def adam_example(self, p: str) -> tuple[int, ...]:
         """The AdamW chapter's worked element of parameter p: the first with a non-zero
         gradient (the PAD row's gradient is zero, which would make a dull example)."""
-        nonzero = np.argwhere(self.t[f"d.{p}"] != 0)
+        nonzero = np.argwhere(self.t[self.adam(p)["g"]] != 0)
         return tuple(int(i) for i in nonzero[0]) if len(nonzero) else (0,) * self.t[p].ndim
 
     def adam_repeats(self) -> set[str]:
@@ -288,24 +292,24 @@ class Renderer:
         beta2 = config_const(self.c.beta2)
         same_m = same_v = True
         for n in self.param_names:
-            g, m_hat = self.book.values[f"d.{n}"], self.book.values[f"m_hat.{n}"]
-            v, v_hat = self.book.values[f"v.{n}"], self.book.values[f"v_hat.{n}"]
-            same_m &= all(a == b for a, b in zip(g.ravel(), m_hat.ravel(), strict=True))
+            a = {k: self.book.values[x] for k, x in self.adam(n).items()}
+            g, m_hat, v, v_hat = a["g"], a["m_hat"], a["v"], a["v_hat"]
+            same_m &= all(x == y for x, y in zip(g.ravel(), m_hat.ravel(), strict=True))
             same_v &= all(
-                b == a / (1 - beta2) for a, b in zip(v.ravel(), v_hat.ravel(), strict=True)
+                y == x / (1 - beta2) for x, y in zip(v.ravel(), v_hat.ravel(), strict=True)
             )
-        return {"m_hat.", "v_hat."} if same_m and same_v else set()
+        return {"m_hat", "v_hat"} if same_m and same_v else set()
 
     def written_by(self, step: Step) -> Step | None:
         """The step whose written intermediates this one reuses: GELU′ takes u and tanh u as
         the GELU of the same input wrote them."""
-        if not (isinstance(step, Elementwise) and step.formula == "gelu_backward"):
+        if not (isinstance(step, Elementwise) and step.formula.name == "gelu_backward"):
             return None
         x = step.operands[1]
         return next(
             s
             for s in self.t.steps
-            if isinstance(s, Elementwise) and s.formula == "gelu" and s.operands == (x,)
+            if isinstance(s, Elementwise) and s.formula.name == "gelu" and s.operands == (x,)
         )
 
     def written_tables(self, step: Step, label: str = "") -> list[str]:
@@ -315,7 +319,7 @@ class Renderer:
         for key_, per_row, sym in WRITTEN.get(self.arithmetic_kind(step), ()):
             nums = self.book.part_table(step, key_, per_row)
             what = "per row" if per_row else ""
-            title = rf"${sym}$ written for ${symbol(step.name)}$ {what}".strip()
+            title = rf"${sym}$ written for ${step.desc.symbol}$ {what}".strip()
             if label and not out:
                 title += rf"\label{{{label}}}"
             out.append(number_table(nums, self.layout, title=title, again=f"${sym}$"))
@@ -325,10 +329,10 @@ class Renderer:
         """A result as printed in the workbook and the answer key: a matrix, or a line."""
         if self.t[name].shape:
             return self.matrix(name)
-        return rf"\par\noindent${symbol(name)} = {self.f(self.book.num(name))}$\par"
+        return rf"\par\noindent${self.symbol(name)} = {self.f(self.book.num(name))}$\par"
 
     def equation(self, step: Step) -> str:
-        return rf"\eqn{{{steps.equation(step)}}}{{{steps.dims(step, self.t.values)}}}"
+        return rf"\eqn{{{steps.equation(step, self.t)}}}{{{steps.dims(step, self.t.values)}}}"
 
     # --- parameters --------------------------------------------------------------------
     def params_read(self, chapter: int) -> list[str]:
@@ -348,7 +352,7 @@ class Renderer:
 
     def params_section(self, names: list[str]) -> Section:
         sec = Section("The parameters used here", label=False)
-        parts = [self.prose("params_intro.tex.j2", names=[_m(symbol(n)) for n in names])]
+        parts = [self.prose("params_intro.tex.j2", names=[_m(self.symbol(n)) for n in names])]
         for n in names:
             parts.append(self.matrix(n, title=self.heading(n) + rf"\label{{p:{key(n)}}}"))
         sec.append(NoEscape("\n".join(parts)))
@@ -356,10 +360,15 @@ class Renderer:
 
     # --- the whole document ------------------------------------------------------------
     def chapters(self) -> tuple[int, ...]:
-        return ALL_CHAPTERS
+        return tuple(ch.number for ch in self.t.chapters)
 
-    def chapter_body(self, number: int, ch: Chapter) -> None:
+    def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
         raise NotImplementedError
+
+    def intro(self, info: ChapterInfo) -> NoEscape:
+        """The chapter's opening prose, told the symbols of its layer."""
+        symbols = {k: NoEscape(v) if isinstance(v, str) else v for k, v in info.symbols.items()}
+        return self.prose(f"intro_{info.intro}.tex.j2", ch=info, **symbols)
 
     def document(self) -> Document:
         doc = Document(
@@ -380,6 +389,8 @@ class Renderer:
             "xcolor",
         ):
             doc.packages.append(Package(pkg))
+        for pkg in self.before_hyperref:
+            doc.packages.append(Package(NoEscape(pkg)))
         doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))
         doc.packages.append(Package("bookmark"))
         doc.preamble.append(self.prose("preamble.tex.j2"))
@@ -389,23 +400,36 @@ class Renderer:
         doc.append(self.prose(f"front_{self.view}.tex.j2"))
         shown = self.chapters()
         parts_started: set[str] = set()
-        for number, part, title in CHAPTERS:
-            if number not in shown:
+        for info in self.t.chapters:
+            if info.number not in shown:
                 continue
-            if part not in parts_started:
-                parts_started.add(part)
+            if info.part not in parts_started:
+                parts_started.add(info.part)
                 # Numbers are the workbook's whatever the selection: Part II stays Part II.
-                doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(part)}}}"))
-                doc.append(Part(PARTS[part], label=False))
-            doc.append(NoEscape(rf"\setcounter{{chapter}}{{{number - 1}}}"))
-            ch = Chapter(title, label=False)
-            ch.append(NoEscape(rf"\label{{ch:{number}}}"))
-            self.chapter_body(number, ch)
+                doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(info.part)}}}"))
+                doc.append(Part(PARTS[info.part], label=False))
+            doc.append(NoEscape(rf"\setcounter{{chapter}}{{{info.number - 1}}}"))
+            ch = Chapter(info.title, label=False)
+            ch.append(NoEscape(rf"\label{{ch:{info.number}}}"))
+            self.chapter_body(info, ch)
             doc.append(ch)
         return doc
 
     def tex(self) -> str:
         return self.document().dumps()
+
+
+def select_chapters(spec: str, count: int) -> tuple[int, ...]:
+    """Chapters from "2-5,11" (already checked for form), each within 1-count; a range is
+    checked before it is counted out, so "1-1000000000000" is refused at once."""
+    chosen: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        first, last = int(lo), int(hi or lo)
+        if not 1 <= first <= last <= count:
+            raise ConfigError(f"--chapters {spec}: chapters are 1-{count} for this model")
+        chosen.update(range(first, last + 1))
+    return tuple(sorted(chosen))
 
 
 def exercise_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, str]:
@@ -416,7 +440,7 @@ def exercise_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, str]:
     for number in chapters:
         groups: dict[str, str] = {}
         for step in t.chapter(number):
-            group = step.name.split(".", 1)[1] if step.name.startswith(ADAM_PREFIXES) else step.name
+            group = step.desc.of or step.name
             groups.setdefault(group, f"{number}.{len(groups) + 1}")
             out[step.name] = groups[group]
     return out

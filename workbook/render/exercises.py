@@ -8,10 +8,11 @@ import numpy as np
 from pylatex import NoEscape
 from pylatex.section import Chapter, Section
 
+from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Step
 from . import steps
 from .base import ADAM_COLUMNS, Renderer, _m, exercise_numbers, key
-from .fmt import element, factor, symbol
+from .fmt import element, factor
 from .matrix import MAX_RULED_ROWS, cell_width, table
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
@@ -30,7 +31,11 @@ class Exercises(Renderer):
         self.given_at: dict[str, str] = {}  # name → label where it was last printed
 
     def chapters(self) -> tuple[int, ...]:
-        return self.opts.chapters
+        return self.opts.chapters or super().chapters()
+
+    def chapter_of(self, name: str) -> int:
+        step = self.t.producer(name)
+        return step.chapter if step is not None else 0
 
     # --- givens ------------------------------------------------------------------------
     def inputs(self, number: int) -> list[str]:
@@ -49,7 +54,7 @@ class Exercises(Renderer):
         if self.opts.givens == "chapter" or first:
             return True
         # "start": only what no earlier selected exercise produced is printed
-        return name not in self.numbers or self.numbers[name].split(".")[0] == str(number)
+        return name not in self.numbers or self.chapter_of(name) == number
 
     def givens_section(self, number: int) -> Section | None:
         params = self.params_read(number)
@@ -63,7 +68,8 @@ class Exercises(Renderer):
         sec = Section("Given", label=False)
         body = [
             self.prose(
-                "givens_intro.tex.j2", carried=[(_m(symbol(n)), self.numbers[n]) for n in carried]
+                "givens_intro.tex.j2",
+                carried=[(_m(self.symbol(n)), self.numbers[n]) for n in carried],
             )
         ]
         for n in params + printed:
@@ -88,19 +94,22 @@ class Exercises(Renderer):
 
     def source(self, name: str, number: int) -> str:
         """Where the learner finds an input of an exercise."""
-        sym = _m(symbol(name))
-        if name in self.numbers and self.numbers[name].split(".")[0] == str(number):
+        sym = _m(self.symbol(name))
+        if name in self.numbers and self.chapter_of(name) == number:
             return rf"{sym} (Exercise {self.numbers[name]})"
         if name in self.given_at:
             return rf"{sym} (given, p.~\pageref{{{self.given_at[name]}}})"
         return rf"{sym} (your answer to Exercise {self.numbers[name]})"
 
     # --- one exercise ------------------------------------------------------------------
-    def chapter_body(self, number: int, ch: Chapter) -> None:
-        ch.append(self.prose(f"chapter{number:02d}.tex.j2"))
+    def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
+        number = info.number
+        ch.append(self.intro(info))
         sec = Section("Exercises", label=False)
-        if number == 13:  # one table per parameter, whose rows carry their own givens
-            sec.append(NoEscape("\n".join(self.adamw_exercise(p) for p in self.param_names)))
+        if info.part == "optimizer":  # one table per parameter, whose rows carry their givens
+            sec.append(
+                NoEscape("\n".join(self.adamw_exercise(p, number) for p in self.param_names))
+            )
             ch.append(sec)
             return
         given = self.givens_section(number)
@@ -120,25 +129,27 @@ class Exercises(Renderer):
             return [(row, j) for j in range(shape[1])]
         return [(j,) for j in range(min(shape[0], ADAM_VECTOR_ROWS))]
 
-    def adamw_exercise(self, p: str) -> str:
+    def adamw_exercise(self, p: str, number: int) -> str:
         """θ and g given; m, v (and m̂, v̂ unless the first step makes them copies), θ' blank."""
         theta = self.t[p]
-        g_given = self.is_given(f"d.{p}", 13)
+        cols = self.adam(p)
+        g = cols["g"]
+        g_given = self.is_given(g, number)
         repeats = self.adam_repeats()
-        blank = [(prefix, head) for prefix, head in ADAM_COLUMNS[2:] if prefix not in repeats]
-        names = [prefix + p for prefix, _ in blank]
-        n = self.numbers[f"m.{p}"]
+        blank = [(role, head) for role, head in ADAM_COLUMNS[2:] if role not in repeats]
+        names = [cols[role] for role, _ in blank]
+        n = self.numbers[cols["m"]]
         rows = self.adam_rows(p)
         example = self.adam_example(p) if self.opts.scaffold == "worked-first" else None
         what = r",\ ".join(head for _, head in blank)
         where = "row" if theta.ndim == 2 else "first entries"
         lines = [
-            rf"\exercise{{{n}}}{{AdamW update of {_m(symbol(p))}, "
+            rf"\exercise{{{n}}}{{AdamW update of {_m(self.symbol(p))}, "
             rf"{_m(steps.shape(theta.shape))}}}{{{what}"
             rf"\text{{ for the elements listed}}}}{{140pt}}\label{{x:{key(p)}}}",
             r"\uses{"
-            + rf"$\theta$: {_m(symbol(p))} (given below); $g$: "
-            + (r"given below" if g_given else self.source(f"d.{p}", 13))
+            + rf"$\theta$: {_m(self.symbol(p))} (given below); $g$: "
+            + (r"given below" if g_given else self.source(g, number))
             + "}",
             self.prose("adamw_exercise_intro.tex.j2", where=where, repeats=sorted(repeats)),
             self.write_down(None, kind="adamw_exercise"),
@@ -146,7 +157,7 @@ class Exercises(Renderer):
         if example is not None:
             work = (steps.work(self.t.step(x), self.book, example, self.f) for x in names)
             lines += [rf"\example{{{w}}}" for w in work]
-        every = [p, f"d.{p}", *names]
+        every = [p, g, *names]
         # Each column's power of ten in the heading, repeated on every page the table runs
         # over, so a learner writes plain decimals in the blanks too.
         symbols = [r"\theta", "g", *(head for _, head in blank)]
@@ -160,8 +171,8 @@ class Exercises(Renderer):
         for k, idx in enumerate(rows):
             filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
             cell = {x: f"${self.book.nums(x)[idx].cell}$" for x in every}
-            row = [f"${element(p, idx)}$", cell[p]]
-            row.append(cell[f"d.{p}"] if g_given or filled else "")
+            row = [f"${element(self.symbol(p), idx)}$", cell[p]]
+            row.append(cell[g] if g_given or filled else "")
             row += [cell[x] if filled else "" for x in names]
             lines.append(" & ".join(row) + r" \\ \hline")
         lines.append(r"\end{adamgrid}")
@@ -179,7 +190,7 @@ class Exercises(Renderer):
         """A grid cell: filled when the scaffold or the mask gives it, else blank."""
 
         def fill(idx: tuple[int, ...]) -> str:
-            if steps.masked_product(step, idx) == "QK":
+            if steps.masked_product(step, idx) == "unneeded":
                 return r"\text{--}"  # masked in the next step: not needed
             given = (
                 (example and not any(idx))
@@ -209,13 +220,13 @@ class Exercises(Renderer):
 
     def exercise(self, step: Step, number: int) -> str:
         n = self.numbers[step.name]
-        eq = steps.equation(step)
+        eq = steps.equation(step, self.t)
         size = steps.shape(step.shape)
         instruction = rf"{self.title(step.name)}, ${size}$"
         refs = [self.source(x, number) for x in dict.fromkeys(step.operands)]
         gelu = self.written_by(step)
         if gelu is not None:
-            x = _m(symbol(gelu.operands[0]))
+            x = _m(self.symbol(gelu.operands[0]))
             label = self.given_at.get(f"{gelu.name}:written")
             where = (
                 rf"given, p.~\pageref{{{label}}}"
@@ -255,6 +266,6 @@ class Exercises(Renderer):
                 )
             )
         else:
-            parts.append(rf"\answerbox{{${symbol(step.name)} = $}}")
+            parts.append(rf"\answerbox{{${step.desc.symbol} = $}}")
         parts.append(rf"\workspace{{{self.work_lines(step, blanks)}}}{{{n}}}")
         return "\n".join(p for p in parts if p)

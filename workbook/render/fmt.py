@@ -51,6 +51,27 @@ class Fmt:
     def paren(self, x: Num) -> str:
         return f"({self(x)})"
 
+    def _term(self, x: Num, shared: bool) -> str:
+        text = x.cell if shared else self(x)
+        return f"({text})" if text.startswith("-") or (not shared and x.exp) else text
+
+    def plus(self, xs: list[Num]) -> str:
+        """a + b + c as printed; a power of ten all the terms share is stated once."""
+        exps = {x.exp for x in xs}
+        shared = len(exps) == 1 and next(iter(exps)) != 0
+        body = " + ".join(self._term(x, shared) for x in xs)
+        return rf"10^{{{xs[0].exp}}}\bigl[{body}\bigr]" if shared else body
+
+    def products(self, pairs: list[tuple[Num, Num]]) -> str:
+        """(a₁)(b₁) + (a₂)(b₂) + … as printed, the factor the terms share stated once."""
+        exps = {a.exp + b.exp for a, b in pairs}
+        shared = len(exps) == 1
+        e = next(iter(exps)) if shared else 0
+        if shared:
+            body = " + ".join(f"({a.cell})({b.cell})" for a, b in pairs)
+            return rf"10^{{{e}}}\bigl[{body}\bigr]" if e else body
+        return " + ".join(f"{self.paren(a)}{self.paren(b)}" for a, b in pairs)
+
     @staticmethod
     def const(x: float | Decimal) -> str:
         """A constant exactly as it is used: 0.9, 10^{-8}, 2\times 10^{-5}, 0.35355339."""
@@ -69,95 +90,9 @@ def factor(exp: int) -> str:
     return rf"\times 10^{{{exp}}}" if exp else ""
 
 
-# --- symbols: trace names → the workbook's notation -----------------------------------
-_BASE = {
-    "E_token": r"E_{\mathrm{token}}",
-    "E_pos": r"E_{\mathrm{pos}}",
-    "E_token[tokens]": r"E_{\mathrm{token}}[t]",
-    "E_pos[0:T]": r"E_{\mathrm{pos}}[1{:}T]",
-    "X": "X",
-    "Q": "Q",
-    "K": "K",
-    "V": "V",
-    "QK": r"(QK^{\top})",
-    "scores": "S",
-    "attn": "A",
-    "head": "H",
-    "W_Q": "W_Q",
-    "W_K": "W_K",
-    "W_V": "W_V",
-    "W_O": "W_O",
-    "W1": "W_1",
-    "W2": "W_2",
-    "b1": "b_1",
-    "b2": "b_2",
-    "W_lm": r"W_{\mathrm{lm}}",
-    "gamma": r"\gamma",
-    "beta": r"\beta",
-    "concat": "C",
-    "probs": "p",
-    "p_target": r"p_{\mathrm{target}}",
-    "loss": "L",
-    "loss_per_position": r"\ell",
-    "ln_mean": r"\mu",
-    "ln_var": r"\sigma^2",
-    "ln_hat": r"\hat{x}",
-}
-
-
-# Intermediate quantities of the fast-formula checks, named whole (with their d.).
-_FULL = {
-    "d.ln_hat_mean": r"\overline{\mathrm{d}\hat{x}}",
-    "d.ln_hat_xhat": r"(\mathrm{d}\hat{x}{\odot}\hat{x})",
-    "d.ln_hat_xhat_mean": r"\overline{\mathrm{d}\hat{x}{\odot}\hat{x}}",
-    "d.residual_fast": r"\mathrm{d}\,\mathrm{residual}_{\mathrm{fast}}",
-    "d.attn_attn": r"(\mathrm{d}A{\odot}A)",
-    "d.attn_attn_sum": "s",
-    "d.scores_fast": r"\mathrm{d}S_{\mathrm{fast}}",
-}
-
-
-def _text_name(base: str) -> str:
-    escaped = base.replace("_", "\\_")
-    return rf"\mathrm{{{escaped}}}"
-
-
-def symbol(name: str) -> str:
-    """LaTeX for a trace name: `Q.0` → Q^{(1)}, `d.W_Q.1` → dW_Q^{(2)}, `m.W1` → m[W_1]."""
-    for prefix, fmt in (
-        ("m_hat.", r"\hat{m}"),
-        ("v_hat.", r"\hat{v}"),
-        ("m.", "m"),
-        ("v.", "v"),
-        ("updated.", r"\theta'"),
-    ):
-        if name.startswith(prefix):
-            return rf"{fmt}[{symbol(name[len(prefix) :])}]"
-    grad = "d." if name.startswith("d.") else ""
-    base, _, head = name[len(grad) :].partition(".")
-    sup = f"^{{({int(head) + 1})}}" if head else ""
-    if grad + base in _FULL:
-        return _FULL[grad + base] + sup
-    if grad:
-        inner = symbol(name[2:])
-        gap = r"\," if inner.startswith(r"\mathrm") else ""  # d ln_out, not dln_out
-        return rf"\mathrm{{d}}{gap}{_grouped(inner)}"
-    if base in ("X_Q", "X_K", "X_V"):  # one path's share of dX
-        return rf"X_{{[{base[-1]}{sup}]}}"
-    if base == "attn_out_ffn":  # attn_out's gradient through the FFN only
-        return rf"{_text_name('attn_out')}_{{[\mathrm{{FFN}}]}}"
-    return (_BASE.get(base) or _text_name(base)) + sup
-
-
-def _grouped(sym: str) -> str:
-    """Wrap a compound symbol so a prefix like d or a subscript binds to all of it."""
-    simple = len(sym) == 1 or (sym.startswith("\\") and " " not in sym and "_" not in sym)
-    return sym if simple else f"{{{sym}}}"
-
-
-def element(name: str, idx: tuple[int | str, ...]) -> str:
-    """An element with 1-based indices, (W_Q^{(1)})_{3,2}; str indices print as they are."""
-    sym = symbol(name)
+def element(sym: str, idx: tuple[int | str, ...]) -> str:
+    """An element of the quantity with symbol `sym`, with 1-based indices: (W_Q^{(1)})_{3,2};
+    str indices print as they are."""
     if not idx:
         return sym
     sub = ",".join(i if isinstance(i, str) else str(i + 1) for i in idx)

@@ -10,10 +10,11 @@ from pylatex.section import Chapter, Section
 
 from ..hand import dec
 from ..printed import single
+from ..trace import Chapter as ChapterInfo
 from ..trace import Gather, RowWise, Step
 from . import steps
-from .base import ADAM_COLUMNS, ADAM_PREFIXES, Renderer, _m, key
-from .fmt import element, factor, symbol, tex_escape
+from .base import ADAM_COLUMNS, Renderer, _m, key
+from .fmt import element, factor, tex_escape
 
 
 class Worked(Renderer):
@@ -21,7 +22,7 @@ class Worked(Renderer):
 
     def make_context(self) -> dict[str, object]:
         # Only the worked view may print results outside their sections (the title page).
-        exact = float(self.t["loss"])
+        exact = float(self.t.loss.result)
         return super().make_context() | {
             "loss": _m(f"{exact:.{max(self.opts.digits, 5) - 1}f}"),
             "hand_loss": self.hand_loss(),
@@ -29,14 +30,15 @@ class Worked(Renderer):
 
     def hand_loss(self) -> str:
         """The loss of the printed chain, when its digits differ from the exact loss's."""
-        printed = self.book.num("loss")
-        exact = single(dec(float(self.t["loss"])), self.opts.digits)
+        printed = self.book.num(self.t.loss.name)
+        exact = single(dec(float(self.t.loss.result)), self.opts.digits)
         return "" if printed.value == exact.value else _m(self.f(printed))
 
-    def chapter_body(self, number: int, ch: Chapter) -> None:
-        ch.append(self.prose(f"chapter{number:02d}.tex.j2"))
-        if number == 13:
-            self.adamw_chapter(ch)
+    def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
+        number = info.number
+        ch.append(self.intro(info))
+        if info.part == "optimizer":
+            self.adamw_chapter(number, ch)
             self.append_drift(number, ch)
             return
         first = self.first_use()
@@ -57,26 +59,10 @@ class Worked(Renderer):
                 "drift.tex.j2",
                 share=NoEscape(rf"{share}\,\%"),
                 where=NoEscape(
-                    rf"\S\ref{{s:{key(worst)}}} ({self.title(worst)}, {_m(symbol(worst))})"
+                    rf"\S\ref{{s:{key(worst)}}} ({self.title(worst)}, {_m(self.symbol(worst))})"
                 ),
             )
         )
-
-    def section_numbers(self) -> dict[str, str]:
-        """The section ("2.3") where each step is worked, as chapter_body lays them out."""
-        out: dict[str, str] = {}
-        first = self.first_use()
-        for number in self.chapters():
-            k = 1 if number in first else 0
-            if number == 13:
-                for n in self.param_names:
-                    k += 1
-                    out |= {f"{p}{n}": f"{number}.{k}" for p in ADAM_PREFIXES}
-                continue
-            for step in self.t.chapter(number):
-                k += 1
-                out[step.name] = f"{number}.{k}"
-        return out
 
     # --- which elements to work out ----------------------------------------------------
     def worked(self, step: Step) -> Iterator[tuple[int, ...]]:
@@ -89,12 +75,12 @@ class Worked(Renderer):
 
     def masked_note(self, step: Step, idx: tuple[int, ...]) -> str | None:
         """Entries above the diagonal of QKᵀ and of its gradient are masked: not expanded."""
-        base = steps.masked_product(step, idx)
-        if base is None:
+        causal = steps.masked_product(step, idx)
+        if not causal:
             return None
-        lhs = element(step.name, idx)
+        lhs = element(step.desc.symbol, idx)
         later = f"position {idx[1] + 1} comes after {idx[0] + 1}"
-        if base == "QK":
+        if causal == "unneeded":
             return rf"{lhs}\ \text{{not needed: masked in the next step ({later})}}"
         return rf"{lhs} = 0 \quad\text{{(masked: {later})}}"
 
@@ -121,7 +107,7 @@ class Worked(Renderer):
     # --- a step ------------------------------------------------------------------------
     def ref(self, name: str) -> str:
         """Where a quantity was computed (or, for a parameter, listed)."""
-        sym = _m(symbol(name))
+        sym = _m(self.symbol(name))
         if self.t.producer(name) is None:
             return rf"{sym} (parameter, p.~\pageref{{p:{key(name)}}})"
         return rf"{sym} (\S\ref{{s:{key(name)}}}, p.~\pageref{{s:{key(name)}}})"
@@ -154,20 +140,21 @@ class Worked(Renderer):
         return self.prose(
             "fast_check.tex.j2",
             units=self.book.agreement(step.name, other),
-            where=NoEscape(rf"\S\ref{{s:{key(other)}}} ({_m(symbol(other))})"),
+            where=NoEscape(rf"\S\ref{{s:{key(other)}}} ({_m(self.symbol(other))})"),
         )
 
     # --- AdamW -------------------------------------------------------------------------
-    def adamw_chapter(self, ch: Chapter) -> None:
-        first = self.first_use().get(13, [])
+    def adamw_chapter(self, number: int, ch: Chapter) -> None:
+        first = self.first_use().get(number, [])
         if first:
             ch.append(self.params_section(first))
         for n in self.param_names:
             sec = Section(
-                NoEscape(rf"\texorpdfstring{{{_m(symbol(n))}}}{{{tex_escape(n)}}}"), label=False
+                NoEscape(rf"\texorpdfstring{{{_m(self.symbol(n))}}}{{{tex_escape(n)}}}"),
+                label=False,
             )
             origin = self.adam_example(n)
-            names = [f"{p}{n}" for p in ADAM_PREFIXES]
+            names = [s.name for s in self.t.updates(n)]
             body = [rf"\label{{s:{key(x)}}}" for x in names] + [r"\begin{work}"]
             body += [
                 rf"\ex{{{steps.work(self.t.step(x), self.book, origin, self.f)}}}" for x in names
@@ -186,7 +173,7 @@ class Worked(Renderer):
         cols = [c for c in ADAM_COLUMNS if c[0] not in self.adam_repeats()]
         lines = []
         for n in self.param_names:
-            names = [prefix + n for prefix, _ in cols]
+            names = [self.adam(n)[role] for role, _ in cols]
             heads = " & ".join(
                 f"${head}\\,{factor(self.book.exps[x])}$"
                 for (_, head), x in zip(cols, names, strict=True)
@@ -194,10 +181,10 @@ class Worked(Renderer):
             lines += [
                 rf"\begin{{adamtable}}{{{len(cols)}}}",
                 # the gap keeps a first row's superscripts, (W_Q^{(1)}), clear of the rule
-                rf"{_m(symbol(n))} & {heads} \\ \hline \noalign{{\vspace{{2pt}}}} \endhead",
+                rf"{_m(self.symbol(n))} & {heads} \\ \hline \noalign{{\vspace{{2pt}}}} \endhead",
             ]
             for idx in np.ndindex(self.t[n].shape):
                 cells = " & ".join(f"${self.book.nums(x)[idx].cell}$" for x in names)
-                lines.append(rf"${element(n, idx)}$ & {cells} \\")
+                lines.append(rf"${element(self.symbol(n), idx)}$ & {cells} \\")
             lines.append(r"\end{adamtable}")
         return "\n".join(lines)
