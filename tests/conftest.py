@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("build")
     assert cli.main(["build", "--output", str(out), "--quiet"]) == 0
     return out
+
+
+def citations(answers_pdf: Path) -> dict[str, tuple[str, int]]:
+    """Exercise → (workbook section, page) as the compiled key prints them (a citation that
+    wraps onto a second line is not read)."""
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(answers_pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    found = re.findall(r"Exercise (\d+\.\d+) .*workbook §(\d+\.\d+), p\. (\d+)", text)
+    return {ex: (sec, int(page)) for ex, sec, page in found}
 
 
 def read_pdf_text(pdf: Path) -> str:

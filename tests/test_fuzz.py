@@ -30,13 +30,14 @@ TEXT = st.text(min_size=0, max_size=12)
 VALUE = {
     "vocab": st.one_of(TEXT, st.lists(TEXT, max_size=8).map(",".join)),
     "sentence": TEXT,
+    "model": st.one_of(st.sampled_from(["seed", "gpt2", " gpt2 ", "GPT2", "gpt-2"]), TEXT),
 }
 
 
 def value_for(key: str) -> st.SearchStrategy[str]:
     if key in VALUE:
         return VALUE[key]
-    if key in ("d_model", "heads", "d_ff", "max_len", "seed"):
+    if key in ("layers", "d_model", "heads", "d_ff", "max_len", "seed"):
         return st.one_of(INTS, FLOATS, TEXT)
     return st.one_of(FLOATS, INTS, TEXT)
 

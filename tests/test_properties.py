@@ -23,6 +23,8 @@ def configs(draw: st.DrawFn) -> Config:
     sentence = draw(st.lists(st.sampled_from(words), max_size=6))
     T = len(sentence) + 2
     return Config(
+        model=draw(st.sampled_from(["seed", "gpt2"])),
+        layers=draw(st.integers(1, 3)),
         vocab=tuple(vocab),
         sentence=" ".join(sentence),
         d_model=d_model,

@@ -186,22 +186,33 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load(args.config, overrides)
 
 
+ARCHITECTURES = {
+    "seed": "the seed's block: attention, FFN, residual, then LayerNorm",
+    "gpt2": "GPT-2 pre-LN blocks: x + attention(LN1(x)), then + FFN(LN2(.)); a final LayerNorm",
+}
+
+
 def summary_text(c: Config) -> str:
     t = engine.run(c)
     engine.check_numbers(c, t)
     counts = params.count(c)
     grads = {n: abs(t[f"d.{n}"]).max() for n in counts}
     top = max(grads, key=grads.get)
+    width = max(len(n) for n in counts)
+    blocks = f"{c.layers} block{'s' if c.layers > 1 else ''}"
     lines = [
-        "Architecture: decoder-only transformer, 1 block (attention, FFN, residual, LayerNorm)",
+        f"Architecture: decoder-only transformer, {blocks} ({ARCHITECTURES[c.model]})",
         f"  vocabulary {c.vocab_size} ({', '.join(c.vocab)})",
         f"  sentence {c.sentence!r} -> tokens {list(c.tokens)} (T = {c.T})",
         f"  d_model {c.d_model}, heads {c.heads} (d_k = d_v = {c.d_k}), d_ff {c.d_ff}, "
         f"max_len {c.max_len}",
-        "Parameters:",
-        *(f"  {n:<8} {'x'.join(map(str, t[n].shape)):>7} {k:>6,}" for n, k in counts.items()),
-        f"  {'total':<16} {sum(counts.values()):>6,}",
-        f"Loss: {float(t['loss']):.6f}",
+        f"Parameters ({len(counts)} tensors):",
+        *(
+            f"  {n:<{width}} {'x'.join(map(str, t[n].shape)):>7} {k:>6,}"
+            for n, k in counts.items()
+        ),
+        f"  {'total':<{width + 8}} {sum(counts.values()):>6,}",
+        f"Loss: {float(t.loss.result):.6f}",
         f"Largest gradient: |dL/d{top}| = {grads[top]:.6g}",
     ]
     return "\n".join(lines)

@@ -53,7 +53,7 @@ def equation(step: Step, t: Trace) -> str:
             "softmax": rf"{lhs} = \operatorname{{softmax}}_{{\text{{rows}}}}({src})",
             "mean": rf"{i} = \tfrac{{1}}{{n}}\sum_j {x_ij}",
             "sum": rf"{i} = \sum_j {x_ij}",
-            "var": rf"{i} = \tfrac{{1}}{{n}}\sum_j ({x_ij} - \mu_i)^2",
+            "var": rf"{i} = \tfrac{{1}}{{n}}\sum_j ({x_ij} - {element(sym[-1], ('i',))})^2",
             "mean_loss": rf"{lhs} = \tfrac{{1}}{{T-1}}\sum_{{i=1}}^{{T-1}} {src}_i",
         }[step.kind]
     if isinstance(step, Gather):
