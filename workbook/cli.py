@@ -207,10 +207,7 @@ def summary_text(c: Config) -> str:
         f"  d_model {c.d_model}, heads {c.heads} (d_k = d_v = {c.d_k}), d_ff {c.d_ff}, "
         f"max_len {c.max_len}",
         f"Parameters ({len(counts)} tensors):",
-        *(
-            f"  {n:<{width}} {'x'.join(map(str, t[n].shape)):>7} {k:>6,}"
-            for n, k in counts.items()
-        ),
+        *(f"  {n:<{width}} {'x'.join(map(str, t[n].shape)):>7} {k:>6,}" for n, k in counts.items()),
         f"  {'total':<{width + 8}} {sum(counts.values()):>6,}",
         f"Loss: {float(t.loss.result):.6f}",
         f"Largest gradient: |dL/d{top}| = {grads[top]:.6g}",

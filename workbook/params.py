@@ -50,37 +50,37 @@ def norm(c: Config, pre: str, which: str, sub: str, layer: int | None) -> list[P
     tail = rf"_{{\mathrm{{{sub}}}}}" if sub else ""
     return [
         Param(
-            f"{pre}{which}gamma", (c.d_model,), Desc(marked(rf"\gamma{tail}", layer, None)), "ones"
-        ),
-        Param(
-            f"{pre}{which}beta", (c.d_model,), Desc(marked(rf"\beta{tail}", layer, None)), "zeros"
-        ),
+            f"{pre}{which}{kind}",
+            (c.d_model,),
+            Desc(marked(rf"\{kind}{tail}", layer, None), layer=layer),
+            init,
+        )
+        for kind, init in (("gamma", "ones"), ("beta", "zeros"))
     ]
 
 
 def layer_params(c: Config, layer: int) -> list[Param]:
     """One block's parameters, in the order of the data flow."""
     pre, mk = prefix(c, layer), mark_layer(c, layer)
+
+    def p(name: str, shape: tuple[int, ...], tex: str, head: int | None = None) -> Param:
+        return Param(pre + name, shape, Desc(marked(tex, mk, head), layer=mk, head=head))
+
     out: list[Param] = norm(c, pre, "ln1.", "ln1", mk) if c.model == "gpt2" else []
     for kind in ("W_Q", "W_K", "W_V"):
-        out += [
-            Param(f"{pre}{kind}.{h}", (c.d_model, c.d_k), Desc(marked(kind, mk, h), head=h))
-            for h in range(c.heads)
-        ]
-    out.append(Param(f"{pre}W_O", (c.d_model, c.d_model), Desc(marked("W_O", mk, None))))
+        out += [p(f"{kind}.{h}", (c.d_model, c.d_k), kind, h) for h in range(c.heads)]
+    out.append(p("W_O", (c.d_model, c.d_model), "W_O"))
     if c.model == "gpt2":
         out += norm(c, pre, "ln2.", "ln2", mk)
     out += [
-        Param(f"{pre}W1", (c.d_ff, c.d_model), Desc(marked("W_1", mk, None))),
-        Param(f"{pre}b1", (c.d_ff,), Desc(marked("b_1", mk, None))),
-        Param(f"{pre}W2", (c.d_model, c.d_ff), Desc(marked("W_2", mk, None))),
-        Param(f"{pre}b2", (c.d_model,), Desc(marked("b_2", mk, None))),
+        p("W1", (c.d_ff, c.d_model), "W_1"),
+        p("b1", (c.d_ff,), "b_1"),
+        p("W2", (c.d_model, c.d_ff), "W_2"),
+        p("b2", (c.d_model,), "b_2"),
     ]
     if c.model == "seed":
         out += norm(c, pre, "", "", mk)
-    return [
-        Param(p.name, p.shape, Desc(p.desc.symbol, layer=mk, head=p.desc.head), p.init) for p in out
-    ]
+    return out
 
 
 def specs(c: Config) -> list[Param]:

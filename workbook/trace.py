@@ -285,9 +285,6 @@ class Trace:
         """The first step of a role ("loss", "scores"): for facts every layer shares."""
         return next(s for s in self.steps if s.desc.role == role)
 
-    def by_role(self, role: str) -> list[Step]:
-        return [s for s in self.steps if s.desc.role == role]
-
     def updates(self, param: str) -> list[Step]:
         """The AdamW steps of one parameter, in order (m, v, m̂, v̂, θ')."""
         return [s for s in self.steps if s.desc.of == param]
