@@ -25,7 +25,7 @@ from . import engine
 from .config import Config
 from .export import write_atomic
 from .printed import check_answers
-from .render import DOCUMENTS, Options, Worked, select_chapters
+from .render import DOCUMENTS, Options, Worked, select_chapters, select_sections
 from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
@@ -59,6 +59,7 @@ class BuildRequest:
     output: Path
     options: Options
     chapters: str | None = None  # "2-5,11": the exercises' and key's; None for all
+    sections: str | None = None  # "3.1-3.3,8.2": exercises of those; None for all
     only: tuple[str, ...] = ORDER
     tex_only: bool = False
     quiet: bool = False
@@ -87,6 +88,8 @@ class Builder:
         if self.req.chapters is not None:
             chosen = select_chapters(self.req.chapters, len(trace.chapters))
             opts = self.opts = replace(opts, chapters=chosen)
+        if self.req.sections is not None:
+            opts = self.opts = replace(opts, sections=select_sections(self.req.sections, trace))
         loss = float(trace.loss.result)
         self.say(f"computed the step ({len(trace.steps)} steps, loss {loss:.4f})")
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything

@@ -1,4 +1,4 @@
-"""The `workbook` command: summary, export and build.
+"""The `workbook` command: summary, export, build and handouts.
 
 Every user error ends in one line on stderr and exit code 2; TeX missing is 3, a LaTeX
 failure 4. No traceback reaches the user for anything we can name.
@@ -19,6 +19,7 @@ from . import __version__, engine, export, params
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .compile import TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
+from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options
 
@@ -129,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the seed model has 13)",
     )
     b.add_argument(
+        "--sections",
+        type=_sections,
+        default=None,
+        metavar="LIST",
+        help="exercises of the exercises and answer key, by their numbers, e.g. 3.1-3.3,8.2 "
+        "(a bare number is a whole chapter; numbers stay the book's)",
+    )
+    b.add_argument(
         "--givens",
         choices=GIVENS,
         default="chapter",
@@ -139,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scaffold",
         choices=SCAFFOLDS,
         default="worked-first",
-        help="exercises: worked-first = first element of each product worked; "
-        "half = every other row given; none (default: worked-first)",
+        help="exercises: worked-first = first element of each product worked; faded = "
+        "worked in the first product, started in the second, then none; half = every other "
+        "row given; none (default: worked-first)",
     )
     b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
     b.add_argument(
@@ -150,6 +160,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     _config_flags(b)
+
+    h = sub.add_parser(
+        "handouts",
+        help="a class list → a personalised handout per student, one print file, a key and "
+        "a grade sheet",
+    )
+    h.add_argument("--roster", type=Path, metavar="FILE.csv", help="UTF-8 CSV with columns id,name")
+    h.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path("handouts"),
+        metavar="DIR",
+        help="output folder (default: handouts)",
+    )
+    h.add_argument(
+        "--sections",
+        type=_sections,
+        default=None,
+        metavar="LIST",
+        help="the exercises, e.g. 3.1-3.3,8.2 (a bare number is a chapter)",
+    )
+    h.add_argument(
+        "--chapters",
+        type=_chapters,
+        default=None,
+        metavar="LIST",
+        help="whole chapters instead, e.g. 2-3",
+    )
+    h.add_argument(
+        "--class-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="draws every student's variant (default: 0)",
+    )
+    h.add_argument(
+        "--key-for",
+        metavar="CODE",
+        help="only the key of the variant with this code (from a student's page); "
+        "give the same settings as for the handouts",
+    )
+    h.add_argument(
+        "--digits",
+        type=_digits,
+        default=4,
+        metavar="N",
+        help=f"significant digits, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
+    )
+    h.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    h.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    _config_flags(h)
     return p
 
 
@@ -168,6 +230,16 @@ def _chapters(text: str) -> str:
     against the model's chapters."""
     if not re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*", text):
         raise argparse.ArgumentTypeError(f"{text!r}: use numbers and ranges, e.g. 2-5,11")
+    return re.sub(r"\s+", "", text)
+
+
+def _sections(text: str) -> str:
+    """The form of an exercise list ("3.1-3.3,8.2,5"); the build checks the numbers."""
+    one = r"\s*\d+(\.\d+)?\s*"
+    if not re.fullmatch(rf"{one}(-{one})?(,{one}(-{one})?)*", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use exercise numbers and ranges, e.g. 3.1-3.3,8.2"
+        )
     return re.sub(r"\s+", "", text)
 
 
@@ -240,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.check_numbers(c, trace)
             export.EXPORTERS[args.format](c, trace, args.output)
         elif args.command == "build":
+            if args.chapters is not None and args.sections is not None:
+                raise UsageError("workbook build: use --chapters or --sections, not both")
             opts = Options(
                 detail=args.detail,
                 digits=args.digits,
@@ -252,12 +326,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.output,
                 opts,
                 chapters=args.chapters,
+                sections=args.sections,
                 only=args.only,
                 tex_only=args.tex_only,
                 quiet=args.quiet,
                 yes=args.yes,
             )
             build(c, req)
+        elif args.command == "handouts":
+            hreq = HandoutRequest(
+                args.output,
+                # a later chapter points to the student's own earlier answers, never prints them
+                Options(digits=args.digits, paper=args.paper, scaffold="faded", givens="start"),
+                roster=args.roster,
+                chapters=args.chapters,
+                sections=args.sections,
+                class_seed=args.class_seed,
+                key_for=args.key_for,
+                quiet=args.quiet,
+            )
+            handouts(c, hreq)
         return 0
     except TexMissingError as exc:
         print(f"workbook: {exc}", file=sys.stderr)

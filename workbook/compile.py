@@ -83,11 +83,14 @@ def label_pages(aux: Path) -> dict[str, int]:
     return pages
 
 
-def isolated_env(work: Path) -> dict[str, str]:
+def isolated_env(work: Path, epoch: int | None = None) -> dict[str, str]:
     """The environment of a TeX run: nothing personal (HOME, TEXMFHOME, rc files) is read,
     and kpathsea's paranoid mode forbids reading or writing outside the working folder,
-    apart from TeX's own installed files; shell escape is off explicitly."""
+    apart from TeX's own installed files; shell escape is off explicitly. With `epoch`, the
+    PDF's dates are that moment, so the same source gives the same bytes."""
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
+    if epoch is not None:
+        keep |= {"SOURCE_DATE_EPOCH": str(epoch), "FORCE_SOURCE_DATE": "1"}
     return keep | {
         "HOME": str(work),
         "TEXMFHOME": str(work / "texmf"),
@@ -112,10 +115,12 @@ def compile_document(
     stem: str,
     failed_logs: Path | None = None,
     beside: dict[str, bytes] | None = None,
+    epoch: int | None = None,
 ) -> Compiled:
     """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
     .aux into place together. Renames replace links, never follow them. `beside`: files the
-    source reads (another document's .aux for cross references), by name.
+    source reads (another document's .aux for cross references), by name. `epoch`: the date
+    the PDF carries (see isolated_env).
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
     stem.failed.log in `failed_logs` (default `out`) and the error names it.
@@ -139,7 +144,7 @@ def compile_document(
         run = subprocess.run(
             cmd,
             cwd=work,
-            env=isolated_env(work),
+            env=isolated_env(work, epoch),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ from pylatex import Document, NoEscape
 from pylatex.section import Chapter
 
 from ..trace import Chapter as ChapterInfo
-from .base import Renderer, exercise_numbers, key
+from .base import Renderer, Selection, key
 from .steps import shape
 
 
@@ -24,12 +24,13 @@ class Answers(Renderer):
     view = "answers"
     pdf_title = "One Training Step of a Transformer: answer key"
 
-    def __init__(self, *args, **kw) -> None:
-        super().__init__(*args, **kw)
-        self.numbers = exercise_numbers(self.t, self.chapters())
+    def make_context(self) -> dict[str, object]:
+        self.selection = Selection(self.t, self.opts)
+        self.numbers = self.selection.numbers
+        return super().make_context()
 
     def chapters(self) -> tuple[int, ...]:
-        return self.opts.chapters or super().chapters()
+        return self.selection.chapters
 
     # The key cites the workbook's sections and pages through LaTeX's cross-document
     # references: compiled beside workbook.aux (of the same settings), they resolve.
@@ -40,14 +41,17 @@ class Answers(Renderer):
         doc.preamble.append(NoEscape(rf"\externaldocument[{WORKBOOK_PREFIX}]{{workbook}}"))
         return doc
 
-    @staticmethod
-    def where(name: str) -> str:
+    def where(self, name: str) -> str:
         label = f"{WORKBOOK_PREFIX}s:{key(name)}"
         return rf"workbook \S\ref{{{label}}}, p.~\pageref{{{label}}}"
 
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
+        ch.append(NoEscape("\n".join(self.answers(info.number))))
+
+    def answers(self, number: int) -> list[str]:
+        """Each asked exercise of a chapter: its heading line, its result, what it writes."""
         parts = []
-        for step in self.t.chapter(info.number):
+        for step in self.selection.asked(self.t, number):
             tol = tolerance_tex(self.book.tolerance(step))
             title = self.title(step.name)
             what = rf"{title}: ${step.desc.symbol}$, ${shape(step.shape)}$"
@@ -59,4 +63,4 @@ class Answers(Renderer):
             written = self.written_tables(step)
             if written:  # so a learner who went wrong can find the step where
                 parts += [r"\par\noindent\textit{Written on the way:}\par", *written]
-        ch.append(NoEscape("\n".join(parts)))
+        return parts

@@ -68,7 +68,7 @@ WRITTEN = {
 
 
 GIVENS = ("chapter", "start")
-SCAFFOLDS = ("worked-first", "none", "half")
+SCAFFOLDS = ("worked-first", "faded", "none", "half")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Options:
     arithmetic: str = "hand"  # one of printed.ARITHMETICS
     paper: str = "a4"
     chapters: tuple[int, ...] | None = None  # the exercises' and answer key's; None: all
+    sections: tuple[str, ...] | None = None  # exercise numbers ("3.2") among those; None: all
     givens: str = "chapter"
     scaffold: str = "worked-first"
 
@@ -129,6 +130,8 @@ class Renderer:
     view = ""  # worked | exercises | answers: picks the title and front-matter templates
     pdf_title = "One Training Step of a Transformer"
     before_hyperref: tuple[str, ...] = ()  # packages that must load before hyperref
+    contents = True  # a table of contents after the title
+    parts = True  # Part I, II, III pages
 
     def __init__(self, c: Config, t: Trace, opts: Options) -> None:
         self.c, self.t, self.opts = c, t, opts
@@ -371,6 +374,31 @@ class Renderer:
         return self.prose(f"intro_{info.intro}.tex.j2", ch=info, **symbols)
 
     def document(self) -> Document:
+        doc = self.skeleton()
+        doc.append(self.prose(f"title_{self.view}.tex.j2"))
+        doc.append(Command("pagestyle", "fancy"))  # PyLaTeX set "empty" for the title page
+        if self.contents:
+            doc.append(Command("tableofcontents"))
+        doc.append(self.prose(f"front_{self.view}.tex.j2"))
+        shown = self.chapters()
+        parts_started: set[str] = set()
+        for info in self.t.chapters:
+            if info.number not in shown:
+                continue
+            if self.parts and info.part not in parts_started:
+                parts_started.add(info.part)
+                # Numbers are the workbook's whatever the selection: Part II stays Part II.
+                doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(info.part)}}}"))
+                doc.append(Part(PARTS[info.part], label=False))
+            doc.append(NoEscape(rf"\setcounter{{chapter}}{{{info.number - 1}}}"))
+            ch = Chapter(info.title, label=False)
+            ch.append(NoEscape(rf"\label{{ch:{info.number}}}"))
+            self.chapter_body(info, ch)
+            doc.append(ch)
+        return doc
+
+    def skeleton(self) -> Document:
+        """The document class, packages and preamble, with nothing in the body yet."""
         doc = Document(
             documentclass="book",
             document_options=["10pt", "oneside", "openany", f"{self.opts.paper}paper"],
@@ -394,25 +422,6 @@ class Renderer:
         doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))
         doc.packages.append(Package("bookmark"))
         doc.preamble.append(self.prose("preamble.tex.j2"))
-        doc.append(self.prose(f"title_{self.view}.tex.j2"))
-        doc.append(Command("pagestyle", "fancy"))  # PyLaTeX set "empty" for the title page
-        doc.append(Command("tableofcontents"))
-        doc.append(self.prose(f"front_{self.view}.tex.j2"))
-        shown = self.chapters()
-        parts_started: set[str] = set()
-        for info in self.t.chapters:
-            if info.number not in shown:
-                continue
-            if info.part not in parts_started:
-                parts_started.add(info.part)
-                # Numbers are the workbook's whatever the selection: Part II stays Part II.
-                doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(info.part)}}}"))
-                doc.append(Part(PARTS[info.part], label=False))
-            doc.append(NoEscape(rf"\setcounter{{chapter}}{{{info.number - 1}}}"))
-            ch = Chapter(info.title, label=False)
-            ch.append(NoEscape(rf"\label{{ch:{info.number}}}"))
-            self.chapter_body(info, ch)
-            doc.append(ch)
         return doc
 
     def tex(self) -> str:
@@ -430,6 +439,47 @@ def select_chapters(spec: str, count: int) -> tuple[int, ...]:
             raise ConfigError(f"--chapters {spec}: chapters are 1-{count} for this model")
         chosen.update(range(first, last + 1))
     return tuple(sorted(chosen))
+
+
+class Selection:
+    """The exercises a view asks (or answers): numbered as in the full exercise book."""
+
+    def __init__(self, t: Trace, opts: Options) -> None:
+        every = tuple(ch.number for ch in t.chapters)
+        self.numbers = exercise_numbers(t, opts.chapters or every)
+        wanted = opts.sections
+        self.picked = {n for n, ex in self.numbers.items() if wanted is None or ex in wanted}
+        self.chapters = tuple(sorted({t.step(n).chapter for n in self.picked}))
+
+    def asked(self, t: Trace, number: int) -> list[Step]:
+        return [s for s in t.chapter(number) if s.name in self.picked]
+
+
+def select_sections(spec: str, t: Trace) -> tuple[str, ...]:
+    """Exercise numbers from "3.1-3.3,8.2,5" (a bare chapter number means all its exercises),
+    each one the full exercise book has; they keep the book's numbering."""
+    numbers = list(
+        dict.fromkeys(exercise_numbers(t, tuple(ch.number for ch in t.chapters)).values())
+    )
+
+    def span(end: str) -> tuple[int, int]:
+        """The first and last index in `numbers` that `end` ("3.2" or "3") stands for."""
+        inside = [i for i, n in enumerate(numbers) if n == end or n.split(".")[0] == end]
+        if not inside:
+            chapter = end.split(".")[0]
+            count = sum(1 for n in numbers if n.split(".")[0] == chapter)
+            has = f"chapter {chapter} has {count} exercises" if count else "no such chapter"
+            raise ConfigError(f"--sections {spec}: exercise {end}: {has}")
+        return inside[0], inside[-1]
+
+    chosen: set[str] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        first, last = span(lo)[0], span(hi or lo)[1]
+        if first > last:
+            raise ConfigError(f"--sections {spec}: {part.strip()} runs backwards")
+        chosen.update(numbers[first : last + 1])
+    return tuple(n for n in numbers if n in chosen)
 
 
 def exercise_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, str]:

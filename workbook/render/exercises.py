@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pylatex import NoEscape
+from pylatex import Document, NoEscape
 from pylatex.section import Chapter, Section
 
+from ..hand import ZERO
+from ..printed import single
 from ..trace import Chapter as ChapterInfo
-from ..trace import Contraction, Step
+from ..trace import Contraction, RowWise, Step
 from . import steps
-from .base import ADAM_COLUMNS, Renderer, _m, exercise_numbers, key
+from .base import ADAM_COLUMNS, Renderer, Selection, _m, key
 from .fmt import element, factor
 from .matrix import MAX_RULED_ROWS, cell_width, table
 
@@ -21,17 +23,39 @@ MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, sc
 ADAM_VECTOR_ROWS = 16  # entries of a vector parameter asked for in its AdamW exercise
 
 
+def grid_place(idx: tuple[int, ...]) -> tuple[int | None, int | None]:
+    """Where an entry sits in its grid, 1-based: a vector is one row, a scalar a box."""
+    if len(idx) == 2:
+        return idx[0] + 1, idx[1] + 1
+    return (1, idx[0] + 1) if idx else (None, None)
+
+
 class Exercises(Renderer):
     view = "exercises"
     pdf_title = "One Training Step of a Transformer: exercises"
 
+    self_checks = False  # checks under the grids (the classroom handouts print them)
+
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
-        self.numbers = exercise_numbers(self.t, self.chapters())
         self.given_at: dict[str, str] = {}  # name → label where it was last printed
+        self.products_seen = 0  # products asked so far: the faded scaffold counts them
+        # The cells left blank, by exercise: (quantity, index, grid row, grid column), 1-based
+        # as the grid shows them (a vector is one row; a scalar has neither).
+        self.blanks: dict[str, list[tuple[str, tuple[int, ...], int | None, int | None]]] = {}
+
+    def make_context(self) -> dict[str, object]:
+        # the selection first: the context's parameter tables need the chapters shown
+        self.selection = Selection(self.t, self.opts)
+        self.numbers, self.picked = self.selection.numbers, self.selection.picked
+        return super().make_context()
 
     def chapters(self) -> tuple[int, ...]:
-        return self.opts.chapters or super().chapters()
+        return self.selection.chapters
+
+    def document(self) -> Document:
+        self.products_seen, self.blanks, self.given_at = 0, {}, {}  # each layout from the start
+        return super().document()
 
     def chapter_of(self, name: str) -> int:
         step = self.t.producer(name)
@@ -39,12 +63,13 @@ class Exercises(Renderer):
 
     # --- givens ------------------------------------------------------------------------
     def inputs(self, number: int) -> list[str]:
-        """Results of earlier chapters that this chapter's exercises read."""
+        """Results this chapter's exercises read that none of them computes: from earlier
+        chapters, or from steps of this one that are not asked."""
+        asked = {s.name for s in self.selection.asked(self.t, number)}
         names = []
-        for s in self.t.chapter(number):
+        for s in self.selection.asked(self.t, number):
             for n in s.operands:
-                producer = self.t.producer(n)
-                if producer is not None and producer.chapter < number:
+                if self.t.producer(n) is not None and n not in asked:
                     names.append(n)
         return list(dict.fromkeys(names))
 
@@ -54,7 +79,7 @@ class Exercises(Renderer):
         if self.opts.givens == "chapter" or first:
             return True
         # "start": only what no earlier selected exercise produced is printed
-        return name not in self.numbers or self.chapter_of(name) == number
+        return name not in self.picked
 
     def givens_section(self, number: int) -> Section | None:
         params = self.params_read(number)
@@ -83,9 +108,10 @@ class Exercises(Renderer):
     def given_written(self, number: int) -> list[str]:
         """GELU′ reuses the u and tanh u GELU wrote: given too when GELU's result is."""
         out = []
-        for s in self.t.chapter(number):
+        for s in self.selection.asked(self.t, number):
             gelu = self.written_by(s)
-            if gelu is None or gelu.chapter >= number or not self.is_given(gelu.name, number):
+            mine = gelu is not None and gelu.chapter == number and gelu.name in self.picked
+            if gelu is None or mine or not self.is_given(gelu.name, number):
                 continue
             label = f"g:{number}:{key(gelu.name)}:written"
             self.given_at[f"{gelu.name}:written"] = label
@@ -95,7 +121,7 @@ class Exercises(Renderer):
     def source(self, name: str, number: int) -> str:
         """Where the learner finds an input of an exercise."""
         sym = _m(self.symbol(name))
-        if name in self.numbers and self.chapter_of(name) == number:
+        if name in self.picked and self.chapter_of(name) == number:
             return rf"{sym} (Exercise {self.numbers[name]})"
         if name in self.given_at:
             return rf"{sym} (given, p.~\pageref{{{self.given_at[name]}}})"
@@ -107,15 +133,15 @@ class Exercises(Renderer):
         ch.append(self.intro(info))
         sec = Section("Exercises", label=False)
         if info.part == "optimizer":  # one table per parameter, whose rows carry their givens
-            sec.append(
-                NoEscape("\n".join(self.adamw_exercise(p, number) for p in self.param_names))
-            )
+            asked = [p for p in self.param_names if self.adam(p)["m"] in self.picked]
+            sec.append(NoEscape("\n".join(self.adamw_exercise(p, number) for p in asked)))
             ch.append(sec)
             return
         given = self.givens_section(number)
         if given is not None:
             ch.append(given)
-        sec.append(NoEscape("\n".join(self.exercise(s, number) for s in self.t.chapter(number))))
+        asked = self.selection.asked(self.t, number)
+        sec.append(NoEscape("\n".join(self.exercise(s, number) for s in asked)))
         ch.append(sec)
 
     # --- AdamW: a table per parameter -----------------------------------------------------
@@ -170,6 +196,10 @@ class Exercises(Renderer):
         ]
         for k, idx in enumerate(rows):
             filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
+            if not filled:
+                self.blanks.setdefault(n, []).extend(
+                    (x, idx, k + 1, 3 + c) for c, x in enumerate(names)
+                )
             cell = {x: f"${self.book.nums(x)[idx].cell}$" for x in every}
             row = [f"${element(self.symbol(p), idx)}$", cell[p]]
             row.append(cell[g] if g_given or filled else "")
@@ -178,13 +208,54 @@ class Exercises(Renderer):
         lines.append(r"\end{adamgrid}")
         return "\n".join(lines)
 
-    def example(self, step: Step) -> str:
-        """worked-first: the first element of a product, worked in full."""
-        if self.opts.scaffold != "worked-first" or not isinstance(step, Contraction):
-            return ""
+    def example(self, step: Step) -> tuple[str, bool]:
+        """A worked element before the grid, and whether its cell is filled in. worked-first:
+        the first element of every product, in full. faded: in full in the first product,
+        started (the products written, the sum left to do) in the second, then nothing (the
+        worked-example fading of Renkl and Atkinson, 2003)."""
+        if not isinstance(step, Contraction) or self.opts.scaffold not in ("worked-first", "faded"):
+            return "", False
         origin = (0,) * len(step.shape)
+        if self.opts.scaffold == "faded":
+            self.products_seen += 1
+            if self.products_seen == 2:
+                lhs = element(step.desc.symbol, origin)
+                sub = steps.expansion(step, self.book, origin, self.f)
+                return rf"\started{{{lhs} = {sub} = \underline{{\hspace{{16mm}}}}}}", False
+            if self.products_seen > 2:
+                return "", False
         line = steps.work(step, self.book, origin, self.f)
-        return rf"\example{{{line}}}"
+        return rf"\example{{{line}}}", True
+
+    def self_check(self, step: Step) -> str:
+        """A check printed under the grid that does not give the answer away: a softmax's
+        rows sum to 1; a product's column sums are the left factor's column sums times the
+        right factor (plus the bias, once per row)."""
+        if not self.self_checks:
+            return ""
+        if isinstance(step, RowWise) and step.kind == "softmax":
+            return (
+                r"\selfcheck{each row of your result adds up to 1, within a few units of its "
+                r"last digit.}"
+            )
+        if not (isinstance(step, Contraction) and step.kind == "matmul") or step.desc.causal:
+            return ""
+        a, b = (self.book.shown(n) for n in step.operands[:2])
+        a = a.T if step.transpose[0] else a
+        b = b.T if step.transpose[1] else b
+        sums = [sum(a[:, k], ZERO) for k in range(a.shape[1])]
+        want = []
+        for j in range(b.shape[1]):
+            total = sum((sums[k] * b[k, j] for k in range(b.shape[0])), ZERO)
+            if step.bias is not None:
+                total += a.shape[0] * self.book.shown(step.bias)[j]
+            want.append(single(total, self.opts.digits))
+        cells = r",\ ".join(self.f(x) for x in want)
+        return (
+            rf"\selfcheck{{the column sums of your result come to about ${cells}$ "
+            r"(the column sums of the left factor times the right factor), within a few units of "
+            r"their last digit.}"
+        )
 
     def cell(self, step: Step, example: bool):
         """A grid cell: filled when the scaffold or the mask gives it, else blank."""
@@ -235,9 +306,11 @@ class Exercises(Renderer):
             )
             refs.append(rf"$u$ and $\tanh u$ of each entry of {x} ({where})")
         uses = "; ".join(refs)
-        example = self.example(step)
-        fill = self.cell(step, bool(example))
-        blanks = sum(1 for idx in np.ndindex(step.shape) if fill(idx) == "")
+        example, filled = self.example(step)
+        fill = self.cell(step, filled)
+        empty = [idx for idx in np.ndindex(step.shape) if fill(idx) == ""]
+        blanks = len(empty)
+        self.blanks[n] = [(step.name, idx, *grid_place(idx)) for idx in empty]
         first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
         need = 80 + GRID_ROW_PT * (first_rows + 1)
         parts = [
@@ -267,5 +340,6 @@ class Exercises(Renderer):
             )
         else:
             parts.append(rf"\answerbox{{${step.desc.symbol} = $}}")
+        parts.append(self.self_check(step))
         parts.append(rf"\workspace{{{self.work_lines(step, blanks)}}}{{{n}}}")
         return "\n".join(p for p in parts if p)

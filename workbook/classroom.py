@@ -1,0 +1,225 @@
+"""Classroom handouts: per-student variants of a class-sized model, and what makes one worth
+a lesson.
+
+A variant changes what a student computes, never how much: the same model size for everyone,
+a sentence from the vocabulary and a seed derived from the class seed and the student's id.
+Its code (printed on every page) holds the sentence and the seed, so a key is regenerated from
+the code alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from . import engine
+from .config import SPECIALS, Config, ConfigError
+from .trace import Trace
+
+# How far from uniform attention must be, how much of GELU's input must lie where its curve
+# shows, and how small a gradient may be before it is negligible (scripts/classroom_preset.py).
+ATTENTION_SPREAD = 0.1
+GELU_BEND, GELU_SHARE = 0.5, 0.2
+GRADIENT_FLOOR = 1e-3
+
+
+def lively(t: Trace) -> bool:
+    """Does this step show something? Attention clearly non-uniform (a weight at least 0.1
+    away from 1/(i+1)), at least a fifth of the GELU inputs outside ±0.5, and every parameter
+    with a gradient entry of at least 1e-3 (E_pos's unused rows aside)."""
+    spread = 0.0
+    for s in t.steps:
+        if s.desc.role == "attn":
+            A = t[s.name]
+            for i in range(1, A.shape[0]):
+                spread = max(spread, float(np.max(np.abs(A[i, : i + 1] - 1 / (i + 1)))))
+    gelu_inputs = [t[s.operands[0]] for s in t.steps if s.desc.role == "ffn_act"]
+    bent = np.mean(np.abs(np.concatenate([g.ravel() for g in gelu_inputs])) > GELU_BEND)
+    grads = [np.max(np.abs(t[u.operands[0]])) for u in (t.updates(p)[0] for p in t.params)]
+    return spread >= ATTENTION_SPREAD and bent >= GELU_SHARE and min(grads) >= GRADIENT_FLOOR
+
+
+# --- the roster ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Student:
+    id: str
+    name: str
+
+
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def read_roster(path: Path) -> list[Student]:
+    """Students of a UTF-8 CSV with columns id and name (others ignored), in roster order.
+    Every problem is one ConfigError line naming the file and the row."""
+    where = f"roster {str(path)!r}"
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a folder, not a CSV file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise ConfigError(f"{where}: not a CSV file ({exc})") from None
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if "id" not in header or "name" not in header:
+        raise ConfigError(f"{where}: the first line must name the columns, with id and name")
+    i_id, i_name = header.index("id"), header.index("name")
+    students: list[Student] = []
+    seen: dict[str, int] = {}
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        cells = row + [""] * (len(header) - len(row))
+        sid, name = cells[i_id].strip(), cells[i_name].strip()
+        if not sid:
+            raise ConfigError(f"{where}, line {line}: the id is empty")
+        if not SAFE_ID.fullmatch(sid):
+            raise ConfigError(
+                f"{where}, line {line}: id {sid!r} cannot be a file name; use letters, digits, "
+                "'.', '_' and '-' (at most 64, starting with a letter or digit)"
+            )
+        if sid in seen:
+            raise ConfigError(f"{where}, line {line}: id {sid!r} is already on line {seen[sid]}")
+        bad = next(
+            (ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None
+        )
+        if bad is not None:
+            raise ConfigError(
+                f"{where}, line {line}: the name of {sid!r} has a control character "
+                f"U+{ord(bad):04X}"
+            )
+        if len(name) > MAX_NAME:
+            raise ConfigError(
+                f"{where}, line {line}: a name of {len(name)} characters, at most {MAX_NAME}"
+            )
+        seen[sid] = line
+        students.append(Student(sid, name))
+    if not students:
+        raise ConfigError(f"{where}: no students")
+    if len(students) > MAX_STUDENTS:
+        raise ConfigError(f"{where}: {len(students)} students, at most {MAX_STUDENTS}")
+    return students
+
+
+MAX_NAME, MAX_STUDENTS = 80, 500
+
+
+# --- variants -----------------------------------------------------------------------------
+SEEDS = 100_000  # seeds a variant draws from
+SENTENCES = 64  # at most this many sentences to choose from
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O, U
+
+
+@dataclass(frozen=True)
+class Variant:
+    number: int  # sentence index × SEEDS + seed
+
+    @property
+    def seed(self) -> int:
+        return self.number % SEEDS
+
+    def sentence(self, c: Config) -> str:
+        return sentences(c)[self.number // SEEDS]
+
+    @property
+    def code(self) -> str:
+        """Five base-32 digits and a check digit: what a student's page shows."""
+        digits = []
+        n = self.number
+        for _ in range(5):
+            n, d = divmod(n, 32)
+            digits.append(ALPHABET[d])
+        body = "".join(reversed(digits))
+        return body + ALPHABET[_check(body)]
+
+    def config(self, c: Config) -> Config:
+        return replace(c, seed=self.seed, sentence=self.sentence(c))
+
+
+def _check(body: str) -> int:
+    return sum((k + 1) * ALPHABET.index(ch) for k, ch in enumerate(body)) % 32
+
+
+def decode(code: str, c: Config) -> Variant:
+    """The variant of a code from a student's page; a mistyped code is refused."""
+    text = code.strip().upper().replace("-", "").translate(str.maketrans("OIL", "011"))
+    if len(text) != 6 or any(ch not in ALPHABET for ch in text):
+        raise ConfigError(f"--key-for {code!r}: a variant code has 6 letters and digits")
+    if ALPHABET.index(text[5]) != _check(text[:5]):
+        raise ConfigError(f"--key-for {code!r}: not a variant code (its check digit is wrong)")
+    number = 0
+    for ch in text[:5]:
+        number = number * 32 + ALPHABET.index(ch)
+    if number // SEEDS >= len(sentences(c)):
+        raise ConfigError(f"--key-for {code!r}: not a variant of these settings")
+    return Variant(number)
+
+
+def sentences(c: Config) -> list[str]:
+    """The sentences a variant may use: as many words as the model's own sentence, from the
+    vocabulary, each word once where the vocabulary allows; the model's own sentence first."""
+    words = [w for w in c.vocab if w not in SPECIALS]
+    length = len(c.sentence.split())
+    pool = (
+        itertools.permutations(words, length)
+        if length <= len(words)
+        else itertools.product(words, repeat=length)
+    )
+    out = [c.sentence.strip()]
+    for combo in pool:
+        text = " ".join(combo)
+        if text not in out:
+            out.append(text)
+        if len(out) == SENTENCES:
+            break
+    return out
+
+
+def assign(c: Config, students: list[Student], class_seed: int) -> dict[str, Variant]:
+    """Each student's variant: drawn from the class seed and the id, redrawn until it is
+    lively (or, for a model that never is, valid) and nobody else has it."""
+    taken: set[int] = set()
+    out: dict[str, Variant] = {}
+    space = len(sentences(c)) * SEEDS
+    for st in students:
+        for attempt in range(MAX_TRIES):
+            digest = hashlib.sha256(f"{class_seed}\x00{st.id}\x00{attempt}".encode()).digest()
+            v = Variant(int.from_bytes(digest[:8], "big") % space)
+            if v.number not in taken and usable(v.config(c), strict=attempt < LIVELY_TRIES):
+                break
+        else:
+            raise ConfigError(
+                f"no usable variant of these settings for student {st.id!r} in {MAX_TRIES} "
+                "draws: use a smaller --init-scale (or --preset classroom)"
+            )
+        taken.add(v.number)
+        out[st.id] = v
+    return out
+
+
+LIVELY_TRIES = 50  # draws that must be lively; after that any valid variant will do
+MAX_TRIES = 200
+
+
+def usable(c: Config, strict: bool) -> bool:
+    try:
+        t = engine.run(c)
+        engine.check_numbers(c, t)
+    except ConfigError:
+        return False
+    return lively(t) if strict else True

@@ -1,0 +1,275 @@
+"""`workbook handouts`: a class list → one print file, a handout per student, the teacher's
+key, a grade sheet and the list of variants, in one command.
+
+Each student's handout is compiled on its own (both cores at once), the print file joins them
+with pdfpages (each student starting on an odd page, for duplex printing), and the key is one
+document with a part per student. Every PDF is reproducible: the same roster, settings and
+class seed give the same bytes (fixed dates, no PDF ID). Everything is made in a private
+folder and moved into place at the end, as `build` does.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+
+from pylatex import NoEscape
+
+from . import compile as tex
+from . import engine
+from .classroom import Variant, assign, decode, read_roster
+from .config import Config, ConfigError
+from .export import write_atomic
+from .hand import sig
+from .render import Options, select_chapters, select_sections
+from .render.answers import Answers
+from .render.fmt import tex_escape
+from .render.handout import CODEPOINT, Handout, Reader, name_tex
+
+EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
+
+
+@dataclass(frozen=True)
+class HandoutRequest:
+    output: Path
+    options: Options
+    roster: Path | None = None
+    chapters: str | None = None
+    sections: str | None = None
+    class_seed: int = 0
+    key_for: str | None = None  # a variant code: only that student's key
+    quiet: bool = False
+
+
+@dataclass
+class Part:
+    """One student (or one variant code) with their step, handout and key renderers."""
+
+    reader: Reader
+    variant: Variant
+    config: Config
+    handout: Handout
+    key: KeyPart
+
+
+class KeyPart(Answers):
+    """One student's answers in the class key: no workbook to cite, a heading per student."""
+
+    before_hyperref = ()
+
+    def where(self, name: str) -> str:
+        return ""
+
+
+def _options(opts: Options, req: HandoutRequest, trace) -> Options:
+    if req.chapters is not None and req.sections is not None:
+        raise ConfigError("use --chapters or --sections, not both")
+    if req.chapters is not None:
+        opts = replace(opts, chapters=select_chapters(req.chapters, len(trace.chapters)))
+    if req.sections is not None:
+        opts = replace(opts, sections=select_sections(req.sections, trace))
+    return opts
+
+
+class Classroom:
+    def __init__(self, c: Config, req: HandoutRequest) -> None:
+        self.c, self.req = c, req
+        self.say: Callable[[str], None] = (
+            (lambda msg: None)
+            if req.quiet
+            else (lambda msg: print(f"workbook: {msg}", file=sys.stderr))
+        )
+
+    # --- who gets what ------------------------------------------------------------------
+    def readers(self) -> list[tuple[Reader, Variant]]:
+        if self.req.key_for is not None:
+            variant = decode(self.req.key_for, self.c)
+            return [(Reader("", "", variant.code), variant)]
+        if self.req.roster is None:
+            raise ConfigError("handouts need --roster FILE.csv (or --key-for CODE)")
+        students = read_roster(self.req.roster)
+        variants = assign(self.c, students, self.req.class_seed)
+        return [(Reader(s.name, s.id, variants[s.id].code), variants[s.id]) for s in students]
+
+    def part(self, reader: Reader, variant: Variant) -> Part:
+        cv = variant.config(self.c)
+        t = engine.run(cv)
+        engine.check_numbers(cv, t)
+        opts = _options(self.req.options, self.req, t)
+        return Part(
+            reader,
+            variant,
+            cv,
+            Handout(cv, t, opts, reader=reader),
+            KeyPart(cv, t, opts),
+        )
+
+    # --- the whole job --------------------------------------------------------------------
+    def run(self) -> list[Path]:
+        tex.check_tex()
+        t0 = time.perf_counter()
+        pairs = self.readers()
+        parts = []
+        for k, (reader, variant) in enumerate(pairs, start=1):
+            parts.append(self.part(reader, variant))
+            self.say(f"student {k}/{len(pairs)}: made the step and its pages")
+        out = self.req.output
+        out.mkdir(parents=True, exist_ok=True)
+        tex.remove_stale(out, "handouts")
+        with tempfile.TemporaryDirectory(dir=out, prefix=".handouts-") as tmp:
+            stage = Path(tmp)
+            if self.req.key_for is not None:
+                staged = self.key_only(stage, parts[0])
+            else:
+                staged = self.everything(stage, parts)
+            for stem in ("handouts", "key", *(p.reader.id for p in parts)):
+                (out / f"{stem}.failed.log").unlink(missing_ok=True)  # history now
+            written = []
+            for rel in staged:
+                target = out / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(stage / rel, target)
+                written.append(target)
+        self.say(f"done in {time.perf_counter() - t0:.1f} s")
+        return written
+
+    def key_only(self, stage: Path, part: Part) -> list[Path]:
+        stem = f"key-{part.variant.code}"
+        self.compile(self.key_source([part]), stage, stem)
+        return [Path(f"{stem}.pdf")]
+
+    def everything(self, stage: Path, parts: list[Part]) -> list[Path]:
+        students = stage / "students"
+        students.mkdir()
+        done = [0]
+
+        def one(part: Part) -> int:
+            result = self.compile(part.handout.tex(), students, part.reader.id)
+            for suffix in (".tex", ".log", ".aux"):
+                (students / f"{part.reader.id}{suffix}").unlink()
+            done[0] += 1
+            self.say(f"student {done[0]}/{len(parts)}: compiled {part.reader.id}.pdf")
+            return result.pages
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pages = list(pool.map(one, parts))
+        self.say("joining the handouts into one print file ...")
+        beside = {
+            f"student-{p.reader.id}.pdf": (students / f"{p.reader.id}.pdf").read_bytes()
+            for p in parts
+        }
+        self.compile(self.print_file(parts, pages), stage, "handouts", beside)
+        self.say("compiling the key ...")
+        self.compile(self.key_source(parts), stage, "key")
+        write_atomic(stage / "grades.csv", grades(parts))
+        write_atomic(stage / "variants.csv", variants(parts))
+        return [
+            Path("handouts.pdf"),
+            Path("key.pdf"),
+            Path("key.tex"),
+            Path("grades.csv"),
+            Path("variants.csv"),
+            *(Path("students") / f"{p.reader.id}.pdf" for p in parts),
+        ]
+
+    def compile(self, source: str, where: Path, stem: str, beside=None) -> tex.Compiled:
+        return tex.compile_document(
+            source, where, stem, failed_logs=self.req.output, beside=beside, epoch=EPOCH
+        )
+
+    # --- documents ------------------------------------------------------------------------
+    def print_file(self, parts: list[Part], pages: list[int]) -> str:
+        """Every handout in roster order, each starting on an odd page."""
+        paper = f"{self.req.options.paper}paper"
+        lines = [
+            rf"\documentclass[{paper}]{{article}}",
+            r"\usepackage{pdfpages}",
+            r"\pdftrailerid{}",
+            r"\begin{document}",
+        ]
+        for part, n in zip(parts, pages, strict=True):
+            pad = ",{}" if n % 2 else ""  # an empty page after an odd count: duplex
+            lines.append(rf"\includepdf[pages={{-{pad}}},fitpaper]{{student-{part.reader.id}.pdf}}")
+        lines.append(r"\end{document}")
+        return "\n".join(lines) + "\n"
+
+    def key_source(self, parts: list[Part]) -> str:
+        """The teacher's key: per student, their name, id and variant, then each asked
+        exercise's result and tolerance, numbered as in the handouts."""
+        first = parts[0].key
+        doc = first.skeleton()
+        doc.preamble.append(NoEscape(r"\pdftrailerid{}"))
+        doc.preamble.append(NoEscape(CODEPOINT))
+        doc.append(NoEscape(r"\pagestyle{fancy}\fancyhead[L]{\small Teacher's key: \leftmark}"))
+        for part in parts:
+            r, k = part.reader, part.key
+            who = " ".join(
+                x for x in (name_tex(r.name), f"(id {tex_escape(r.id)})" if r.id else "") if x
+            )
+            sentence = tex_escape(part.config.sentence)
+            doc.append(
+                NoEscape(
+                    rf"\clearpage\section*{{{who + ', ' if who else ''}variant {r.code}}}"
+                    rf"\markboth{{{who or r.code}}}{{}}"
+                    rf"Sentence ``{sentence}'', seed {part.variant.seed}."
+                )
+            )
+            for number in k.chapters():
+                title = tex_escape(next(ch.title for ch in k.t.chapters if ch.number == number))
+                doc.append(NoEscape(rf"\subsection*{{{number}\quad {title}}}"))
+                doc.append(NoEscape("\n".join(k.answers(number))))
+        return doc.dumps()
+
+
+# --- sheets -----------------------------------------------------------------------------------
+def _csv(rows: list[list[object]]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode()
+
+
+def grades(parts: list[Part]) -> bytes:
+    """One row per graded cell: the printed answer and how far from it a careful
+    calculation may honestly land (0: every digit)."""
+    rows: list[list[object]] = [["student_id", "exercise", "row", "col", "answer", "tolerance"]]
+    for part in parts:
+        h = part.handout  # laid out already: it recorded the cells it leaves blank
+        digits = h.opts.digits
+        for exercise, cells in h.blanks.items():
+            for name, idx, row, col in cells:
+                value = sig(h.book.values[name][idx], digits)
+                units = h.book.tolerance(h.t.step(name))
+                unit = Decimal(1).scaleb(value.adjusted() - digits + 1) if value else Decimal(0)
+                rows.append(
+                    [
+                        part.reader.id,
+                        exercise,
+                        "" if row is None else row,
+                        "" if col is None else col,
+                        format(value, "f"),
+                        format(units * unit, "f") if units else "0",
+                    ]
+                )
+    return _csv(rows)
+
+
+def variants(parts: list[Part]) -> bytes:
+    rows: list[list[object]] = [["student_id", "name", "variant", "seed", "sentence"]]
+    rows += [
+        [p.reader.id, p.reader.name, p.variant.code, p.variant.seed, p.config.sentence]
+        for p in parts
+    ]
+    return _csv(rows)
+
+
+def handouts(c: Config, req: HandoutRequest) -> list[Path]:
+    return Classroom(c, req).run()
