@@ -1,0 +1,266 @@
+"""Classroom handouts: the preset, section selection, variants, rosters, the print file, the
+key, the grade sheet, --key-for, and byte-identical reruns."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbook import cli, engine
+from workbook.classroom import Student, Variant, assign, decode, lively, read_roster, sentences
+from workbook.config import ConfigError, from_mapping, load, preset
+from workbook.render import Exercises, Options, select_sections
+
+HOSTILE = [
+    "O'Brien",
+    "Zoë",
+    "李雷",
+    "محمد",
+    "100%",
+    "$",
+    "_",
+    "#",
+    "&",
+    "{",
+    "}",
+    "\\",
+    "~",
+    "^",
+    "\\input{/etc/passwd}",
+]
+
+
+def classroom():
+    return preset("classroom")
+
+
+# --- the preset ---------------------------------------------------------------------------
+def test_the_classroom_model_is_small_enough_for_a_lesson() -> None:
+    c = classroom()
+    t = engine.run(c)
+    assert (c.d_model, c.heads, c.d_k, c.d_ff, c.T) == (4, 2, 2, 8, 4)
+    longest = max(
+        s.factors(t.values, (0,) * len(s.shape))[0].size
+        for s in t.steps
+        if type(s).__name__ == "Contraction"
+    )
+    assert longest <= 8  # no sum of more than 8 products
+
+
+def test_the_classroom_numbers_show_something() -> None:
+    t = engine.run(classroom())
+    spread = max(
+        float(np.max(np.abs(t[s.name][i, : i + 1] - 1 / (i + 1))))
+        for s in t.steps
+        if s.desc.role == "attn"
+        for i in range(1, t[s.name].shape[0])
+    )
+    assert spread >= 0.1  # attention clearly not uniform
+    hidden = t[t.find("ffn_act").operands[0]]
+    assert np.mean(np.abs(hidden) > 0.5) >= 0.2  # GELU's curve shows
+    assert min(np.max(np.abs(t[f"d.{p}"])) for p in t.params) >= 1e-3
+    assert lively(t)
+    assert not lively(engine.run(from_mapping({})))  # the seed's model is not: near-uniform
+
+
+def test_explicit_settings_win_over_the_preset(tmp_path: Path) -> None:
+    assert load(None, {"preset": "classroom", "d_ff": "16"}).d_ff == 16
+    toml = tmp_path / "m.toml"
+    toml.write_text('preset = "classroom"\nseed = 7\n')
+    c = load(toml, {"heads": "1"})
+    assert (c.preset, c.seed, c.heads, c.d_model) == ("classroom", 7, 1, 4)
+    with pytest.raises(ConfigError, match="preset = 'class': must be one of classroom"):
+        load(None, {"preset": "class"})
+
+
+# --- sections -----------------------------------------------------------------------------
+def test_sections_keep_the_books_numbers(trace) -> None:
+    chosen = select_sections("3.1-3.3,8.2,13.1", trace)
+    assert chosen == ("3.1", "3.2", "3.3", "8.2", "13.1")
+    assert select_sections("5", trace) == ("5.1", "5.2", "5.3")
+    tex = Exercises(from_mapping({}), trace, Options(sections=chosen)).tex()
+    assert re.findall(r"\\exercise\{([\d.]+)\}", tex) == list(chosen)
+    # 3.2 reads QK of 3.1 (asked): the exercise; 8.2 reads p of chapter 7 (not asked): given
+    assert "(Exercise 3.1)" in tex and r"\label{g:8:probs}" in tex
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("3.9", "exercise 3.9: chapter 3 has 6 exercises"),
+        ("3.3-3.1", "3.3-3.1 runs backwards"),
+        ("14", "exercise 14: no such chapter"),
+    ],
+)
+def test_bad_sections_are_refused(trace, spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        select_sections(spec, trace)
+
+
+# --- variants and rosters -------------------------------------------------------------------
+def test_variants_differ_and_their_codes_read_back() -> None:
+    c = classroom()
+    students = [Student(f"s{k:02d}", f"Student {k}") for k in range(40)]
+    variants = assign(c, students, class_seed=3)
+    assert len({v.number for v in variants.values()}) == 40
+    for v in variants.values():
+        assert decode(v.code, c) == v
+        assert decode(v.code.lower().replace("0", "o"), c) == v  # as a student might type it
+        assert lively(engine.run(v.config(c)))
+    assert assign(c, students, class_seed=3) == variants
+    assert assign(c, students, class_seed=4) != variants
+    answers = {sid: float(engine.run(v.config(c)).loss.result) for sid, v in variants.items()}
+    assert len(set(answers.values())) == 40  # no two students share their answers
+    assert sentences(c)[0] == "I like" and len(sentences(c)) == 6
+    with pytest.raises(ConfigError, match="check digit"):
+        decode(Variant(12345).code[:5] + "Z", c)
+
+
+ROSTER_ERRORS = [
+    (None, "no such file"),
+    ("id,name\n", "no students"),
+    ("name,x\nA,1\n", "the first line must name the columns, with id and name"),
+    ("id,name\n1,A\n1,B\n", "line 3: id '1' is already on line 2"),
+    ("id,name\n,A\n", "line 2: the id is empty"),
+    ("id,name\n../x,A\n", "id '../x' cannot be a file name"),
+    ('id,name\nx,"a\x07b"\n', "a control character U+0007"),
+    (b"\xff\xfe", "not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), ROSTER_ERRORS)
+def test_bad_rosters_get_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content, message: str
+) -> None:
+    roster = tmp_path / "roster.csv"
+    if isinstance(content, bytes):
+        roster.write_bytes(content)
+    elif content is not None:
+        roster.write_text(content)
+    argv = ["handouts", "--preset", "classroom", "--roster", str(roster), "-o", str(tmp_path)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    with pytest.raises(ConfigError):
+        read_roster(roster)
+
+
+def test_a_roster_keeps_any_printable_name(tmp_path: Path) -> None:
+    roster = tmp_path / "r.csv"
+    with roster.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "name", "email"])
+        for k, name in enumerate(HOSTILE):
+            w.writerow([f"s{k}", name, "x@y"])
+    assert [s.name for s in read_roster(roster)] == HOSTILE
+
+
+# --- the whole job ----------------------------------------------------------------------------
+def pdf_text(pdf: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("handouts")
+    roster = out / "roster.csv"
+    with roster.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "name"])
+        for k, name in enumerate(HOSTILE):
+            w.writerow([f"s{k:02d}", name])
+    argv = ["handouts", "--preset", "classroom", "--roster", str(roster), "-q"]
+    argv += ["--sections", "2.1-2.2,3,7.2", "--class-seed", "5", "-o", str(out / "A")]
+    assert cli.main(argv) == 0
+    assert cli.main([*argv[:-1], str(out / "B")]) == 0
+    return out
+
+
+@pytest.mark.tex
+def test_the_handouts_are_all_there_and_reproducible(made: Path) -> None:
+    a, b = made / "A", made / "B"
+    ids = [f"s{k:02d}" for k in range(len(HOSTILE))]
+    files = ["handouts.pdf", "key.pdf", "grades.csv", "variants.csv"]
+    files += [f"students/{i}.pdf" for i in ids]
+    for name in files:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert sorted(p.name for p in (a / "students").iterdir()) == [f"{i}.pdf" for i in ids]
+
+
+@pytest.mark.tex
+def test_every_handout_starts_on_an_odd_page_with_its_name_on_every_page(made: Path) -> None:
+    text = pdf_text(made / "A" / "handouts.pdf")
+    pages = text.split("\f")[:-1]
+    variants = list(csv.DictReader((made / "A" / "variants.csv").open(encoding="utf-8")))
+    start = 0
+    for row in variants:
+        own = pdf_text(made / "A" / "students" / f"{row['student_id']}.pdf").split("\f")[:-1]
+        assert start % 2 == 0  # page start + 1 is odd
+        for page in pages[start : start + len(own)]:
+            assert f"id {row['student_id']}" in page and f"variant {row['variant']}" in page
+        start += len(own) + len(own) % 2
+    assert start == len(pages)
+
+
+@pytest.mark.tex
+def test_every_hostile_name_prints(made: Path) -> None:
+    text = pdf_text(made / "A" / "handouts.pdf")
+    for name in HOSTILE:
+        if all(ord(ch) < 0x180 for ch in name):
+            assert name in text, name
+        else:  # letters the fonts lack print as their code points, in order
+            assert "".join(f"⟨U+{ord(ch):04X}⟩" for ch in name) in text, name
+    assert "root:" not in text  # \input{/etc/passwd} printed, not read
+
+
+@pytest.mark.tex
+def test_grades_match_the_key_and_stay_out_of_the_handouts(made: Path) -> None:
+    rows = list(csv.DictReader((made / "A" / "grades.csv").open(encoding="utf-8")))
+    key = (made / "A" / "key.tex").read_text()
+    assert {r["exercise"] for r in rows} == {"2.1", "2.2", *(f"3.{k}" for k in range(1, 7)), "7.2"}
+    by_student: dict[str, set[str]] = {}
+    for r in rows:
+        by_student.setdefault(r["student_id"], set()).add(r["answer"])
+        # the key prints the same value (as a cell of its table, in the table's units)
+        value = float(r["answer"])
+        cells = [float(x) for x in re.findall(r"\$(-?[\d.]+)\$", key)]
+        assert any(
+            abs(value - c * 10**e) <= abs(value) * 1e-9
+            for c in cells
+            for e in (0, -1, -2, -3, -4, -5)
+        ), r
+    sets = list(by_student.values())
+    assert all(a != b for k, a in enumerate(sets) for b in sets[k + 1 :])  # no shared answers
+    # No row of a student's answers is printed in their handout (one number alone may match
+    # a given number by chance; a whole row of them does not).
+    grid: dict[tuple[str, str, str], list[str]] = {}
+    for r in rows:
+        if r["row"] and r["col"]:
+            grid.setdefault((r["student_id"], r["exercise"], r["row"]), []).append(r["answer"])
+    for (sid, exercise, row), answers in grid.items():
+        if len(answers) < 2:
+            continue
+        text = " ".join(pdf_text(made / "A" / "students" / f"{sid}.pdf").split())
+        assert " ".join(answers).replace("-", "−") not in text, (sid, exercise, row)
+
+
+@pytest.mark.tex
+def test_key_for_a_code_regenerates_that_students_key(made: Path) -> None:
+    row = next(csv.DictReader((made / "A" / "variants.csv").open(encoding="utf-8")))
+    argv = ["handouts", "--preset", "classroom", "--key-for", row["variant"], "-q"]
+    argv += ["--sections", "2.1-2.2,3,7.2", "-o", str(made / "C")]
+    assert cli.main(argv) == 0
+    alone = pdf_text(made / "C" / f"key-{row['variant']}.pdf")
+    whole = pdf_text(made / "A" / "key.pdf")
+    numbers = re.findall(r"−?\d+\.\d{2,}", alone)
+    assert len(numbers) > 100  # every number of that student's part, in the same order
+    assert " ".join(numbers) in " ".join(re.findall(r"−?\d+\.\d{2,}", whole))
+    other = list(csv.DictReader((made / "A" / "variants.csv").open(encoding="utf-8")))[1]
+    assert other["variant"] not in alone
