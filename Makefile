@@ -17,6 +17,7 @@ test-fast: $(VENV)/.test
 bench: $(VENV)/.test tex
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/bench_handouts.py
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check workbook tests benchmarks
