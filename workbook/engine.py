@@ -145,7 +145,13 @@ class GPT2Model:
         for layer in range(c.layers):
             with r.at(layer):
                 ln1 = LayerNorm(x, self.norm(r, "ln1"), layer)
-                r.begin(FORWARD, "Layer normalization before attention", "pre_ln", **ln1.symbols(r))
+                r.begin(
+                    FORWARD,
+                    "Layer normalization before attention",
+                    "pre_ln",
+                    final=False,
+                    **ln1.symbols(r),
+                )
                 att = Attention(ln1.forward(r), layer)
                 r.begin(FORWARD, "Q, K, V projections", "qkv", x=sym(att.x))
                 att.project(r)
@@ -158,7 +164,7 @@ class GPT2Model:
                 r.elementwise(res1, "add", {x: "ij", a: "ij"}, shape)
                 ln2 = LayerNorm(res1.name, self.norm(r, "ln2"), layer)
                 title = "Layer normalization before the feed-forward network"
-                r.begin(FORWARD, title, "pre_ln", **ln2.symbols(r))
+                r.begin(FORWARD, title, "pre_ln", final=False, **ln2.symbols(r))
                 ffn = FeedForward(ln2.forward(r), layer)
                 title = "Feed-forward network and residual"
                 r.begin(FORWARD, title, "ffn", x=sym(ffn.x), residual=True)
@@ -168,7 +174,8 @@ class GPT2Model:
                 self.blocks.append(GPT2Block(x, ln1, att, res1.name, ln2, ffn))
                 x = res2.name
         self.ln_f = LayerNorm(x, NormNames("ln_f", "f", "ln_f.gamma", "ln_f.beta"), None)
-        r.begin(FORWARD, "Final layer normalization", "pre_ln", **self.ln_f.symbols(r))
+        symbols = self.ln_f.symbols(r)
+        r.begin(FORWARD, "Final layer normalization", "pre_ln", final=True, **symbols)
         top = self.ln_f.forward(r)
         r.begin(FORWARD, "Logits and cross-entropy loss", "logits", x=sym(top))
         self.head = LMHead(top)
@@ -182,7 +189,8 @@ class GPT2Model:
         c = r.c
         shape = (c.T, c.d_model)
         head_backward(r, self.head)
-        r.begin(BACKWARD, "Final layer normalization backward", "ln_back", **self.ln_f.symbols(r))
+        symbols = self.ln_f.symbols(r)
+        r.begin(BACKWARD, "Final layer normalization backward", "ln_back", shared=False, **symbols)
         into = r.dout(self.ln_f.x, "Through the LayerNorm Jacobian", "d.ln_in")
         self.ln_f.backward(r, f"d.{self.head.x}", into, "the input gradient")
         for layer in reversed(range(c.layers)):
@@ -195,7 +203,7 @@ class GPT2Model:
                 d_f_in = r.dout(b.ffn.x, "Gradient of the LayerNorm output", "d.ln_out")
                 b.ffn.backward(r, d_f.name, d_f_in)
                 title = "Second layer normalization backward"
-                r.begin(BACKWARD, title, "ln_back", **b.ln2.symbols(r))
+                r.begin(BACKWARD, title, "ln_back", shared=True, **b.ln2.symbols(r))
                 share = self.path(r, "residual1_ln2", r"\mathrm{residual}_{1[\mathrm{LN2}]}")
                 b.ln2.backward(r, d_f_in.name, share, "the residual's share")
                 title = "Gradient of the first residual: both paths added"
@@ -214,7 +222,7 @@ class GPT2Model:
                 title = "Gradient of the LayerNorm output: all paths added"
                 b.att.input_grad(r, r.dout(b.att.x, title, "d.attn_in"), "the LayerNorm output")
                 title = "First layer normalization backward"
-                r.begin(BACKWARD, title, "ln_back", **b.ln1.symbols(r))
+                r.begin(BACKWARD, title, "ln_back", shared=True, **b.ln1.symbols(r))
                 x_sym = r.t.symbol(b.x)
                 x_base = x_sym if len(x_sym) == 1 else f"{{{x_sym}}}"
                 share = self.path(r, "X_ln1", rf"{x_base}_{{[\mathrm{{LN1}}]}}")

@@ -52,11 +52,24 @@ def norm(c: Config, pre: str, which: str, sub: str, layer: int | None) -> list[P
         Param(
             f"{pre}{which}{kind}",
             (c.d_model,),
-            Desc(marked(rf"\{kind}{tail}", layer, None), layer=layer),
+            Desc(
+                marked(rf"\{kind}{tail}", layer, None),
+                label(kind + (f" of {which.rstrip('.')}" if which else ""), layer, None),
+                layer=layer,
+            ),
             init,
         )
         for kind, init in (("gamma", "ones"), ("beta", "zeros"))
     ]
+
+
+def label(base: str, layer: int | None, head: int | None) -> str:
+    """A parameter in words, for a PDF bookmark: "W_Q, layer 2, head 1" (counted from 1)."""
+    marks = [
+        f"layer {layer + 1}" if layer is not None else "",
+        f"head {head + 1}" if head is not None else "",
+    ]
+    return ", ".join([base, *(m for m in marks if m)])
 
 
 def layer_params(c: Config, layer: int) -> list[Param]:
@@ -64,7 +77,8 @@ def layer_params(c: Config, layer: int) -> list[Param]:
     pre, mk = prefix(c, layer), mark_layer(c, layer)
 
     def p(name: str, shape: tuple[int, ...], tex: str, head: int | None = None) -> Param:
-        return Param(pre + name, shape, Desc(marked(tex, mk, head), layer=mk, head=head))
+        desc = Desc(marked(tex, mk, head), label(name.split(".")[0], mk, head), layer=mk, head=head)
+        return Param(pre + name, shape, desc)
 
     out: list[Param] = norm(c, pre, "ln1.", "ln1", mk) if c.model == "gpt2" else []
     for kind in ("W_Q", "W_K", "W_V"):
@@ -86,14 +100,20 @@ def layer_params(c: Config, layer: int) -> list[Param]:
 def specs(c: Config) -> list[Param]:
     """Every parameter, in the order of the data flow (the export's and the workbook's)."""
     out = [
-        Param("E_token", (c.vocab_size, c.d_model), Desc(r"E_{\mathrm{token}}", rows="vocab")),
-        Param("E_pos", (c.max_len, c.d_model), Desc(r"E_{\mathrm{pos}}")),
+        Param(
+            "E_token",
+            (c.vocab_size, c.d_model),
+            Desc(r"E_{\mathrm{token}}", "E_token", rows="vocab"),
+        ),
+        Param("E_pos", (c.max_len, c.d_model), Desc(r"E_{\mathrm{pos}}", "E_pos")),
     ]
     for layer in range(c.layers):
         out += layer_params(c, layer)
     if c.model == "gpt2":
         out += norm(c, "", "ln_f.", "f", None)
-    out.append(Param("W_lm", (c.vocab_size, c.d_model), Desc(r"W_{\mathrm{lm}}", rows="vocab")))
+    out.append(
+        Param("W_lm", (c.vocab_size, c.d_model), Desc(r"W_{\mathrm{lm}}", "W_lm", rows="vocab"))
+    )
     return out
 
 

@@ -150,7 +150,9 @@ class Worked(Renderer):
             ch.append(self.params_section(first))
         for n in self.param_names:
             sec = Section(
-                NoEscape(rf"\texorpdfstring{{{_m(self.symbol(n))}}}{{{tex_escape(n)}}}"),
+                NoEscape(
+                    rf"\texorpdfstring{{{_m(self.symbol(n))}}}{{{tex_escape(self.t.desc(n).title)}}}"
+                ),
                 label=False,
             )
             origin = self.adam_example(n)
