@@ -122,6 +122,9 @@ def evaluate(expr: str) -> Decimal:
         return Decimal(eval(code, {"__builtins__": {}}, env))
 
 
+UNDERFLOW = Decimal("1e-99")
+
+
 def sig(x: Decimal, digits: int) -> Decimal:
     """Half up to `digits` significant digits: the book's rule, restated independently."""
     if x == 0:
@@ -157,7 +160,9 @@ def proofread(tex: str, digits: int) -> list[Check]:
         if printed != 0 and significant_digits(value) != digits:
             raise ValueError(f"{value!r} does not have {digits} significant digits in {st!r}")
         try:
-            redone = sig(evaluate(expression), digits)
+            exact = evaluate(expression)
+            # the book's third rule: a result below 10^-99 in size is written as 0
+            redone = Decimal(0) if abs(exact) < UNDERFLOW else sig(exact, digits)
         except (ValueError, SyntaxError, TypeError) as exc:
             raise ValueError(f"cannot redo {st!r}: {exc}") from None
         checks.append(Check(st, expression, printed, redone))
