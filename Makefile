@@ -20,8 +20,8 @@ bench: $(VENV)/.test tex
 	$(BIN)/python benchmarks/bench_handouts.py
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check workbook tests benchmarks
-	$(BIN)/ruff format --check workbook tests benchmarks
+	$(BIN)/ruff check workbook tests benchmarks scripts
+	$(BIN)/ruff format --check workbook tests benchmarks scripts
 
 tex:
 	bash scripts/install-tex.sh

@@ -19,7 +19,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 from . import ops
 
-PREC = 40  # working digits: far beyond any printed digit, so rounding sees the exact value
+PREC = 150  # working digits: sums and products stay exact even across 100 orders of size
 CONTEXT = Context(prec=PREC, Emax=10**6, Emin=-(10**6))
 CONST_DIGITS = 8  # derived constants (1/√d_k, √(2/π)) are printed, and used, to 8 digits
 
