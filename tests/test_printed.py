@@ -139,7 +139,7 @@ def test_exact_arithmetic_prints_the_float64_values(trace) -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(c=configs(), digits=st.integers(3, 8))
+@given(c=configs(max_layers=2), digits=st.integers(3, 8))
 def test_random_models_print_lines_that_recheck(c: Config, digits: int) -> None:
     trace = engine.run(c)
     book = Book(trace, digits=digits)

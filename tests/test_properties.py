@@ -15,7 +15,7 @@ WORDS = ("I", "like", "transformers", "cats", "eat", "fish", "a", "the")
 
 
 @st.composite
-def configs(draw: st.DrawFn) -> Config:
+def configs(draw: st.DrawFn, max_layers: int = 3) -> Config:
     heads = draw(st.integers(1, 4))
     d_model = heads * draw(st.integers(1, 6))
     words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=5, unique=True))
@@ -24,7 +24,7 @@ def configs(draw: st.DrawFn) -> Config:
     T = len(sentence) + 2
     return Config(
         model=draw(st.sampled_from(["seed", "gpt2"])),
-        layers=draw(st.integers(1, 3)),
+        layers=draw(st.integers(1, max_layers)),
         vocab=tuple(vocab),
         sentence=" ".join(sentence),
         d_model=d_model,
