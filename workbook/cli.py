@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         "worked in the first product, started in the second, then none; half = every other "
         "row given; none (default: worked-first)",
     )
+    b.add_argument(
+        "--no-figures",
+        dest="figures",
+        action="store_false",
+        help="leave out the heat maps beside the attention weights and probabilities",
+    )
     b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
     b.add_argument(
         "--yes",
@@ -319,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 digits=args.digits,
                 arithmetic=args.arithmetic,
                 paper=args.paper,
+                figures=args.figures,
                 givens=args.givens,
                 scaffold=args.scaffold,
             )

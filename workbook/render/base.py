@@ -79,6 +79,7 @@ class Options:
     paper: str = "a4"
     chapters: tuple[int, ...] | None = None  # the exercises' and answer key's; None: all
     sections: tuple[str, ...] | None = None  # exercise numbers ("3.2") among those; None: all
+    figures: bool = True  # heat maps and other pictures beside the tables
     givens: str = "chapter"
     scaffold: str = "worked-first"
 

@@ -12,7 +12,7 @@ from ..hand import dec
 from ..printed import single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Gather, RowWise, Step
-from . import steps
+from . import figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor, tex_escape
 
@@ -129,10 +129,47 @@ class Worked(Renderer):
         if lines:
             body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in lines), r"\end{work}"]
         body.append(self.result_block(step.name))
+        if self.opts.figures:
+            body.append(self.figure(step))
         if getattr(step, "checks", ""):
             body.append(self.fast_check(step))
         sec.append(NoEscape("\n".join(b for b in body if b)))
         return sec
+
+    def figure(self, step: Step) -> str:
+        """A heat map of attention weights (masked cells marked) or of the next-token
+        probabilities (the correct next token framed), from the printed values."""
+        nums = self.book.nums(step.name)
+        sym = _m(step.desc.symbol)
+        if step.desc.role == "attn":
+            scores = self.t.step(step.operands[0])
+            return figures.heatmap(
+                nums,
+                title=rf"{sym} as shades of grey",
+                caption=(
+                    "Each row is a position and each column a position it may look at; the "
+                    "darker the cell, the more weight. A dash marks a later position, masked."
+                ),
+                layout=self.layout,
+                masked=lambda idx: steps.is_masked(scores, idx),
+            )
+        if step.desc.role == "probs":
+            targets = self.t.find("p_target").tokens
+            words = self.labels(step.name, 1)
+            return figures.heatmap(
+                nums,
+                title=rf"{sym} as shades of grey",
+                caption=(
+                    "Each row is a position and each column a word of the vocabulary; the "
+                    "darker the cell, the likelier the word comes next. The framed value is "
+                    "the probability of the word that does come next."
+                ),
+                layout=self.layout,
+                marked=lambda idx: idx[0] < len(targets) and idx[1] == targets[idx[0]],
+                col_labels=words,
+                legend=r"; framed: the correct next word",
+            )
+        return ""
 
     def fast_check(self, step: Step) -> str:
         """How closely a fast formula's printed result meets the one it computes again."""
