@@ -63,3 +63,28 @@ def test_heat_maps_print_their_values_and_a_description(pdf_texts: dict[str, str
     assert text.count("as shades of grey") == 3
     assert "the darker the cell, the more weight" in text
     assert "The framed value is" in " ".join(text.split())
+
+
+FALK = re.compile(r"\\begin\{falk\}.*?\\end\{falk\}", re.S)
+
+
+def test_every_product_worked_gets_a_falk_scheme(trace) -> None:
+    """The first worked element of each matrix product (dQ starts in row 2: row 1 is zero):
+    row i of the left factor and column j of the right one shaded, the result's entry framed
+    with its printed value."""
+    tex = Worked(Config(), trace, Options()).tex()
+    products = [s for s in trace.steps if type(s).__name__ == "Contraction" and s.kind == "matmul"]
+    schemes = FALK.findall(tex)
+    assert len(schemes) == len(products) == 42
+    book = Book(trace)
+    q = schemes[0]  # Q^(1) = X W_Q^(1): element (1, 1)
+    framed = re.findall(r"\\marked\{\$(-?[\d.]+)\$\}", q)
+    assert framed == [book.nums("Q.0")[0, 0].cell]
+    shaded = re.findall(r"\\shade\{[\d.]+\}\{\$(-?[\d.]+)\$\}", q)
+    x, w = book.nums("X"), book.nums("W_Q.0")
+    column = [w[r, 0].cell for r in (0, 1, 2, 15)]  # three, an ellipsis, the last
+    row = [x[0, c].cell for c in (0, 1, 2, 15)]
+    assert shaded == column + row
+    assert Options(figures=False) and not FALK.findall(
+        Worked(Config(), trace, Options(figures=False, detail="sample")).tex()
+    )

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-figures",
         dest="figures",
         action="store_false",
-        help="leave out the heat maps beside the attention weights and probabilities",
+        help="leave out the figures: Falk schemes of products, heat maps of attention "
+        "weights and probabilities",
     )
     b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
     b.add_argument(

@@ -70,3 +70,82 @@ def heatmap(
     return "\n".join(
         [r"\begin{figblock}", *lines, key, rf"\figcaption{{{caption}}}", r"\end{figblock}"]
     )
+
+
+# --- the Falk scheme ------------------------------------------------------------------------
+SHOWN = 4  # entries of a long side shown: the first SHOWN − 1, an ellipsis, the last
+
+
+def _picks(n: int, keep: int) -> list[int | None]:
+    """Indices shown along a side of n entries: all of them, or the first keep − 1, None for
+    an ellipsis, and the last; `keep` (the worked index) always among them."""
+    if n <= SHOWN:
+        return list(range(n))
+    first = list(range(SHOWN - 1))
+    if keep >= SHOWN - 1 and keep != n - 1:
+        first = [*range(SHOWN - 2), keep]
+    return [*first, None, n - 1]
+
+
+def falk(
+    a: np.ndarray,
+    b: np.ndarray,
+    result: Num,
+    idx: tuple[int, int],
+    *,
+    names: tuple[str, str, str],
+    caption: str,
+) -> str:
+    """C = A B laid out as Falk did: A to the left, B above, C where they meet. Row i of A and
+    column j of B are shaded, and C's entry (i, j) is framed with its value; long sides are
+    shown in part with ellipses. `a`, `b` hold the factors' printed cells (Nums)."""
+    i, j = idx
+    m, k = a.shape
+    n = b.shape[1]
+    rows, inner, cols = _picks(m, i), _picks(k, 0), _picks(n, j)
+
+    def cell(x: Num | None, on: bool) -> str:
+        if x is None:
+            return r"\cdots"
+        text = rf"${x.cell}$"
+        return rf"\shade{{{grey(0.5)}}}{{{text}}}" if on else text
+
+    def dots(vertical: bool) -> str:
+        return r"\vellipsis" if vertical else r"$\cdots$"
+
+    lines = []
+    # B above, to the right of an empty block as wide as A
+    for r in inner:
+        left = " & ".join([""] * len(inner))
+        if r is None:
+            right = " & ".join(dots(True) for _ in cols)
+        else:
+            right = " & ".join(dots(False) if c is None else cell(b[r, c], c == j) for c in cols)
+        lines.append(rf"{left} & {right} \\")
+    lines.append(r"\hline")
+    # A to the left, C to the right
+    for r in rows:
+        if r is None:
+            lines.append(" & ".join(dots(True) for _ in [*inner, *cols]) + r" \\")
+            continue
+        left = " & ".join(dots(False) if c is None else cell(a[r, c], r == i) for c in inner)
+        right = " & ".join(
+            ""
+            if c is None
+            else (rf"\marked{{${result.cell}$}}" if (r, c) == (i, j) else r"$\cdot$")
+            for c in cols
+        )
+        lines.append(rf"{left} & {right} \\")
+    spec = "c" * len(inner) + "|" + "c" * len(cols)
+    label = rf"{names[0]} to the left, {names[1]} above, {names[2]} where they meet"
+    return "\n".join(
+        [
+            r"\begin{figblock}",
+            rf"\falktitle{{{label}}}",
+            rf"\begin{{falk}}{{{spec}}}",
+            *lines,
+            r"\end{falk}",
+            rf"\figcaption{{{caption}}}",
+            r"\end{figblock}",
+        ]
+    )

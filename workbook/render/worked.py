@@ -11,7 +11,7 @@ from pylatex.section import Chapter, Section
 from ..hand import dec
 from ..printed import single
 from ..trace import Chapter as ChapterInfo
-from ..trace import Gather, RowWise, Step
+from ..trace import Contraction, Gather, RowWise, Step
 from . import figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor, tex_escape
@@ -126,6 +126,8 @@ class Worked(Renderer):
             body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in entries), r"\end{work}"]
         body += self.jacobians(step, every=self.opts.detail == "full")
         lines = list(self.work_lines(step))
+        if lines and self.opts.figures:
+            body.append(self.falk(step))
         if lines:
             body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in lines), r"\end{work}"]
         body.append(self.result_block(step.name))
@@ -135,6 +137,41 @@ class Worked(Renderer):
             body.append(self.fast_check(step))
         sec.append(NoEscape("\n".join(b for b in body if b)))
         return sec
+
+    def falk(self, step: Step) -> str:
+        """The first worked element of a matrix product (in a row that is not zero by
+        construction), laid out as a Falk scheme."""
+        if not (isinstance(step, Contraction) and step.kind == "matmul") or len(step.shape) != 2:
+            return ""
+        idx = next(
+            (
+                i
+                for i in self.worked(step)
+                if not steps.masked_product(step, i) and not steps.zero_row(step, self.book, i[0])
+            ),
+            None,
+        )
+        if idx is None:  # nothing worked (results only), or every row zero
+            return ""
+        a, b = (self.book.nums(n) for n in step.operands[:2])
+        a = a.T if step.transpose[0] else a
+        b = b.T if step.transpose[1] else b
+        syms = [
+            steps.transposed(self.symbol(n), t)
+            for n, t in zip(step.operands, step.transpose, strict=False)
+        ]
+        exps = [self.book.exps[n] for n in (*step.operands[:2], step.name)]
+        names = tuple(
+            _m(sym) + (rf" (entries ${factor(e)}$)" if e else "")
+            for sym, e in zip([*syms[:2], step.desc.symbol], exps, strict=True)
+        )
+        i, j = idx
+        caption = (
+            f"Row {i + 1} of the left factor (shaded) meets column {j + 1} of the right "
+            f"factor (shaded) at the framed entry: the sum of their products, worked below. "
+            "Dots stand for entries not shown; every factor is printed in full above."
+        )
+        return figures.falk(a, b, self.book.num(step.name, idx), idx, names=names, caption=caption)
 
     def figure(self, step: Step) -> str:
         """A heat map of attention weights (masked cells marked) or of the next-token
