@@ -88,3 +88,15 @@ def test_every_product_worked_gets_a_falk_scheme(trace) -> None:
     assert Options(figures=False) and not FALK.findall(
         Worked(Config(), trace, Options(figures=False, detail="sample")).tex()
     )
+
+
+def test_every_chapter_opens_with_where_it_sits(trace) -> None:
+    tex = Worked(Config(), trace, Options(detail="results")).tex()
+    chapters = re.split(r"\\chapter\{", tex)[1:]
+    assert len(chapters) == 13
+    for number, body in enumerate(chapters, start=1):
+        here = re.findall(r"\\herebox\{\\textbf\{(\d+)\}", body.split(r"\section")[0])
+        assert here == [str(number)], number
+    forward = chapters[0].split(r"\section")[0]
+    assert forward.count(r"\chapbox") == 6  # the other forward chapters
+    assert r"\xrightarrow{[5\times16]}" in forward  # X flows on with its shape

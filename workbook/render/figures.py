@@ -149,3 +149,45 @@ def falk(
             r"\end{figblock}",
         ]
     )
+
+
+# --- where a chapter sits in the model ---------------------------------------------------------
+# A few words for each kind of chapter (its intro), for the map of the model.
+SHORT = {
+    "embed": "embed",
+    "pre_ln": "LayerNorm",
+    "qkv": "Q, K, V",
+    "scores": "scores, softmax",
+    "mha": "heads, $W_O$",
+    "ffn": "FFN",
+    "residual_ln": "add, LayerNorm",
+    "logits": "logits, loss",
+    "loss_grad": "loss",
+    "lm_grad": "$W_{\\mathrm{lm}}$",
+    "ln_back": "LayerNorm",
+    "ln_ffn_back": "LayerNorm, FFN",
+    "ffn_back": "FFN",
+    "attn_back": "attention",
+    "embed_back": "embed",
+    "adamw": "AdamW",
+}
+
+
+def model_map(boxes: list[tuple[int, str, str]], here: int | None, caption: str) -> str:
+    """The chapters of one part as a chain of boxes, each with its number and a few words,
+    the arrows labelled with the shape that flows along them; chapter `here` shaded. The
+    boxes break across lines like words. `boxes`: (number, words, shape after it)."""
+    parts = []
+    for k, (number, words, shape) in enumerate(boxes):
+        text = rf"\textbf{{{number}}}\,\ {words}"
+        box = rf"\herebox{{{text}}}" if number == here else rf"\chapbox{{{text}}}"
+        arrow = rf"\ $\xrightarrow{{{shape}}}$\ " if k < len(boxes) - 1 else ""
+        parts.append(rf"\mbox{{{box}{arrow}}}")
+    return "\n".join(
+        [
+            r"\begin{figblock}",
+            r"{\raggedright\footnotesize " + " ".join(parts) + r"\par}",
+            rf"\figcaption{{{caption}}}",
+            r"\end{figblock}",
+        ]
+    )

@@ -36,6 +36,8 @@ class Worked(Renderer):
 
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
         number = info.number
+        if self.opts.figures:
+            ch.append(NoEscape(self.where_am_i(info)))
         ch.append(self.intro(info))
         if info.part == "optimizer":
             self.adamw_chapter(number, ch)
@@ -137,6 +139,22 @@ class Worked(Renderer):
             body.append(self.fast_check(step))
         sec.append(NoEscape("\n".join(b for b in body if b)))
         return sec
+
+    def where_am_i(self, info: ChapterInfo) -> str:
+        """The chapters of this part as a chain of boxes, this one shaded."""
+        boxes = []
+        for ch in self.t.chapters:
+            if ch.part != info.part:
+                continue
+            last = list(self.t.chapter(ch.number))[-1]
+            words = figures.SHORT[ch.intro] + (f" [{ch.layer + 1}]" if ch.layer is not None else "")
+            boxes.append((ch.number, words, steps.shape(last.shape)))
+        part = {"forward": "forward pass", "backward": "backward pass"}.get(info.part, "update")
+        caption = (
+            f"Where chapter {info.number} sits in the {part}: each box is a chapter, each arrow "
+            "carries its last result, of the shape written on it."
+        )
+        return figures.model_map(boxes, info.number, caption)
 
     def falk(self, step: Step) -> str:
         """The first worked element of a matrix product (in a row that is not zero by
