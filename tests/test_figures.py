@@ -49,7 +49,7 @@ def test_a_heat_maps_numbers_follow_the_seed() -> None:
 
 def test_no_figures_leaves_them_out(trace) -> None:
     tex = Worked(Config(), trace, Options(detail="results", figures=False)).tex()
-    assert not heatmaps(tex) and "as shades of grey" not in tex
+    assert not heatmaps(tex) and "in shades of grey" not in tex
 
 
 def test_shades_run_from_white_to_a_grey_that_keeps_digits_legible() -> None:
@@ -60,7 +60,7 @@ def test_shades_run_from_white_to_a_grey_that_keeps_digits_legible() -> None:
 @pytest.mark.tex
 def test_heat_maps_print_their_values_and_a_description(pdf_texts: dict[str, str]) -> None:
     text = pdf_texts["workbook"]
-    assert text.count("as shades of grey") == 3
+    assert text.count("in shades of grey") == 3
     assert "the darker the cell, the more weight" in text
     assert "The framed value is" in " ".join(text.split())
 

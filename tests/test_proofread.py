@@ -107,6 +107,7 @@ def test_every_operand_is_the_number_its_table_prints(trace) -> None:
 
     tex = Worked(Config(), trace, Options()).tex()
     tables = parse_tables(tex)
+    assert {"$A^{(1)}$", "$X$", "$W_Q^{(1)}$"} <= set(tables)  # figures do not hide a table
     checked = 0
     for step in trace.steps:
         if not (isinstance(step, Contraction) and step.kind == "matmul"):

@@ -200,7 +200,7 @@ class Worked(Renderer):
             scores = self.t.step(step.operands[0])
             return figures.heatmap(
                 nums,
-                title=rf"{sym} as shades of grey",
+                title=rf"Heat map of {sym}, in shades of grey",
                 caption=(
                     "Each row is a position and each column a position it may look at; the "
                     "darker the cell, the more weight. A dash marks a later position, masked."
@@ -213,7 +213,7 @@ class Worked(Renderer):
             words = self.labels(step.name, 1)
             return figures.heatmap(
                 nums,
-                title=rf"{sym} as shades of grey",
+                title=rf"Heat map of {sym}, in shades of grey",
                 caption=(
                     "Each row is a position and each column a word of the vocabulary; the "
                     "darker the cell, the likelier the word comes next. The framed value is "
