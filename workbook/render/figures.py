@@ -181,7 +181,8 @@ def model_map(boxes: list[tuple[int, str, str]], here: int | None, caption: str)
     for k, (number, words, shape) in enumerate(boxes):
         text = rf"\textbf{{{number}}}\,\ {words}"
         box = rf"\herebox{{{text}}}" if number == here else rf"\chapbox{{{text}}}"
-        arrow = rf"\ $\xrightarrow{{{shape}}}$\ " if k < len(boxes) - 1 else ""
+        # one arrow glyph (an extensible arrow is drawn from overlapping pieces)
+        arrow = rf"\ ${shape}\!\rightarrow$\ " if k < len(boxes) - 1 else ""
         parts.append(rf"\mbox{{{box}{arrow}}}")
     return "\n".join(
         [
