@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import compile as tex
@@ -25,7 +25,7 @@ from . import engine
 from .config import Config
 from .export import write_atomic
 from .printed import check_answers
-from .render import DOCUMENTS, Options, Worked, select_chapters, select_sections
+from .render import DOCUMENTS, Options, Worked, select
 from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
@@ -84,12 +84,7 @@ class Builder:
         t0 = time.perf_counter()
         trace = self.trace = engine.run(self.c)
         engine.check_numbers(self.c, trace)  # refuse before writing anything
-        opts = self.opts = self.req.options
-        if self.req.chapters is not None:
-            chosen = select_chapters(self.req.chapters, len(trace.chapters))
-            opts = self.opts = replace(opts, chapters=chosen)
-        if self.req.sections is not None:
-            opts = self.opts = replace(opts, sections=select_sections(self.req.sections, trace))
+        opts = self.opts = select(self.req.options, self.req.chapters, self.req.sections, trace)
         loss = float(trace.loss.result)
         self.say(f"computed the step ({len(trace.steps)} steps, loss {loss:.4f})")
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything

@@ -84,26 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="the workbook as LaTeX and PDF")
     b.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        default=Path("build"),
-        metavar="DIR",
-        help="output folder (default: build)",
-    )
-    b.add_argument(
         "--detail",
         choices=DETAILS,
         default="full",
         help="full: every element of every product; sample: the first row of each; "
         "results: matrices only (default: full)",
-    )
-    b.add_argument(
-        "--digits",
-        type=_digits,
-        default=4,
-        metavar="N",
-        help=f"significant digits of every printed number, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
     )
     b.add_argument(
         "--arithmetic",
@@ -113,29 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "re-checks on a calculator; exact = the float64 values, rounded only for print "
         "(default: hand)",
     )
-    b.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
     b.add_argument(
         "--only",
         type=_documents,
         default=ORDER,
         metavar="DOCS",
         help="comma-separated subset of workbook,exercises,answers (default: all)",
-    )
-    b.add_argument(
-        "--chapters",
-        type=_chapters,
-        default=None,
-        metavar="LIST",
-        help="chapters of the exercises and answer key, e.g. 2-5 or 3,11 (default: all; "
-        "the seed model has 13)",
-    )
-    b.add_argument(
-        "--sections",
-        type=_sections,
-        default=None,
-        metavar="LIST",
-        help="exercises of the exercises and answer key, by their numbers, e.g. 3.1-3.3,8.2 "
-        "(a bare number is a whole chapter; numbers stay the book's)",
     )
     b.add_argument(
         "--givens",
@@ -165,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=f"build even above {PAGE_LIMIT:,} pages (the estimate is said before TeX starts)",
     )
-    b.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    _document_flags(b, "build")
     _config_flags(b)
 
     h = sub.add_parser(
@@ -174,28 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
         "a grade sheet",
     )
     h.add_argument("--roster", type=Path, metavar="FILE.csv", help="UTF-8 CSV with columns id,name")
-    h.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        default=Path("handouts"),
-        metavar="DIR",
-        help="output folder (default: handouts)",
-    )
-    h.add_argument(
-        "--sections",
-        type=_sections,
-        default=None,
-        metavar="LIST",
-        help="the exercises, e.g. 3.1-3.3,8.2 (a bare number is a chapter)",
-    )
-    h.add_argument(
-        "--chapters",
-        type=_chapters,
-        default=None,
-        metavar="LIST",
-        help="whole chapters instead, e.g. 2-3",
-    )
     h.add_argument(
         "--class-seed",
         type=int,
@@ -209,17 +155,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the key of the variant with this code (from a student's page); "
         "give the same settings as for the handouts",
     )
-    h.add_argument(
+    _document_flags(h, "handouts")
+    _config_flags(h)
+    return p
+
+
+def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
+    """What build and handouts share: where, how many digits, which paper, which chapters
+    or exercises, and whether to say how it goes."""
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=Path(output),
+        metavar="DIR",
+        help=f"output folder (default: {output})",
+    )
+    p.add_argument(
         "--digits",
         type=_digits,
         default=4,
         metavar="N",
-        help=f"significant digits, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
+        help=f"significant digits of every printed number, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
     )
-    h.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
-    h.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    _config_flags(h)
-    return p
+    p.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--chapters",
+        type=_chapters,
+        default=None,
+        metavar="LIST",
+        help="chapters of the exercises and answer key, e.g. 2-5 or 3,11 (default: all; "
+        "the seed model has 13)",
+    )
+    which.add_argument(
+        "--sections",
+        type=_sections,
+        default=None,
+        metavar="LIST",
+        help="exercises by their numbers, e.g. 3.1-3.3,8.2 (a bare number is a whole "
+        "chapter; numbers stay the book's)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
 def _documents(text: str) -> tuple[str, ...]:
@@ -319,8 +296,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine.check_numbers(c, trace)
             export.EXPORTERS[args.format](c, trace, args.output)
         elif args.command == "build":
-            if args.chapters is not None and args.sections is not None:
-                raise UsageError("workbook build: use --chapters or --sections, not both")
             opts = Options(
                 detail=args.detail,
                 digits=args.digits,

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from .classroom import Variant, assign, decode, read_roster
 from .config import Config, ConfigError
 from .export import write_atomic
 from .hand import sig
-from .render import Options, select_chapters, select_sections
+from .render import Options, select
 from .render.answers import Answers
 from .render.fmt import tex_escape
 from .render.handout import CODEPOINT, Handout, Reader, name_tex
@@ -70,16 +70,6 @@ class KeyPart(Answers):
         return ""
 
 
-def _options(opts: Options, req: HandoutRequest, trace) -> Options:
-    if req.chapters is not None and req.sections is not None:
-        raise ConfigError("use --chapters or --sections, not both")
-    if req.chapters is not None:
-        opts = replace(opts, chapters=select_chapters(req.chapters, len(trace.chapters)))
-    if req.sections is not None:
-        opts = replace(opts, sections=select_sections(req.sections, trace))
-    return opts
-
-
 class Classroom:
     def __init__(self, c: Config, req: HandoutRequest) -> None:
         self.c, self.req = c, req
@@ -104,7 +94,7 @@ class Classroom:
         cv = variant.config(self.c)
         t = engine.run(cv)
         engine.check_numbers(cv, t)
-        opts = _options(self.req.options, self.req, t)
+        opts = select(self.req.options, self.req.chapters, self.req.sections, t)
         return Part(
             reader,
             variant,

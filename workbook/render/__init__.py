@@ -1,7 +1,7 @@
 """LaTeX views of a trace: the worked workbook, the exercises and the answer key."""
 
 from .answers import Answers
-from .base import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options, select_chapters, select_sections
+from .base import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options, select, select_sections
 from .exercises import Exercises
 from .worked import Worked
 
@@ -17,6 +17,6 @@ __all__ = [
     "Exercises",
     "Options",
     "Worked",
-    "select_chapters",
+    "select",
     "select_sections",
 ]

@@ -6,7 +6,7 @@ from pylatex import Document, NoEscape
 from pylatex.section import Chapter
 
 from ..trace import Chapter as ChapterInfo
-from .base import Renderer, Selection, key
+from .base import Renderer, key
 from .steps import shape
 
 
@@ -22,15 +22,8 @@ WORKBOOK_PREFIX = "wb-"  # the workbook's labels, as the key refers to them
 
 class Answers(Renderer):
     view = "answers"
+    selective = True
     pdf_title = "One Training Step of a Transformer: answer key"
-
-    def make_context(self) -> dict[str, object]:
-        self.selection = Selection(self.t, self.opts)
-        self.numbers = self.selection.numbers
-        return super().make_context()
-
-    def chapters(self) -> tuple[int, ...]:
-        return self.selection.chapters
 
     # The key cites the workbook's sections and pages through LaTeX's cross-document
     # references: compiled beside workbook.aux (of the same settings), they resolve.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -132,6 +132,7 @@ class Renderer:
     pdf_title = "One Training Step of a Transformer"
     before_hyperref: tuple[str, ...] = ()  # packages that must load before hyperref
     contents = True  # a table of contents after the title
+    selective = False  # shows only the selected chapters and exercises (exercises, key)
     parts = True  # Part I, II, III pages
 
     def __init__(self, c: Config, t: Trace, opts: Options) -> None:
@@ -144,6 +145,9 @@ class Renderer:
         self.notes: dict[str, str] = texts.notes
         self.writes: dict[str, str] = texts.writes
         self.param_names = list(t.params)  # in the order of the data flow
+        # the exercises a selective view asks: before the context, whose tables need them
+        self.selection = Selection(t, opts)
+        self.numbers, self.picked = self.selection.numbers, self.selection.picked
         self._context = self.make_context()
 
     # --- prose -------------------------------------------------------------------------
@@ -364,6 +368,8 @@ class Renderer:
 
     # --- the whole document ------------------------------------------------------------
     def chapters(self) -> tuple[int, ...]:
+        if self.selective:
+            return self.selection.chapters
         return tuple(ch.number for ch in self.t.chapters)
 
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
@@ -427,6 +433,16 @@ class Renderer:
 
     def tex(self) -> str:
         return self.document().dumps()
+
+
+def select(opts: Options, chapters: str | None, sections: str | None, t: Trace) -> Options:
+    """The options with a chapter list ("2-5,11") or an exercise list ("3.1-3.3") applied,
+    each checked against this model's chapters and exercises."""
+    if chapters is not None:
+        opts = replace(opts, chapters=select_chapters(chapters, len(t.chapters)))
+    if sections is not None:
+        opts = replace(opts, sections=select_sections(sections, t))
+    return opts
 
 
 def select_chapters(spec: str, count: int) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ from ..printed import single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, RowWise, Step
 from . import steps
-from .base import ADAM_COLUMNS, Renderer, Selection, _m, key
+from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor
 from .matrix import MAX_RULED_ROWS, cell_width, table
 
@@ -35,6 +35,7 @@ class Exercises(Renderer):
     pdf_title = "One Training Step of a Transformer: exercises"
 
     self_checks = False  # checks under the grids (the classroom handouts print them)
+    selective = True
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
@@ -43,15 +44,6 @@ class Exercises(Renderer):
         # The cells left blank, by exercise: (quantity, index, grid row, grid column), 1-based
         # as the grid shows them (a vector is one row; a scalar has neither).
         self.blanks: dict[str, list[tuple[str, tuple[int, ...], int | None, int | None]]] = {}
-
-    def make_context(self) -> dict[str, object]:
-        # the selection first: the context's parameter tables need the chapters shown
-        self.selection = Selection(self.t, self.opts)
-        self.numbers, self.picked = self.selection.numbers, self.selection.picked
-        return super().make_context()
-
-    def chapters(self) -> tuple[int, ...]:
-        return self.selection.chapters
 
     def document(self) -> Document:
         self.products_seen, self.blanks, self.given_at = 0, {}, {}  # each layout from the start
