@@ -44,10 +44,12 @@ class Recorder:
     # --- where we are ------------------------------------------------------------------
     def begin(self, part: str, title: str, intro: str, **symbols: object) -> None:
         """Start the next chapter; in a model with layers, its title names the layer."""
+        topic = title
         if self.layer is not None and layered(self.c):
             title = f"{title} (layer {self.layer + 1})"
         self.chapter = len(self.t.chapters) + 1
-        self.t.chapters.append(Chapter(self.chapter, part, title, intro, self.mark, dict(symbols)))
+        info = Chapter(self.chapter, part, title, intro, self.mark, dict(symbols), topic)
+        self.t.chapters.append(info)
 
     @contextmanager
     def at(self, layer: int | None = None, head: int | None = None) -> Iterator[None]:

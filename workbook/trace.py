@@ -60,6 +60,7 @@ class Chapter:
     intro: str
     layer: int | None = None
     symbols: Mapping[str, Any] = field(default_factory=dict)
+    topic: str = ""  # the title without its layer: what every layer's copy shares
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,6 +289,20 @@ class Trace:
     def updates(self, param: str) -> list[Step]:
         """The AdamW steps of one parameter, in order (m, v, m̂, v̂, θ')."""
         return [s for s in self.steps if s.desc.of == param]
+
+    def flows(self, part: str) -> list[tuple[int, int, str]]:
+        """Within one part, which chapter hands which result to which later chapter:
+        (from, to, name), once per pair of chapter and result, in the order they are read."""
+        inside = {ch.number for ch in self.chapters if ch.part == part}
+        out: dict[tuple[int, int, str], None] = {}
+        for step in self.steps:
+            if step.chapter not in inside:
+                continue
+            for name in step.operands:
+                src = self.producer(name)
+                if src is not None and src.chapter in inside and src.chapter != step.chapter:
+                    out[(src.chapter, step.chapter, name)] = None
+        return list(out)
 
     @property
     def loss(self) -> Step:

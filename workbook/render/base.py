@@ -134,6 +134,7 @@ class Renderer:
     contents = True  # a table of contents after the title
     selective = False  # shows only the selected chapters and exercises (exercises, key)
     parts = True  # Part I, II, III pages
+    figure_packages: tuple[str, ...] = ()  # what the view's figures draw with
 
     def __init__(self, c: Config, t: Trace, opts: Options) -> None:
         self.c, self.t, self.opts = c, t, opts
@@ -380,6 +381,10 @@ class Renderer:
         symbols = {k: NoEscape(v) if isinstance(v, str) else v for k, v in info.symbols.items()}
         return self.prose(f"intro_{info.intro}.tex.j2", ch=info, **symbols)
 
+    def part_figure(self, part: str) -> str:
+        """What the page of a part shows under its title: nothing, unless a view says."""
+        return ""
+
     def document(self) -> Document:
         doc = self.skeleton()
         doc.append(self.prose(f"title_{self.view}.tex.j2"))
@@ -396,6 +401,9 @@ class Renderer:
                 parts_started.add(info.part)
                 # Numbers are the workbook's whatever the selection: Part II stays Part II.
                 doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(info.part)}}}"))
+                doc.append(
+                    NoEscape(rf"\renewcommand{{\partfigure}}{{{self.part_figure(info.part)}}}")
+                )
                 doc.append(Part(PARTS[info.part], label=False))
             doc.append(NoEscape(rf"\setcounter{{chapter}}{{{info.number - 1}}}"))
             ch = Chapter(info.title, label=False)
@@ -424,6 +432,9 @@ class Renderer:
             "xcolor",
         ):
             doc.packages.append(Package(pkg))
+        if self.opts.figures:
+            for pkg in self.figure_packages:
+                doc.packages.append(Package(pkg))
         for pkg in self.before_hyperref:
             doc.packages.append(Package(NoEscape(pkg)))
         doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))

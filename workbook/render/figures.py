@@ -8,6 +8,7 @@ nothing. Every figure has a one-sentence description beside it.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -192,3 +193,69 @@ def model_map(boxes: list[tuple[int, str, str]], here: int | None, caption: str)
             r"\end{figblock}",
         ]
     )
+
+
+# --- the model as a picture: one part's chapters and what flows between them -------------------
+FLOW_STEP = 15  # mm from one box to the next
+FLOW_HALF = 32  # mm: half a box's width
+FLOW_LANE = 9  # mm between the lanes of arrows that skip chapters
+
+
+@dataclass(frozen=True)
+class Flow:
+    """An arrow of a flow diagram: from box `a` to box `b` (indices), labelled."""
+
+    a: int
+    b: int
+    label: str
+
+
+def lanes(flows: Sequence[Flow]) -> dict[Flow, int]:
+    """A lane (0, 1, …) for each arrow that skips boxes, so arrows whose spans overlap or
+    touch never share one: the first lane whose last span ended before this one starts."""
+    ends: list[int] = []
+    out: dict[Flow, int] = {}
+    for f in sorted(flows, key=lambda f: (min(f.a, f.b), max(f.a, f.b))):
+        lo, hi = min(f.a, f.b), max(f.a, f.b)
+        lane = next((k for k, end in enumerate(ends) if end < lo), len(ends))
+        ends[lane : lane + 1] = [hi]
+        out[f] = lane
+    return out
+
+
+def flow_diagram(boxes: Sequence[str], flows: Sequence[Flow], into: str, out: str) -> str:
+    """Boxes top to bottom (LaTeX text), arrows between them: straight down to the next
+    box, on the right to a later box (down) and on the left to an earlier one (a loop).
+    `into` labels the arrow into the first box, `out` the arrow out of the last."""
+    y = [-k * FLOW_STEP for k in range(len(boxes))]
+    lines = [
+        r"\begin{tikzpicture}[x=1mm,y=1mm,font=\footnotesize,>=stealth,"
+        rf"box/.style={{draw,minimum width={2 * FLOW_HALF}mm,minimum height=7mm,"
+        rf"text width={2 * FLOW_HALF - 4}mm,align=center,inner sep=1.5pt}},"
+        r"lab/.style={fill=white,inner sep=1pt}]"
+    ]
+    for k, text in enumerate(boxes):
+        lines.append(rf"\node[box] (b{k}) at (0,{y[k]}) {{{text}}};")
+    lines.append(rf"\draw[->] (0,{FLOW_STEP * 0.75:g}) -- node[right,lab] {{{into}}} (b0.north);")
+    last = len(boxes) - 1
+    lines.append(
+        rf"\draw[->] (b{last}.south) -- node[right,lab] {{{out}}} ++(0,{-FLOW_STEP * 0.75:g});"
+    )
+    skips = [f for f in flows if f.b != f.a + 1]
+    lane = {**lanes([f for f in skips if f.b > f.a]), **lanes([f for f in skips if f.b < f.a])}
+    for f in flows:
+        if f.b == f.a + 1:
+            lines.append(
+                rf"\draw[->] (b{f.a}.south) -- node[right,lab] {{{f.label}}} (b{f.b}.north);"
+            )
+            continue
+        side, sign = ("east", 1) if f.b > f.a else ("west", -1)
+        dx = sign * (6 + FLOW_LANE * lane[f])
+        # leave a box below its middle and arrive above it, so two arrows never share a stub;
+        # the label runs along the lane, so lanes sit close
+        lines.append(
+            rf"\draw[->] ([yshift=-1.5mm]b{f.a}.{side}) -- ++({dx},0) |- "
+            rf"node[pos=0.25,sloped,above,lab] {{{f.label}}} ([yshift=1.5mm]b{f.b}.{side});"
+        )
+    lines.append(r"\end{tikzpicture}")
+    return "\n".join(lines)

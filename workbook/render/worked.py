@@ -16,9 +16,12 @@ from . import figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor, tex_escape
 
+PART_WORDS = {"forward": "forward pass", "backward": "backward pass"}
+
 
 class Worked(Renderer):
     view = "worked"
+    figure_packages = ("tikz",)  # the parts' flow diagrams
 
     def make_context(self) -> dict[str, object]:
         # Only the worked view may print results outside their sections (the title page).
@@ -155,6 +158,70 @@ class Worked(Renderer):
             "carries its last result, of the shape written on it."
         )
         return figures.model_map(boxes, info.number, caption)
+
+    def part_figure(self, part: str) -> str:
+        """The part as a flow diagram on its title page: its chapters as boxes, the results
+        they hand on as labelled arrows. A deeper model draws one layer, whose boxes list the
+        chapters of every layer, and one arrow from the layer's end back to its start."""
+        if not self.opts.figures or part not in ("forward", "backward"):
+            return ""
+        chapters = [ch for ch in self.t.chapters if ch.part == part]
+        layer = {ch.number: ch.layer for ch in chapters}
+        layers = list(dict.fromkeys(ch.layer for ch in chapters if ch.layer is not None))
+        drawn = layers[0] if layers else None  # the first layer the part meets
+        rep: dict[int, int] = {}  # chapter → the chapter whose box stands for it
+        for ch in chapters:
+            if ch.layer in (None, drawn):
+                rep[ch.number] = ch.number
+                continue
+            mine = [c.number for c in chapters if c.layer == ch.layer]
+            theirs = [c.number for c in chapters if c.layer == drawn]
+            rep[ch.number] = theirs[mine.index(ch.number)]
+        order = list(dict.fromkeys(rep.values()))
+        box = {n: order.index(r) for n, r in rep.items()}
+        boxes = []
+        for number in order:
+            topic = next(ch.topic for ch in chapters if ch.number == number)
+            tags = ", ".join(str(n) for n, r in rep.items() if r == number)
+            boxes.append(rf"\textbf{{{tags}}}\enspace {topic}")
+        handed: dict[tuple[int, int], list[str]] = {}
+        source: dict[tuple[int, int], tuple[int, int]] = {}  # the chapters a label speaks of
+        for a, b, name in self.t.flows(part):
+            if layer[a] is not None and layer[b] is not None and not layer[a] == layer[b] == drawn:
+                continue  # another layer's copy, or a layer handing on to the next: the loop
+            pair = (box[a], box[b])
+            if source.setdefault(pair, (a, b)) == (a, b):
+                handed.setdefault(pair, []).append(name)
+        flows = [figures.Flow(a, b, self.flow_label(names)) for (a, b), names in handed.items()]
+        block = [box[ch.number] for ch in chapters if ch.layer == drawn]
+        if len(layers) > 1:
+            flows.append(figures.Flow(max(block), min(block), "next layer"))
+        into, out = ("tokens", "$L$") if part == "forward" else ("$L$", "gradients")
+        several = (
+            f" Boxes list the chapters of all {len(layers)} layers; the arrow on the left "
+            "starts the next layer."
+            if len(layers) > 1
+            else ""
+        )
+        caption = (
+            f"The {PART_WORDS[part]} as a picture: each box is a chapter (its number in bold), "
+            "each arrow a result handed on, with its shape; an arrow on the right skips "
+            f"chapters.{several}"
+        )
+        return "\n".join(
+            [
+                r"\par\vspace{8mm}\normalfont\normalsize",
+                figures.flow_diagram(boxes, flows, into, out),
+                r"\par\vspace{4mm}",
+                rf"{{\centering\begin{{minipage}}{{0.8\linewidth}}\figcaption{{{caption}}}"
+                r"\end{minipage}\par}",
+            ]
+        )
+
+    def flow_label(self, names: list[str]) -> str:
+        """An arrow's label: the result it carries and its shape; the first of several."""
+        more = r", \dots" if len(names) > 1 else ""
+        return _m(rf"{self.symbol(names[0])}{more}\ {steps.shape(self.t[names[0]].shape)}")
 
     def falk(self, step: Step) -> str:
         """The first worked element of a matrix product (in a row that is not zero by
