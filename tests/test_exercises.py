@@ -208,3 +208,96 @@ def test_carry_forward_exercises_and_letter_paper_compile_cleanly(tmp_path: Path
     assert cli.main(argv) == 0
     log = (tmp_path / "exercises.log").read_text()
     assert "Overfull" not in log and "undefined" not in log.lower()
+
+
+# a Falk grid's first block: its title names the factors' places
+FALK_GRID = re.compile(
+    r"\\begin\{gridtab\}[^\n]*\n\\multicolumn[^\n]*to the left.*?\\end\{gridtab\}", re.S
+)
+
+
+def falk_grids(c: Config, **opts) -> tuple[str, list[str]]:
+    from workbook import engine
+
+    tex = Exercises(c, engine.run(c), Options(**opts)).tex()
+    return tex, FALK_GRID.findall(tex)
+
+
+def test_a_falk_grid_sits_between_the_printed_factors() -> None:
+    """Classroom size: a product's grid has its left factor beside its rows and its right
+    factor above its columns, as printed; its cells are blank but the worked example's. A
+    product that reads the learner's own answer (a factor not printed) keeps the plain grid:
+    printing the factor would give that answer away."""
+    from workbook import engine
+    from workbook.config import from_mapping
+
+    c = from_mapping({"preset": "classroom"})
+    t = engine.run(c)
+    tex, grids = falk_grids(c)
+    products = [s for s in t.steps if type(s).__name__ == "Contraction" and s.kind == "matmul"]
+    assert len(products) == 42 and len(grids) == 22  # the rest read the learner's answers
+    block = tex.split(r"\label{x:d-Q-0}")[1].split(r"\exercise")[0]  # dQ = dS K: dS is 11.x
+    assert "to the left" not in block and r"\begin{gridtab}" in block
+    book = Book(t)
+    q = grids[0]  # Q^(1) = X W_Q^(1), [4×4]·[4×2]
+    assert r"$X$ to the left, $W_Q^{(1)}$ above" in q
+    rows = [r for r in q.splitlines() if r.startswith(r"\rowhead{")]
+    above = [re.findall(r"\$(-?[\d.]+)\$", r) for r in rows if "k{=}" in r]
+    assert above == [[x.cell for x in book.nums("W_Q.0")[k]] for k in range(4)]
+    beside = [re.findall(r"\$(-?[\d.]+)\$", r) for r in rows if "k{=}" not in r]
+    x = [[v.cell for v in row] for row in book.nums("X")]
+    assert beside == [x[0] + [book.nums("Q.0")[0, 0].cell], *x[1:]]  # only the example filled
+
+
+def test_a_long_inner_side_is_shown_in_part_and_a_wide_product_keeps_the_plain_grid(
+    trace,
+) -> None:
+    tex, grids = falk_grids(Config())
+    q = grids[0]  # X W_Q: 16 inner entries, shown as 1, 2, 3, …, 16
+    assert re.findall(r"k\{=\}(\d+)", q)[:4] == ["1", "2", "3", "16"] and r"\cdots" in q
+    assert len(grids) == 8  # the FFN's [5×64] and the like stay plain grids
+    assert r"$X$ to the left, ${W_1}^{\top}$ above" not in tex
+
+
+def test_layout_grid_prints_no_falk_grid(trace) -> None:
+    tex, grids = falk_grids(Config(), layout="grid")
+    assert not grids and "to the left" not in tex
+
+
+def test_layout_flag_reaches_the_exercises(tmp_path: Path) -> None:
+    assert (
+        cli.main(
+            [
+                "build",
+                "--only",
+                "exercises",
+                "--tex-only",
+                "-q",
+                "-o",
+                str(tmp_path),
+                "--preset",
+                "classroom",
+                "--layout",
+                "grid",
+            ]
+        )
+        == 0
+    )
+    assert "to the left" not in (tmp_path / "exercises.tex").read_text()
+    assert (
+        cli.main(
+            [
+                "build",
+                "--only",
+                "exercises",
+                "--tex-only",
+                "-q",
+                "-o",
+                str(tmp_path),
+                "--preset",
+                "classroom",
+            ]
+        )
+        == 0
+    )
+    assert "to the left" in (tmp_path / "exercises.tex").read_text()

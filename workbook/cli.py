@@ -21,7 +21,7 @@ from .compile import TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
-from .render import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options
+from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
 
 
 class UsageError(Exception):
@@ -179,6 +179,13 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
         help=f"significant digits of every printed number, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
     )
     p.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="falk",
+        help="exercises: falk = a product's grid sits between its factors, the left one to "
+        "the left and the right one above; grid = the grid alone (default: falk)",
+    )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
         "--chapters",
@@ -304,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 figures=args.figures,
                 givens=args.givens,
                 scaffold=args.scaffold,
+                layout=args.layout,
             )
             req = BuildRequest(
                 args.output,
@@ -320,7 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             hreq = HandoutRequest(
                 args.output,
                 # a later chapter points to the student's own earlier answers, never prints them
-                Options(digits=args.digits, paper=args.paper, scaffold="faded", givens="start"),
+                Options(
+                    digits=args.digits,
+                    paper=args.paper,
+                    scaffold="faded",
+                    givens="start",
+                    layout=args.layout,
+                ),
                 roster=args.roster,
                 chapters=args.chapters,
                 sections=args.sections,

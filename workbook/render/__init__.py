@@ -1,7 +1,7 @@
 """LaTeX views of a trace: the worked workbook, the exercises and the answer key."""
 
 from .answers import Answers
-from .base import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options, select, select_sections
+from .base import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options, select, select_sections
 from .exercises import Exercises
 from .worked import Worked
 
@@ -11,6 +11,7 @@ __all__ = [
     "DETAILS",
     "DOCUMENTS",
     "GIVENS",
+    "LAYOUTS",
     "PAPERS",
     "SCAFFOLDS",
     "Answers",

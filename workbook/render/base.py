@@ -69,6 +69,7 @@ WRITTEN = {
 
 GIVENS = ("chapter", "start")
 SCAFFOLDS = ("worked-first", "faded", "none", "half")
+LAYOUTS = ("falk", "grid")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Options:
     figures: bool = True  # heat maps and other pictures beside the tables
     givens: str = "chapter"
     scaffold: str = "worked-first"
+    layout: str = "falk"  # an exercise's product grid: a Falk scheme, or the plain grid
 
 
 def key(name: str) -> str:

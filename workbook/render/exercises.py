@@ -15,7 +15,15 @@ from ..trace import Contraction, RowWise, Step
 from . import steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor
-from .matrix import MAX_RULED_ROWS, cell_width, table
+from .matrix import (
+    LABEL_WIDTH,
+    MAX_RULED_ROWS,
+    TABCOLSEP,
+    Falk,
+    cell_width,
+    falk_picks,
+    table,
+)
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
 MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
@@ -281,6 +289,46 @@ class Exercises(Renderer):
             per = 1
         return max(3, min(MAX_WORK_LINES, blanks * per))
 
+    @property
+    def typical_width(self) -> float:
+        """Room for a number of this many digits, with a sign, written by hand."""
+        return cell_width("-0.0" + "0" * self.opts.digits) + 8
+
+    def factors(self, step: Step) -> tuple[np.ndarray, np.ndarray]:
+        """A product's two factors as printed (Nums), transposed as the product reads them."""
+        a, b = (self.book.nums(n) for n in step.operands[:2])
+        return (a.T if step.transpose[0] else a), (b.T if step.transpose[1] else b)
+
+    def falk(self, step: Step, widest: float) -> Falk | None:
+        """Under --layout falk, a matrix product's grid between its factors, the inner side
+        whole or in part, if both factors are printed in this document and the page holds the
+        grid in at most two blocks of columns beside the left factor; else None (the plain
+        grid)."""
+        if self.opts.layout != "falk" or not steps.is_matmul(step):
+            return None
+        if any(n not in self.given_at for n in step.operands[:2]):
+            return None  # a factor is the learner's own answer: printing it would give it away
+        a, b = self.factors(step)
+        for whole in (True, False):
+            picks = falk_picks(a.shape[1], whole)
+            inner = [k for k in picks if k is not None]
+            width = max(cell_width(x.cell) for x in [*a[:, inner].ravel(), *b[inner, :].ravel()])
+            falk = Falk(picks, lambda i, k: a[i, k].cell, lambda k, j: b[k, j].cell, width)
+            labels = self.labels(step.name, 0) or [str(len(a))]
+            label_w = max(LABEL_WIDTH, max(len(x) for x in labels) * 5.0 + 6)
+            room = self.layout.text_width - label_w - falk.left_width - 2 * TABCOLSEP
+            fit = math.floor(room / (widest + 2 * TABCOLSEP))
+            if fit >= 1 and math.ceil(b.shape[1] / fit) <= 2:
+                return falk
+        return None
+
+    def falk_title(self, step: Step) -> str:
+        left, right = (
+            _m(steps.transposed(self.symbol(n), t))
+            for n, t in zip(step.operands, step.transpose, strict=False)
+        )
+        return rf"{left} to the left, {right} above"
+
     def exercise(self, step: Step, number: int) -> str:
         n = self.numbers[step.name]
         eq = steps.equation(step, self.t)
@@ -315,9 +363,12 @@ class Exercises(Renderer):
         if step.shape:
             # Cell width from the number format, not from the answers: widths must not leak.
             shown = [c for c in map(fill, np.ndindex(step.shape)) if c]
-            typical = "-0.0" + "0" * self.opts.digits
-            widest = max([MIN_CELL_PT, cell_width(typical) + 8, *map(cell_width, shown)])
+            widest = max([MIN_CELL_PT, self.typical_width, *map(cell_width, shown)])
             exp = self.book.exps[step.name]
+            falk = self.falk(step, widest)
+            title = rf"write the entries ${factor(exp)}$" if exp else ""
+            if falk is not None:
+                title = self.falk_title(step) + (rf"; {title}" if title else "")
             parts.append(
                 table(
                     step.shape,
@@ -325,8 +376,9 @@ class Exercises(Renderer):
                     self.layout,
                     widest=widest,
                     ruled=True,
-                    title=rf"write the entries ${factor(exp)}$" if exp else "",
+                    title=title,
                     again=rf"Exercise {n}" + (rf", entries ${factor(exp)}$" if exp else ""),
+                    falk=falk,
                     **self.label_kw(step.name),
                 )
             )

@@ -52,6 +52,54 @@ class Layout:
 
 
 Cell = Callable[[tuple[int, ...]], str]
+FALK_SHOWN = (0, 1, 2, None)  # a long inner side: these, an ellipsis (None) and the last
+
+
+def falk_picks(inner: int, whole: bool) -> tuple[int | None, ...]:
+    """The inner indices a Falk grid shows: all, or a few, None for the ellipsis, the last."""
+    return (
+        tuple(range(inner)) if whole or inner <= len(FALK_SHOWN) + 1 else (*FALK_SHOWN, inner - 1)
+    )
+
+
+@dataclass(frozen=True)
+class Falk:
+    """The factors around a product's grid, as Falk laid it out: `left(i, k)` is the left
+    factor's entry beside row i, `above(k, j)` the right factor's above column j (LaTeX
+    math), for the inner indices `picks` (None: an ellipsis)."""
+
+    picks: tuple[int | None, ...]
+    left: Callable[[int, int], str]
+    above: Callable[[int, int], str]
+    width: float  # pt, the widest factor entry
+
+    @property
+    def left_width(self) -> float:
+        return len(self.picks) * (self.width + 2 * TABCOLSEP)
+
+
+def math_cell(tex: str) -> str:
+    """A cell's math, or nothing for a blank ("$$" would open display math)."""
+    return f"${tex}$" if tex else ""
+
+
+def falk_rows(falk: Falk, cb: range, labels: Sequence[str]) -> list[str]:
+    """The header and the right factor's rows of one column block of a Falk grid."""
+    empty = [""] * len(falk.picks)  # the corner left of the right factor
+    inner = " & ".join(
+        r"$\cdots$" if k is None else rf"\colhead{{$k{{=}}{k + 1}$}}" for k in falk.picks
+    )
+    heads = " & ".join(rf"\colhead{{{labels[j]}}}" for j in cb)
+    lines = [rf" & {inner} & {heads} \\ \hline"]
+    for k in falk.picks:
+        if k is None:
+            row = [r"\vellipsis"] * len(cb)
+            lines.append(" & ".join(["", *empty, *row]) + r" \\")
+            continue
+        row = [math_cell(falk.above(k, j)) for j in cb]
+        lines.append(" & ".join([rf"\rowhead{{$k{{=}}{k + 1}$}}", *empty, *row]) + r" \\")
+    lines[-1] += r" \hline"
+    return lines
 
 
 def even_blocks(n: int, most: int) -> list[range]:
@@ -71,6 +119,7 @@ def table(
     ruled: bool = False,
     title: str = "",
     again: str = "",
+    falk: Falk | None = None,
 ) -> str:
     """A matrix (or vector, as one row) as tabulars of row and column blocks.
 
@@ -78,6 +127,8 @@ def table(
     each block's label ("columns 9–16") are rows of the tabular itself, so no page break
     can separate them from their numbers. `again` heads every later block ("dW_1, entries
     ×10⁻³"), so a block that starts a page still says what it is and in what units.
+    With `falk`, each block of a product is a Falk scheme: the left factor's rows to the left
+    of the grid's rows, the right factor's columns above its columns.
     """
     vector = len(shape) == 1
     rows, cols = (1, shape[0]) if vector else shape
@@ -89,8 +140,10 @@ def table(
     label_w = max(LABEL_WIDTH, max(len(s) for s in r_labels) * 5.0 + 6)
     widest = max(widest, max(len(s) for s in c_labels) * 4.6)
     parts = []
-    col_blocks = layout.blocks(cols, widest, label_w)
-    row_blocks = even_blocks(rows, MAX_RULED_ROWS if ruled else MAX_ROWS)
+    side = falk.left_width if falk else 0.0
+    col_blocks = layout.blocks(cols, widest, label_w + side)
+    above = len(falk.picks) if falk else 0
+    row_blocks = even_blocks(rows, (MAX_RULED_ROWS if ruled else MAX_ROWS) - above)
     for rb in row_blocks:
         for cb in col_blocks:
             where = []
@@ -102,7 +155,7 @@ def table(
                     f"columns {cb.start + 1}--{cb.stop}" if len(cb) > 1 else f"column {cb.stop}"
                 )
                 where.append(cols_text)
-            span = rf"\multicolumn{{{len(cb) + 1}}}{{@{{}}l}}"
+            span = rf"\multicolumn{{{len(cb) + 1 + above}}}{{@{{}}l}}"
             first = rb.start == 0 and cb.start == 0
             heads = [title] if title and first else []
             label = rf"\textit{{{', '.join(where)}}}" if where else ""
@@ -115,10 +168,17 @@ def table(
             spec = "@{}r|" + (f"{col}|" * len(cb) if ruled else col * len(cb)) + "@{}"
             env, rule = ("gridtab", r" \\ \hline") if ruled else ("mtab", r" \\")
             lines = [rf"{span}{{{h}}} \\" for h in heads]
-            header = " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb)
-            lines.append(rf" & {header} \\ \hline")
+            if falk is None:
+                header = " & ".join(rf"\colhead{{{c_labels[j]}}}" for j in cb)
+                lines.append(rf" & {header} \\ \hline")
+            else:
+                spec = spec.replace("r|", "r|" + f"w{{r}}{{{falk.width:.1f}pt}}" * above + "|", 1)
+                lines += falk_rows(falk, cb, c_labels)
             for i in rb:
-                entries = " & ".join(f"${cells[i][j]}$" if cells[i][j] else "" for j in cb)
+                entries = " & ".join(math_cell(cells[i][j]) for j in cb)
+                if falk is not None:
+                    shown = [r"\cdots" if k is None else falk.left(i, k) for k in falk.picks]
+                    entries = " & ".join(map(math_cell, shown)) + " & " + entries
                 lines.append(rf"\rowhead{{{r_labels[i]}}} & {entries}{rule}")
             body = "\n".join(lines)
             parts.append(f"\\begin{{{env}}}{{{spec}}}\n{body}\n\\end{{{env}}}")

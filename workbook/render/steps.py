@@ -112,6 +112,11 @@ def is_masked(step: Step, idx: Index) -> bool:
     return masked is not None and bool(masked[idx])
 
 
+def is_matmul(step: Step) -> bool:
+    """A product of two matrices (not a Jacobian's, a column sum or a vector)."""
+    return isinstance(step, Contraction) and step.kind == "matmul" and len(step.shape) == 2
+
+
 def masked_product(step: Step, idx: Index) -> str:
     """ "unneeded" (QKᵀ) or "zero" (its gradient) for an entry above the diagonal of a
     product the causal mask touches, so it is never expanded or asked for; else ""."""

@@ -11,7 +11,7 @@ from pylatex.section import Chapter, Section
 from ..hand import dec
 from ..printed import single
 from ..trace import Chapter as ChapterInfo
-from ..trace import Contraction, Gather, RowWise, Step
+from ..trace import Gather, RowWise, Step
 from . import figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor, tex_escape
@@ -226,7 +226,7 @@ class Worked(Renderer):
     def falk(self, step: Step) -> str:
         """The first worked element of a matrix product (in a row that is not zero by
         construction), laid out as a Falk scheme."""
-        if not (isinstance(step, Contraction) and step.kind == "matmul") or len(step.shape) != 2:
+        if not steps.is_matmul(step):
             return ""
         idx = next(
             (
