@@ -264,40 +264,8 @@ def test_layout_grid_prints_no_falk_grid(trace) -> None:
     assert not grids and "to the left" not in tex
 
 
-def test_layout_flag_reaches_the_exercises(tmp_path: Path) -> None:
-    assert (
-        cli.main(
-            [
-                "build",
-                "--only",
-                "exercises",
-                "--tex-only",
-                "-q",
-                "-o",
-                str(tmp_path),
-                "--preset",
-                "classroom",
-                "--layout",
-                "grid",
-            ]
-        )
-        == 0
-    )
-    assert "to the left" not in (tmp_path / "exercises.tex").read_text()
-    assert (
-        cli.main(
-            [
-                "build",
-                "--only",
-                "exercises",
-                "--tex-only",
-                "-q",
-                "-o",
-                str(tmp_path),
-                "--preset",
-                "classroom",
-            ]
-        )
-        == 0
-    )
-    assert "to the left" in (tmp_path / "exercises.tex").read_text()
+@pytest.mark.parametrize(("flags", "falk"), [(["--layout", "grid"], False), ([], True)])
+def test_layout_flag_reaches_the_exercises(tmp_path: Path, flags: list[str], falk: bool) -> None:
+    argv = ["build", "--only", "exercises", "--tex-only", "-q", "-o", str(tmp_path)]
+    assert cli.main([*argv, "--preset", "classroom", *flags]) == 0
+    assert ("to the left" in (tmp_path / "exercises.tex").read_text()) == falk
