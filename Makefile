@@ -12,7 +12,7 @@ test: $(VENV)/.test tex
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -m "not tex"
+	$(BIN)/python -m pytest -m "not tex and not slow"
 
 bench: $(VENV)/.test tex
 	$(BIN)/python benchmarks/bench.py

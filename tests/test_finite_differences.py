@@ -193,6 +193,7 @@ def gpt2_central(gpt2: Step) -> dict[tuple[str, tuple[int, ...]], float]:
     return {(n, idx): gpt2.derivative(n, idx, CENTRAL) for n, idx in gpt2.all}
 
 
+@pytest.mark.slow
 def test_gpt2_every_parameter_is_checked(gpt2: Step) -> None:
     assert len(gpt2.all) == 6736
     assert {n.split(".", 1)[0] for n in params.names(gpt2.config)} >= {"l0", "l1", "ln_f"}
@@ -200,17 +201,20 @@ def test_gpt2_every_parameter_is_checked(gpt2: Step) -> None:
     assert 8.8e-4 < gpt2.rounding_floor(CENTRAL) < 8.9e-4
 
 
+@pytest.mark.slow
 def test_gpt2_central_differences_every_parameter(gpt2: Step, gpt2_central) -> None:
     strict = check_central(gpt2, gpt2_central)
     assert strict >= 6000, strict
 
 
+@pytest.mark.slow
 def test_gpt2_gradients_that_do_not_matter_are_exactly_zero(gpt2: Step, gpt2_central) -> None:
     zero = {(n, idx) for n, idx in gpt2.all if gpt2.grad(n, idx) == 0.0}
     assert zero == irrelevant(gpt2)
     assert all(gpt2_central[key] == 0.0 for key in zero)
 
 
+@pytest.mark.slow
 def test_gpt2_small_gradients_with_a_sixth_order_stencil(gpt2: Step, gpt2_central) -> None:
     small = small_gradients(gpt2, gpt2_central)
     assert len(small) > 100, len(small)
