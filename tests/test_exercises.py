@@ -269,3 +269,55 @@ def test_layout_flag_reaches_the_exercises(tmp_path: Path, flags: list[str], fal
     argv = ["build", "--only", "exercises", "--tex-only", "-q", "-o", str(tmp_path)]
     assert cli.main([*argv, "--preset", "classroom", *flags]) == 0
     assert ("to the left" in (tmp_path / "exercises.tex").read_text()) == falk
+
+
+def classroom_exercises(**opts) -> tuple[Exercises, str]:
+    from workbook import engine
+    from workbook.config import from_mapping
+
+    c = from_mapping({"preset": "classroom"})
+    ex = Exercises(c, engine.run(c), Options(**opts))
+    ex.self_checks = True
+    return ex, ex.tex()
+
+
+def test_a_right_answer_always_passes_its_self_check() -> None:
+    """Every stated check holds for the printed answers, within the stated tolerance: a
+    learner who got every entry right is never told otherwise."""
+    ex, tex = classroom_exercises()
+    checks = re.findall(r"come to \$(.*?)\$ .*?each within \$([\d.]+)\$", tex)
+    products = [
+        s for s in ex.t.steps if ex.numbers.get(s.name) and getattr(s, "kind", "") == "matmul"
+    ]
+    products = [s for s in products if not s.desc.causal]
+    assert len(checks) == len(products) > 10
+    for (cells, tol), step in zip(checks, products, strict=True):
+        want = [Decimal(x.replace(r"\cdot 10^{", "E").rstrip("}")) for x in cells.split(r",\ ")]
+        got = ex.book.shown(step.name).sum(axis=0)
+        assert all(abs(g - w) <= Decimal(tol) for g, w in zip(got, want, strict=True)), step.name
+    rows = re.findall(r"adds up to 1, within \$([\d.]+)\$", tex)
+    softmaxes = [
+        s for s in ex.t.steps if getattr(s, "kind", "") == "softmax" and s.name in ex.numbers
+    ]
+    assert len(rows) == len(softmaxes)
+    for tol, step in zip(rows, softmaxes, strict=True):
+        assert all(abs(sum(r) - 1) <= Decimal(tol) for r in ex.book.shown(step.name))
+
+
+def test_masked_weights_are_printed_and_not_asked() -> None:
+    ex, _ = classroom_exercises()
+    attn = next(n for n, s in ex.numbers.items() if ex.t.step(n).desc.role == "attn")
+    asked = {idx for _, idx, _, _ in ex.blanks[ex.numbers[attn]]}
+    assert all(j <= i for i, j in asked) and len(asked) == 4 * 5 // 2  # the lower triangle
+
+
+def test_givens_are_only_what_the_asked_exercises_read(tmp_path: Path) -> None:
+    from workbook import engine
+    from workbook.config import from_mapping
+    from workbook.render import select
+
+    c = from_mapping({"preset": "classroom"})
+    t = engine.run(c)
+    tex = Exercises(c, t, select(Options(), None, "2.1", t)).tex()
+    given = tex.split(r"\section*{Given}")[1].split(r"\section*{Exercises}")[0]
+    assert r"W_Q^{(1)}" in given and r"W_K^{(1)}" not in given and r"W_V" not in given

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import numpy as np
 from pylatex import Document, NoEscape
 from pylatex.section import Chapter, Section
 
 from ..hand import ZERO
-from ..printed import single
+from ..printed import Num, single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, RowWise, Step
 from . import steps
@@ -82,7 +83,10 @@ class Exercises(Renderer):
         return name not in self.picked
 
     def givens_section(self, number: int) -> Section | None:
-        params = self.params_read(number)
+        # only what the asked exercises read: a parameter no exercise uses is noise
+        asked = self.selection.asked(self.t, number)
+        reads = [n for s in asked for n in s.operands if n in self.param_names]
+        params = list(dict.fromkeys(reads))
         if self.opts.givens == "start":
             params = [p for p in params if p not in self.given_at]
         inputs = self.inputs(number)
@@ -90,7 +94,7 @@ class Exercises(Renderer):
         carried = [n for n in inputs if n not in printed]
         if not (params or printed or carried):
             return None
-        sec = Section("Given", label=False)
+        sec = Section("Given", numbering=False, label=False)
         body = [
             self.prose(
                 "givens_intro.tex.j2",
@@ -131,7 +135,7 @@ class Exercises(Renderer):
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
         number = info.number
         ch.append(self.intro(info))
-        sec = Section("Exercises", label=False)
+        sec = Section("Exercises", numbering=False, label=False)
         if info.part == "optimizer":  # one table per parameter, whose rows carry their givens
             asked = [p for p in self.param_names if self.adam(p)["m"] in self.picked]
             sec.append(NoEscape("\n".join(self.adamw_exercise(p, number) for p in asked)))
@@ -141,6 +145,8 @@ class Exercises(Renderer):
         if given is not None:
             ch.append(given)
         asked = self.selection.asked(self.t, number)
+        if asked:  # the heading moves over with the first exercise, never alone
+            ch.append(NoEscape(rf"\needspace{{{self.need(asked[0]) + 30:.0f}pt}}"))
         sec.append(NoEscape("\n".join(self.exercise(s, number) for s in asked)))
         ch.append(sec)
 
@@ -234,10 +240,8 @@ class Exercises(Renderer):
         if not self.self_checks:
             return ""
         if isinstance(step, RowWise) and step.kind == "softmax":
-            return (
-                r"\selfcheck{each row of your result adds up to 1, within a few units of its "
-                r"last digit.}"
-            )
+            tol = self.rounding_bound(step.shape[1], 0)  # weights are at most 1
+            return rf"\selfcheck{{each row of your result adds up to 1, within ${tol}$.}}"
         if not (isinstance(step, Contraction) and step.kind == "matmul") or step.desc.causal:
             return ""
         a, b = (self.book.shown(n) for n in step.operands[:2])
@@ -251,14 +255,33 @@ class Exercises(Renderer):
                 total += a.shape[0] * self.book.shown(step.bias)[j]
             want.append(single(total, self.opts.digits))
         cells = r",\ ".join(self.f(x) for x in want)
+        # Each entry is rounded on its own, so a right column sums to within that much: the
+        # bound uses only the table's largest power of ten, which its heading prints anyway.
+        top = max(abs(x) for x in self.book.shown(step.name).ravel())
+        tol = self.rounding_bound(step.shape[0], top.adjusted() if top else 0, want)
         return (
-            rf"\selfcheck{{the column sums of your result come to about ${cells}$ "
-            r"(the column sums of the left factor times the right factor), within a few units of "
-            r"their last digit.}"
+            rf"\selfcheck{{the column sums of your result come to ${cells}$ "
+            rf"(the column sums of the left factor times the right factor), each within ${tol}$.}}"
         )
+
+    def rounding_bound(self, count: int, exp: int, checks: list[Num] | None = None) -> str:
+        """How far a sum of `count` entries, each below 10^(exp+1) and rounded to the digits,
+        may fall from the exact sum (plus the rounding of the printed check values): half a
+        unit of the last digit per entry, rounded up to one significant digit."""
+        unit = Decimal(10) ** (exp - self.opts.digits + 1)
+        bound = count * unit / 2
+        for x in checks or []:  # a check value is itself rounded to the digits
+            if x.value:
+                own = Decimal(10) ** (x.value.adjusted() - self.opts.digits + 1) / 2
+                bound = max(bound, count * unit / 2 + own)
+        up = Decimal(10) ** bound.adjusted()
+        return format(math.ceil(bound / up) * up, "f")  # plain: 0.0003, as a learner reads it
 
     def cell(self, step: Step, example: bool):
         """A grid cell: filled when the scaffold or the mask gives it, else blank."""
+
+        softmax = isinstance(step, RowWise) and step.kind == "softmax"
+        source = self.t.producer(step.operands[0]) if softmax else None
 
         def fill(idx: tuple[int, ...]) -> str:
             if steps.masked_product(step, idx) == "unneeded":
@@ -266,6 +289,7 @@ class Exercises(Renderer):
             given = (
                 (example and not any(idx))
                 or steps.is_masked(step, idx)  # −∞ by the mask's rule, not computed
+                or (source is not None and steps.is_masked(source, idx))  # its weight: 0
                 or (self.opts.scaffold == "half" and len(step.shape) == 2 and idx[0] % 2 == 0)
             )
             return self.book.nums(step.name)[idx].cell if given else ""
@@ -329,6 +353,11 @@ class Exercises(Renderer):
         )
         return rf"{left} to the left, {right} above"
 
+    def need(self, step: Step) -> float:
+        """The height (pt) an exercise's heading needs below it: its lines and grid's top."""
+        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
+        return 80 + GRID_ROW_PT * (first_rows + 1)
+
     def exercise(self, step: Step, number: int) -> str:
         n = self.numbers[step.name]
         eq = steps.equation(step, self.t)
@@ -351,8 +380,7 @@ class Exercises(Renderer):
         empty = [idx for idx in np.ndindex(step.shape) if fill(idx) == ""]
         blanks = len(empty)
         self.blanks[n] = [(step.name, idx, *grid_place(idx)) for idx in empty]
-        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
-        need = 80 + GRID_ROW_PT * (first_rows + 1)
+        need = self.need(step)
         parts = [
             rf"\exercise{{{n}}}{{{instruction}}}{{{eq}}}{{{need:.0f}pt}}\label{{x:{key(step.name)}}}",
             rf"\uses{{{uses}}}",
