@@ -321,3 +321,29 @@ def test_givens_are_only_what_the_asked_exercises_read(tmp_path: Path) -> None:
     tex = Exercises(c, t, select(Options(), None, "2.1", t)).tex()
     given = tex.split(r"\section*{Given}")[1].split(r"\section*{Exercises}")[0]
     assert r"W_Q^{(1)}" in given and r"W_K^{(1)}" not in given and r"W_V" not in given
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"preset": "classroom"}, {"model": "gpt2", "layers": 2, "d_model": 8}]
+)
+def test_each_exercise_names_the_workbook_section_that_works_it(settings) -> None:
+    """The section numbers the exercises cite are the ones the workbook prints: read back
+    from the workbook's source, chapter by chapter."""
+    from workbook import engine
+    from workbook.config import from_mapping
+
+    c = from_mapping(settings)
+    t = engine.run(c)
+    worked = Worked(c, t, Options(detail="results", figures=False)).tex()
+    printed: dict[str, str] = {}
+    chapter = section = 0
+    for line in worked.splitlines():
+        if m := re.match(r"\\setcounter\{chapter\}\{(\d+)\}", line):
+            chapter, section = int(m[1]) + 1, 0
+        elif line.startswith(r"\section{"):
+            section += 1
+        for label in re.findall(r"\\label\{s:([^}]*)\}", line):
+            printed[label] = f"{chapter}.{section}"
+    ex = Exercises(c, t, Options())
+    assert {key(n): s for n, s in ex.sections.items()} == printed
+    assert rf"(workbook \S{ex.sections['X']})" in ex.tex()

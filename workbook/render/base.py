@@ -336,11 +336,13 @@ class Renderer:
             out.append(number_table(nums, self.layout, title=title, again=f"${sym}$"))
         return out
 
-    def result_block(self, name: str) -> str:
-        """A result as printed in the workbook and the answer key: a matrix, or a line."""
+    def result_block(self, name: str, label: str = "") -> str:
+        """A result as printed in the workbook and the answer key: a matrix, or a line;
+        `label` marks where it is printed (inside the table, so on its page)."""
+        mark = rf"\label{{{label}}}" if label else ""
         if self.t[name].shape:
-            return self.matrix(name)
-        return rf"\par\noindent${self.symbol(name)} = {self.f(self.book.num(name))}$\par"
+            return self.matrix(name, title=self.heading(name) + mark)
+        return rf"\par\noindent{mark}${self.symbol(name)} = {self.f(self.book.num(name))}$\par"
 
     def equation(self, step: Step) -> str:
         return rf"\eqn{{{steps.equation(step, self.t)}}}{{{steps.dims(step, self.t.values)}}}"
@@ -359,6 +361,24 @@ class Renderer:
             seen.update(new)
             if new:
                 out[number] = new
+        return out
+
+    def workbook_sections(self) -> dict[str, str]:
+        """The worked workbook's section number of each step ("5.3"), whatever this view
+        shows: a chapter's sections are its new parameters (if any), then its steps; the
+        optimizer's, a section per parameter, its five updates together."""
+        seen: set[str] = set()
+        out: dict[str, str] = {}
+        for ch in self.t.chapters:
+            new = [n for n in self.params_read(ch.number) if n not in seen]
+            seen.update(new)
+            first = 2 if new else 1
+            if ch.part == "optimizer":
+                for k, p in enumerate(self.param_names):
+                    out |= {s.name: f"{ch.number}.{k + first}" for s in self.t.updates(p)}
+                continue
+            for k, step in enumerate(self.t.chapter(ch.number)):
+                out[step.name] = f"{ch.number}.{k + first}"
         return out
 
     def params_section(self, names: list[str]) -> Section:

@@ -44,6 +44,7 @@ class Exercises(Renderer):
     pdf_title = "One Training Step of a Transformer: exercises"
 
     self_checks = False  # checks under the grids (the classroom handouts print them)
+    cites_workbook = True  # each exercise names the workbook section that works it
     selective = True
 
     def __init__(self, *args, **kw) -> None:
@@ -53,6 +54,7 @@ class Exercises(Renderer):
         # The cells left blank, by exercise: (quantity, index, grid row, grid column), 1-based
         # as the grid shows them (a vector is one row; a scalar has neither).
         self.blanks: dict[str, list[tuple[str, tuple[int, ...], int | None, int | None]]] = {}
+        self.sections = self.workbook_sections()
 
     def document(self) -> Document:
         self.products_seen, self.blanks, self.given_at = 0, {}, {}  # each layout from the start
@@ -177,7 +179,7 @@ class Exercises(Renderer):
         where = "row" if theta.ndim == 2 else "first entries"
         lines = [
             rf"\exercise{{{n}}}{{AdamW update of {_m(self.symbol(p))}, "
-            rf"{_m(steps.shape(theta.shape))}}}{{{what}"
+            rf"{_m(steps.shape(theta.shape))}{self.worked_in(cols['m'])}}}{{{what}"
             rf"\text{{ for the elements listed}}}}{{140pt}}\label{{x:{key(p)}}}",
             r"\uses{"
             + rf"$\theta$: {_m(self.symbol(p))} (given below); $g$: "
@@ -353,6 +355,13 @@ class Exercises(Renderer):
         )
         return rf"{left} to the left, {right} above"
 
+    def worked_in(self, name: str) -> str:
+        """Where the worked workbook does this exercise: its section (numbered its own way:
+        a chapter's parameters come first)."""
+        if not self.cites_workbook:
+            return ""
+        return rf"\quad{{\small\itshape (workbook \S{self.sections[name]})}}"
+
     def need(self, step: Step) -> float:
         """The height (pt) an exercise's heading needs below it: its lines and grid's top."""
         first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
@@ -362,7 +371,7 @@ class Exercises(Renderer):
         n = self.numbers[step.name]
         eq = steps.equation(step, self.t)
         size = steps.shape(step.shape)
-        instruction = rf"{self.title(step.name)}, ${size}$"
+        instruction = rf"{self.title(step.name)}, ${size}$" + self.worked_in(step.name)
         refs = [self.source(x, number) for x in dict.fromkeys(step.operands)]
         gelu = self.written_by(step)
         if gelu is not None:

@@ -47,6 +47,7 @@ class Handout(Exercises):
     contents = False
     parts = False
     self_checks = True
+    cites_workbook = False  # a student has only the handout
 
     def __init__(self, *args, reader: Reader, **kw) -> None:
         self.reader = reader

@@ -115,7 +115,8 @@ class Worked(Renderer):
         sym = _m(self.symbol(name))
         if self.t.producer(name) is None:
             return rf"{sym} (parameter, p.~\pageref{{p:{key(name)}}})"
-        return rf"{sym} (\S\ref{{s:{key(name)}}}, p.~\pageref{{s:{key(name)}}})"
+        # the page of its printed table, which a long section can put pages after its start
+        return rf"{sym} (\S\ref{{s:{key(name)}}}, p.~\pageref{{r:{key(name)}}})"
 
     def step_section(self, step: Step) -> Section:
         sec = Section(NoEscape(self.title(step.name)), label=False)
@@ -135,7 +136,7 @@ class Worked(Renderer):
             body.append(self.falk(step))
         if lines:
             body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in lines), r"\end{work}"]
-        body.append(self.result_block(step.name))
+        body.append(self.result_block(step.name, label=f"r:{key(step.name)}"))
         if self.opts.figures:
             body.append(self.figure(step))
         if getattr(step, "checks", ""):
@@ -145,13 +146,16 @@ class Worked(Renderer):
 
     def where_am_i(self, info: ChapterInfo) -> str:
         """The chapters of this part as a chain of boxes, this one shaded."""
+        chapters = [ch for ch in self.t.chapters if ch.part == info.part]
+        if len(chapters) < 2:
+            return ""  # a part of one chapter has nothing to map
+        # an arrow carries what the next chapter reads from this one (else its last result)
+        handed = {a: name for a, b, name in reversed(self.t.flows(info.part)) if b == a + 1}
         boxes = []
-        for ch in self.t.chapters:
-            if ch.part != info.part:
-                continue
-            last = list(self.t.chapter(ch.number))[-1]
+        for ch in chapters:
+            last = list(self.t.chapter(ch.number))[-1].name
             words = figures.SHORT[ch.intro] + (f" [{ch.layer + 1}]" if ch.layer is not None else "")
-            boxes.append((ch.number, words, steps.shape(last.shape)))
+            boxes.append((ch.number, words, steps.shape(self.t[handed.get(ch.number, last)].shape)))
         part = {"forward": "forward pass", "backward": "backward pass"}.get(info.part, "update")
         caption = (
             f"Where chapter {info.number} sits in the {part}: each box is a chapter, each arrow "
@@ -203,10 +207,12 @@ class Worked(Renderer):
             if len(layers) > 1
             else ""
         )
+        skips = any(f.b > f.a + 1 for f in flows)
         caption = (
             f"The {PART_WORDS[part]} as a picture: each box is a chapter (its number in bold), "
-            "each arrow a result handed on, with its shape; an arrow on the right skips "
-            f"chapters.{several}"
+            "each arrow a result handed on, with its shape"
+            + ("; an arrow on the right skips chapters." if skips else ".")
+            + several
         )
         return "\n".join(
             [
