@@ -70,9 +70,10 @@ def test_every_answer_is_the_workbooks_printed_value(default_build: Path, trace)
     numbers = exercise_numbers(trace, tuple(range(1, 13)))
     for name, n in numbers.items():
         table = renderer.result_block(name)
+        labelled = renderer.result_block(name, label=f"r:{key(name)}")  # where Uses points
         start = worked.index(f"\\label{{s:{key(name)}}}")
         end = worked.find("\\section", start)
-        assert table in worked[start:end], f"workbook, {name}"
+        assert labelled in worked[start:end], f"workbook, {name}"
         a_start = answers.index(f"\\answer{{{n}}}")
         a_end = answers.find("\\answer{", a_start + 1)
         assert table in answers[a_start : a_end if a_end > 0 else None], f"Exercise {n} ({name})"
@@ -83,11 +84,16 @@ def test_answer_key_cites_the_workbook_page(default_build: Path, pdf_texts: dict
     section, page = citations(default_build / "answers.pdf")["2.1"]
     assert "undefined" not in (default_build / "answers.log").read_text()
     assert section == "2.2"  # 2.1 lists the chapter's parameters, 2.2 is Q of head 1
-    # The title page is unnumbered, so printed page N is the PDF's (N + 1)th page.
-    printed_page = pdf_texts["workbook"].split("\f")[page]
-    assert "Queries of head 1" in printed_page
+    # The title page is unnumbered, so printed page N is the PDF's (N + 1)th page. The page
+    # cited is where the result's table is printed, which ends its section's working.
+    pages = pdf_texts["workbook"].split("\f")
+    printed_page = pages[page]
+    body = [p if ". . ." not in p else "" for p in pages]  # not the contents
+    start = next(k for k, p in enumerate(body) if "Queries of head 1" in p)
+    assert start <= page and "Queries of head 2" not in "".join(body[start:page])
     assert "2. Q, K, V projections" in printed_page, "the running head names the chapter"
     assert re.search(rf"(^|\n){page}\n", printed_page), "and shows the page number"
+    assert re.search(r"Q\(1\)\s+\[5 × 8\]", printed_page), "and Q(1)'s table heading"
 
 
 @tex

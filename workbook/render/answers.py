@@ -35,8 +35,9 @@ class Answers(Renderer):
         return doc
 
     def where(self, name: str) -> str:
-        label = f"{WORKBOOK_PREFIX}s:{key(name)}"
-        return rf"workbook \S\ref{{{label}}}, p.~\pageref{{{label}}}"
+        """The workbook section that works it, and the page where its result is printed."""
+        section, table = (f"{WORKBOOK_PREFIX}{k}:{key(name)}" for k in "sr")
+        return rf"workbook \S\ref{{{section}}}, p.~\pageref{{{table}}}"
 
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
         ch.append(NoEscape("\n".join(self.answers(info.number))))

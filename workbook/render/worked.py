@@ -322,13 +322,20 @@ class Worked(Renderer):
             )
             origin = self.adam_example(n)
             names = [s.name for s in self.t.updates(n)]
-            body = [rf"\label{{s:{key(x)}}}" for x in names] + [r"\begin{work}"]
+            body = [rf"\label{{s:{key(x)}}}" for x in names]
+            every = rf"\S\ref{{adamw:table}}, p.~\pageref{{r:{key(names[0])}}}"
+            body += [
+                rf"\uses{{$\theta$: {self.ref(n)}; $g$: {self.ref(self.adam(n)['g'])}; "
+                rf"every element: {every}}}",
+                r"\begin{work}",
+            ]
             body += [
                 rf"\ex{{{steps.work(self.t.step(x), self.book, origin, self.f)}}}" for x in names
             ]
             sec.append(NoEscape("\n".join([*body, r"\end{work}"])))
             ch.append(sec)
         table = Section("Every parameter, before and after", label=False)
+        table.append(NoEscape(r"\label{adamw:table}"))
         table.append(self.prose("adamw_table_intro.tex.j2", repeats=bool(self.adam_repeats())))
         table.append(NoEscape(self.adamw_table()))
         ch.append(table)
@@ -340,6 +347,8 @@ class Worked(Renderer):
         cols = [c for c in ADAM_COLUMNS if c[0] not in self.adam_repeats()]
         lines = []
         for n in self.param_names:
+            # where each of the tensor's updates is printed in full
+            lines.append("".join(rf"\label{{r:{key(s.name)}}}" for s in self.t.updates(n)))
             names = [self.adam(n)[role] for role, _ in cols]
             heads = " & ".join(
                 f"${head}\\,{factor(self.book.exps[x])}$"
