@@ -353,3 +353,16 @@ def test_each_exercise_names_the_workbook_section_that_works_it(settings) -> Non
     ex = Exercises(c, t, Options())
     assert {key(n): s for n, s in ex.sections.items()} == printed
     assert rf"(workbook \S{ex.sections['X']})" in ex.tex()
+
+
+def test_what_a_step_writes_on_the_way_has_its_own_blank_grid() -> None:
+    _, tex = classroom_exercises()
+    softmax = tex.split(r"Softmax: attention weights, head 1")[1].split(r"\exercise{")[0]
+    grid = softmax.split("write them here, row by row")[1].split(r"\end{gridtab}")[0]
+    assert r"\colhead{$s^{\max}$}" in grid and r"\colhead{$\sum_j e_j$}" in grid
+    rows = [r for r in grid.splitlines() if r.startswith(r"\rowhead{")]
+    # a masked position's exponential is 0 (printed); nothing else is filled in
+    assert [re.findall(r"\$([^$]*)\$", r) for r in rows] == [["0"] * 3, ["0"] * 2, ["0"], []]
+    gelu = tex.split(r"\exercise{5.2}")[1].split(r"\exercise{")[0]
+    assert r"$u$, written here" in gelu and r"$\tanh u$, written here" in gelu
+    assert r"$\mathrm{ffn\_act}$, the result" in gelu

@@ -12,7 +12,7 @@ from pylatex.section import Chapter, Section
 from ..hand import ZERO
 from ..printed import Num, single
 from ..trace import Chapter as ChapterInfo
-from ..trace import Contraction, RowWise, Step
+from ..trace import Contraction, Elementwise, RowWise, Step
 from . import steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor
@@ -362,6 +362,39 @@ class Exercises(Renderer):
             return ""
         return rf"\quad{{\small\itshape (workbook \S{self.sections[name]})}}"
 
+    def written_grids(self, step: Step) -> str:
+        """Blank grids for what a step writes on the way: a softmax's row maximum, its
+        exponentials and their sum (a masked position's exponential is 0, printed); GELU's
+        u and tanh u. The key prints them, so a learner can find where they went wrong."""
+        width = max(MIN_CELL_PT, self.typical_width)
+        if isinstance(step, RowWise) and step.kind == "softmax":
+            source = self.t.producer(step.operands[0])
+            rows, cols = step.shape
+
+            def fill(idx: tuple[int, ...]) -> str:
+                i, c = idx
+                masked = (
+                    1 <= c <= cols and source is not None and steps.is_masked(source, (i, c - 1))
+                )
+                return "0" if masked else ""
+
+            labels = [r"$s^{\max}$", *(f"$e_{{{j + 1}}}$" for j in range(cols)), r"$\sum_j e_j$"]
+            return table(
+                (rows, cols + 2),
+                fill,
+                self.layout,
+                widest=width,
+                ruled=True,
+                title="write them here, row by row",
+                col_labels=labels,
+            )
+        if isinstance(step, Elementwise) and step.formula.name == "gelu":
+            return "\n".join(
+                table(step.shape, lambda idx: "", self.layout, widest=width, ruled=True, title=t)
+                for t in (r"$u$, written here", r"$\tanh u$, written here")
+            )
+        return ""
+
     def need(self, step: Step) -> float:
         """The height (pt) an exercise's heading needs below it: its lines and grid's top."""
         first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
@@ -390,10 +423,12 @@ class Exercises(Renderer):
         blanks = len(empty)
         self.blanks[n] = [(step.name, idx, *grid_place(idx)) for idx in empty]
         need = self.need(step)
+        written = self.written_grids(step)
         parts = [
             rf"\exercise{{{n}}}{{{instruction}}}{{{eq}}}{{{need:.0f}pt}}\label{{x:{key(step.name)}}}",
             rf"\uses{{{uses}}}",
             self.write_down(step),
+            written,
             *self.given_jacobians(step),
             example,
         ]
@@ -406,6 +441,8 @@ class Exercises(Renderer):
             title = rf"write the entries ${factor(exp)}$" if exp else ""
             if falk is not None:
                 title = self.falk_title(step) + (rf"; {title}" if title else "")
+            if written:  # below the grids of what is written on the way: the result's own
+                title = rf"${step.desc.symbol}$, the result" + (rf"; {title}" if title else "")
             parts.append(
                 table(
                     step.shape,
