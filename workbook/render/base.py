@@ -21,7 +21,7 @@ from pylatex.section import Chapter, Part, Section
 from .. import __version__, hand
 from ..config import Config, ConfigError
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
-from ..printed import Book
+from ..printed import Book, Num, factor_exp
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, Step, Trace
 from . import steps
@@ -326,8 +326,11 @@ class Renderer:
     def written_tables(self, step: Step, label: str = "") -> list[str]:
         """Tables of what a step writes on the way (σ, u, tanh u, e_j, √v̂, …), each with
         its own power of ten; `label` marks the first."""
+        kind = self.arithmetic_kind(step)
+        if kind == "softmax":
+            return [self.softmax_written(step, label)]
         out = []
-        for key_, per_row, sym in WRITTEN.get(self.arithmetic_kind(step), ()):
+        for key_, per_row, sym in WRITTEN.get(kind, ()):
             nums = self.book.part_table(step, key_, per_row)
             what = "per row" if per_row else ""
             title = rf"${sym}$ written for ${step.desc.symbol}$ {what}".strip()
@@ -335,6 +338,21 @@ class Renderer:
                 title += rf"\label{{{label}}}"
             out.append(number_table(nums, self.layout, title=title, again=f"${sym}$"))
         return out
+
+    def softmax_written(self, step: Step, label: str = "") -> str:
+        """A softmax's row maxima, exponentials and sums as one table, row by row, laid out
+        as the exercise's grid for them (a masked position's exponential is 0)."""
+        s_max, e, total = (self.book.part_table(step, k, r) for k, r, _ in WRITTEN["softmax"])
+        rows, cols = step.shape
+        values = [[s_max[i], *e[i], total[i]] for i in range(rows)]
+        exp = factor_exp([x.value for row in values for x in row if x is not None], self.f.digits)
+        nums = np.empty((rows, cols + 2), dtype=object)
+        for (i, j), x in np.ndenumerate(np.array(values, dtype=object)):
+            nums[i, j] = Num(x.value if x is not None else Decimal(0), exp)
+        heads = [r"$s^{\max}$", *(f"$e_{{{j + 1}}}$" for j in range(cols)), r"$\sum_j e_j$"]
+        title = rf"$s^{{\max}}$, $e_j$ and $\sum_j e_j$ written for ${step.desc.symbol}$"
+        mark = rf"\label{{{label}}}" if label else ""
+        return number_table(nums, self.layout, title=title + mark, again=title, col_labels=heads)
 
     def result_block(self, name: str, label: str = "") -> str:
         """A result as printed in the workbook and the answer key: a matrix, or a line;
