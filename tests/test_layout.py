@@ -50,7 +50,8 @@ def test_adamw_exercise_asks_one_row_per_tensor(trace) -> None:
     rows = re.findall(r"^\$\((W_O)\)_\{(\d+),(\d+)\}\$ &", chapter, re.M)
     assert len(rows) == 16 and len({r[1] for r in rows}) == 1  # one row of W_O, 16 columns
     assert len(re.findall(r"^\$\(b_1\)_\{\d+\}\$ &", chapter, re.M)) == 16
-    assert r"\begin{adamgrid}{3}" in chapter  # m, v, θ′ to fill in
+    # θ and g given, then m, v, θ′ to fill in
+    assert re.search(r"\\begin\{adamgrid\}\{r\|r\|(W\{[\d.]+pt\}\|){3}\}", chapter)
 
 
 def test_notation_has_one_meaning_per_mark(worked: str) -> None:

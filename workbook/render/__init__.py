@@ -1,7 +1,16 @@
 """LaTeX views of a trace: the worked workbook, the exercises and the answer key."""
 
 from .answers import Answers
-from .base import DETAILS, GIVENS, PAPERS, SCAFFOLDS, Options, select, select_sections
+from .base import (
+    DETAILS,
+    GIVENS,
+    PAPERS,
+    SCAFFOLDS,
+    Options,
+    check_widths,
+    select,
+    select_sections,
+)
 from .exercises import Exercises
 from .worked import Worked
 
@@ -17,6 +26,7 @@ __all__ = [
     "Exercises",
     "Options",
     "Worked",
+    "check_widths",
     "select",
     "select_sections",
 ]
