@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_pdf_text
+from pylatex import NoEscape
 
 from workbook import cli, engine
-from workbook.config import load
+from workbook.compile import compile_document
+from workbook.config import Config, load
 from workbook.printed import Num
 from workbook.render import Exercises, Options, Worked
 from workbook.render.figures import falk
@@ -150,3 +153,15 @@ def test_a_deep_build_near_the_bound_compiles_without_a_bad_box(tmp_path: Path) 
         log = (tmp_path / f"{doc}.log").read_text()
         bad = [line for line in log.splitlines() if line.startswith(("Overfull", "Underfull"))]
         assert bad == [], f"{doc}: {bad[:3]}"
+
+
+@pytest.mark.tex
+def test_contents_lines_hold_five_digit_page_numbers(tmp_path: Path, trace) -> None:
+    """A deep or wide model's workbook runs to thousands of pages (the 8-layer GPT-2 one to
+    1,704 with --detail sample): its contents still end every line inside the margin."""
+    doc = Worked(Config(), trace, Options(detail="results")).skeleton()
+    title = "A section whose title runs long enough to reach the page numbers of the contents"
+    doc.append(NoEscape(r"\tableofcontents\clearpage\setcounter{page}{12345}"))
+    doc.append(NoEscape(rf"\chapter{{A chapter}}\section{{{title}}}"))
+    assert compile_document(doc.dumps(), tmp_path, "toc").overfull == 0
+    assert "12345" in read_pdf_text(tmp_path / "toc.pdf").split("\f")[0]  # in the contents
