@@ -16,7 +16,7 @@ import pytest
 
 from workbook import cli, engine, params
 from workbook.config import Config
-from workbook.export import csv_name, sections
+from workbook.export import csv_name, export_csv, sections, to_json_dict
 
 CONFIG = Config()
 TRACE = engine.run(CONFIG)
@@ -72,12 +72,13 @@ def engine_value(section: str, name: str) -> np.ndarray:
 
 
 def from_json(value) -> np.ndarray:
-    """Nested lists back to an array; null (a masked score) back to -inf."""
+    """Nested lists back to an array, as the README says: null (a masked score) back to
+    -inf, the strings "inf", "-inf", "nan" through float()."""
 
     def fix(v):
         if isinstance(v, list):
             return [fix(x) for x in v]
-        return -np.inf if v is None else v
+        return -np.inf if v is None else float(v)
 
     return np.array(fix(value), dtype=np.float64)
 
@@ -236,3 +237,47 @@ def test_a_write_error_names_the_target_not_a_temporary_file(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert err == f"workbook: {target}: No space left on device\n"
     assert not list(tmp_path.iterdir())  # no half file, no temporary left
+
+
+def non_finite_trace():
+    """The default step with inf, -inf and nan put in by hand beside the masked scores (the
+    engine's pre-flight refuses settings that make them, so no command can)."""
+    t = engine.run(CONFIG)
+    scores = t["scores.0"]
+    assert np.isneginf(scores[0, 1])  # masked: above the diagonal
+    scores[1, 0], scores[2, 1], scores[3, 3] = np.inf, -np.inf, np.nan  # not masked
+    t["W1"][0, 0] = np.nan
+    t["d.W1"][0, 1] = -np.inf
+    t["v.W1"][0, 2] = np.inf
+    return t
+
+
+def test_json_writes_non_finite_values_as_strings_apart_from_masked_nulls() -> None:
+    t = non_finite_trace()
+    doc = json.loads(json.dumps(to_json_dict(CONFIG, t), allow_nan=False))  # strict JSON
+    scores = doc["activations"]["scores.0"]
+    assert scores[0][1:] == [None] * 4 and scores[1][2:] == [None] * 3  # masked
+    assert (scores[1][0], scores[2][1], scores[3][3]) == ("inf", "-inf", "nan")
+    assert isinstance(scores[2][0], float) and isinstance(scores[4][4], float)
+    assert doc["parameters"]["W1"][0][0] == "nan"
+    assert doc["gradients"]["W1"][0][1] == "-inf"
+    assert doc["adamw"]["v"]["W1"][0][2] == "inf"
+    nulls = [v for row in doc["gradients"]["d.scores.0"] for v in row if v is None]
+    assert nulls == []  # a masked score's gradient is a plain zero
+    np.testing.assert_array_equal(from_json(scores), t["scores.0"])  # the documented reading
+    np.testing.assert_array_equal(from_json(doc["parameters"]["W1"]), t["W1"])
+
+
+def test_csv_writes_non_finite_values_as_strings_apart_from_masked_empty_cells(
+    tmp_path,
+) -> None:
+    t = non_finite_trace()
+    export_csv(CONFIG, t, str(tmp_path))
+    rows = list(csv.reader((tmp_path / "activations" / "scores.0.csv").open(newline="")))
+    assert rows[0][1:] == [""] * 4 and rows[1][2:] == [""] * 3  # masked
+    assert (rows[1][0], rows[2][1], rows[3][3]) == ("inf", "-inf", "nan")
+    assert (tmp_path / "parameters" / "W1.csv").read_text().startswith("nan,")
+    assert next(csv.reader((tmp_path / "gradients" / "W1.csv").open()))[1] == "-inf"
+    assert next(csv.reader((tmp_path / "adamw" / "v" / "W1.csv").open()))[2] == "inf"
+    for rel, name in [("activations/scores.0.csv", "scores.0"), ("parameters/W1.csv", "W1")]:
+        np.testing.assert_array_equal(read_csv(tmp_path / rel, t[name].shape), t[name])

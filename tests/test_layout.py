@@ -50,7 +50,8 @@ def test_adamw_exercise_asks_one_row_per_tensor(trace) -> None:
     rows = re.findall(r"^\$\((W_O)\)_\{(\d+),(\d+)\}\$ &", chapter, re.M)
     assert len(rows) == 16 and len({r[1] for r in rows}) == 1  # one row of W_O, 16 columns
     assert len(re.findall(r"^\$\(b_1\)_\{\d+\}\$ &", chapter, re.M)) == 16
-    assert r"\begin{adamgrid}{3}" in chapter  # m, v, θ′ to fill in
+    # θ and g given, then m, v, θ′ to fill in
+    assert re.search(r"\\begin\{adamgrid\}\{r\|r\|(W\{[\d.]+pt\}\|){3}\}", chapter)
 
 
 def test_notation_has_one_meaning_per_mark(worked: str) -> None:
@@ -100,7 +101,12 @@ def test_answer_key_prints_what_each_step_writes_on_the_way(trace, book) -> None
     assert r"$\sigma$ written for $\hat{x}$ per row" in ln_hat
     assert " & ".join(f"${n.cell}$" for n in sigma) in ln_hat  # 0.1089, 0.1101, …
     softmax = doc[doc.index(r"\answer{3.3}") : doc.index(r"\answer{3.4}")]
-    assert r"$s^{\max}$ written" in softmax and r"$\sum_j e_j$ written" in softmax
+    assert r"$s^{\max}$, $e_j$ and $\sum_j e_j$ written for $A^{(1)}$" in softmax
+    # one row per row of A, as the exercise's grid: s^max, e_1 … e_5 (masked: 0), Σe
+    step = trace.step("attn.0")
+    s_max, e, total = (book.part_table(step, k, r) for k, r in (("max", 1), ("e", 0), ("sum", 1)))
+    row = [s_max[1].value, e[1, 0].value, e[1, 1].value, 0, 0, 0, total[1].value]
+    assert r"\rowhead{2} & " + " & ".join(f"${x}$" for x in row) in softmax
 
 
 def test_exercises_give_the_u_and_tanh_u_that_gelu_derivative_reuses(trace) -> None:

@@ -24,8 +24,9 @@ from . import compile as tex
 from . import engine
 from .config import Config
 from .export import write_atomic
-from .printed import check_answers
-from .render import DOCUMENTS, Options, Worked, select
+from .printed import Book, check_answers
+from .render import DOCUMENTS, Options, Worked, check_widths, select
+from .render.matrix import Layout
 from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
@@ -88,6 +89,8 @@ class Builder:
         loss = float(trace.loss.result)
         self.say(f"computed the step ({len(trace.steps)} steps, loss {loss:.4f})")
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything
+        self.book = Book(trace, opts.digits, opts.arithmetic)  # the printed values, shared
+        check_widths(self.c, trace, self.book, Layout(opts.paper))  # ... and anything made
         names = [n for n in ORDER if n in self.req.only]
         self.sources = {n: self.source(n, trace) for n in names}
         self.check_size(names)
@@ -137,11 +140,11 @@ class Builder:
         if "workbook" in self.sources:
             return self.sources["workbook"]
         if self._worked is None:
-            self._worked = Worked(self.c, self.trace, self.opts).tex()
+            self._worked = Worked(self.c, self.trace, self.opts, self.book).tex()
         return self._worked
 
     def source(self, name: str, trace: Trace) -> str:
-        return DOCUMENTS[name](self.c, trace, self.opts).tex()
+        return DOCUMENTS[name](self.c, trace, self.opts, self.book).tex()
 
     def document(self, name: str, trace: Trace) -> list[Path]:
         """The document's files, made in the staging folder."""

@@ -25,7 +25,7 @@ from .modules import (
     adamw,
 )
 from .notation import word
-from .trace import Elementwise, RowWise, Trace
+from .trace import RowWise, Trace
 
 # The AdamW results of parameter p are named "<key>.<p>", in this order.
 ADAM_KEYS = ("m", "v", "m_hat", "v_hat", "updated")
@@ -265,9 +265,7 @@ def check_numbers(c: Config, t: Trace) -> None:
     chain rule would have nothing left to say. One line naming the setting to change."""
     for step in t.steps:
         value = np.asarray(step.result)
-        masked = step.consts.get("masked") if isinstance(step, Elementwise) else None
-        live = ~np.broadcast_to(masked, value.shape) if masked is not None else True
-        if not np.all(np.isfinite(value) | ~np.asarray(live)):
+        if not np.all(np.isfinite(value) | t.masked(step.name)):
             raise ConfigError(
                 f"init_scale = {c.init_scale:g}: {step.name} overflows (not a finite number); "
                 "use a smaller --init-scale"

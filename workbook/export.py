@@ -40,20 +40,31 @@ def config_dict(c: Config) -> dict[str, Any]:
     return c.to_dict() | {"tokens": list(c.tokens), "d_k": c.d_k, "T": c.T}
 
 
-def _listify(a: np.ndarray) -> Any:
-    """Nested lists; -inf (masked attention scores) becomes null."""
+def cell(x: float, masked: bool) -> float | str | None:
+    """One entry as data: a number; None where the causal mask leaves it undefined (a −∞
+    score); "inf", "-inf" or "nan" for any other non-finite value, so the two never mix."""
+    if math.isfinite(x):
+        return x
+    return None if masked else repr(x)  # float("inf"), float("nan") read them back
+
+
+def _listify(a: np.ndarray, masked: np.ndarray) -> Any:
+    """Nested lists of `cell`s."""
     if a.ndim == 0:
-        v = float(a)
-        return v if math.isfinite(v) else None
-    return [_listify(x) for x in a]
+        return cell(float(a), bool(masked))
+    return [_listify(x, m) for x, m in zip(a, masked, strict=True)]
 
 
 def to_json_dict(c: Config, t: Trace) -> dict[str, Any]:
     sec = sections(c, t)
+
+    def group(key: str) -> dict[str, Any]:
+        return {n: _listify(a, t.masked(n)) for n, a in sec[key].items()}
+
     out: dict[str, Any] = {"config": config_dict(c)}
     for key in ("parameters", "activations", "gradients"):
-        out[key] = {n: _listify(a) for n, a in sec[key].items()}
-    out["adamw"] = {k: {n: _listify(a) for n, a in sec[f"adamw.{k}"].items()} for k in ADAM_KEYS}
+        out[key] = group(key)
+    out["adamw"] = {k: group(f"adamw.{k}") for k in ADAM_KEYS}
     return out
 
 
@@ -97,12 +108,13 @@ def export_npz(c: Config, t: Trace, output: str) -> None:
         write_atomic(Path(output), buf.getvalue())
 
 
-def _csv_bytes(a: np.ndarray) -> bytes:
-    rows = np.atleast_2d(a)
+def _csv_bytes(a: np.ndarray, masked: np.ndarray) -> bytes:
+    """Masked entries are empty cells; numbers and "inf", "-inf", "nan" as `cell` gives."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    for row in rows:
-        writer.writerow(repr(float(x)) if math.isfinite(x) else "" for x in row)
+    for row, mask in zip(np.atleast_2d(a), np.atleast_2d(masked), strict=True):
+        cells = (cell(float(x), bool(m)) for x, m in zip(row, mask, strict=True))
+        writer.writerow("" if v is None else repr(v) if isinstance(v, float) else v for v in cells)
     return buf.getvalue().encode()
 
 
@@ -119,7 +131,7 @@ def export_csv(c: Config, t: Trace, output: str) -> None:
     for sec, group in sections(c, t).items():
         folder = root.joinpath(*sec.split("."))
         for name, a in group.items():
-            write_atomic(folder / f"{csv_name(name)}.csv", _csv_bytes(a))
+            write_atomic(folder / f"{csv_name(name)}.csv", _csv_bytes(a, t.masked(name)))
     write_atomic(root / "config.json", (json.dumps(config_dict(c), indent=1) + "\n").encode())
 
 

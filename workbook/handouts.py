@@ -30,10 +30,12 @@ from .classroom import Variant, assign, decode, read_roster
 from .config import Config, ConfigError
 from .export import write_atomic
 from .hand import sig
-from .render import Options, select
+from .printed import Book
+from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.fmt import tex_escape
 from .render.handout import CODEPOINT, Handout, Reader, name_tex
+from .render.matrix import Layout
 
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
 
@@ -95,12 +97,14 @@ class Classroom:
         t = engine.run(cv)
         engine.check_numbers(cv, t)
         opts = select(self.req.options, self.req.chapters, self.req.sections, t)
+        book = Book(t, opts.digits, opts.arithmetic)  # the handout and its key share it
+        check_widths(cv, t, book, Layout(opts.paper))  # refuse before writing anything
         return Part(
             reader,
             variant,
             cv,
-            Handout(cv, t, opts, reader=reader),
-            KeyPart(cv, t, opts),
+            Handout(cv, t, opts, book, reader=reader),
+            KeyPart(cv, t, opts, book),
         )
 
     # --- the whole job --------------------------------------------------------------------

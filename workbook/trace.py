@@ -271,6 +271,14 @@ class Trace:
     def chapter(self, number: int) -> Iterator[Step]:
         return (s for s in self.steps if s.chapter == number)
 
+    def masked(self, name: str) -> np.ndarray:
+        """Where the causal mask, not arithmetic, sets `name`'s entries (−∞ scores, zero
+        score gradients): a boolean array of its shape, all False for most quantities."""
+        step = self._by_name.get(name)
+        mask = step.consts.get("masked") if isinstance(step, Elementwise) else None
+        shape = np.shape(self.values[name])
+        return np.zeros(shape, dtype=bool) if mask is None else np.broadcast_to(mask, shape)
+
     def producer(self, name: str) -> Step | None:
         """The step that computed `name`, or None for a parameter or input."""
         return self._by_name.get(name)

@@ -1,7 +1,17 @@
 """LaTeX views of a trace: the worked workbook, the exercises and the answer key."""
 
 from .answers import Answers
-from .base import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options, select, select_sections
+from .base import (
+    DETAILS,
+    GIVENS,
+    LAYOUTS,
+    PAPERS,
+    SCAFFOLDS,
+    Options,
+    check_widths,
+    select,
+    select_sections,
+)
 from .exercises import Exercises
 from .worked import Worked
 
@@ -18,6 +28,7 @@ __all__ = [
     "Exercises",
     "Options",
     "Worked",
+    "check_widths",
     "select",
     "select_sections",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -21,12 +22,20 @@ from pylatex.section import Chapter, Part, Section
 from .. import __version__, hand
 from ..config import Config, ConfigError
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
-from ..printed import Book, Num, factor_exp
+from ..printed import Book, Num, UnprintableError, factor_exp
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, Step, Trace
 from . import steps
 from .fmt import Fmt, element, shape, tex_escape
-from .matrix import Layout, number_table
+from .matrix import (
+    FOOTNOTE_SCALE,
+    TABCOLSEP,
+    Layout,
+    cell_width,
+    column_blocks,
+    digits_within,
+    number_table,
+)
 
 
 def _templates() -> Path:
@@ -53,6 +62,11 @@ ADAM_COLUMNS = (
     ("v_hat", r"\hat v"),
     ("updated", r"\theta'"),
 )
+
+
+# The AdamW table's and grid's widest row label under the limits, (W_Q^{[8](128)})_{128,64},
+# and widest heading, \hat v ×10^{-100}, in pt at \footnotesize (measured), with separation.
+ADAM_LABEL, ADAM_HEAD = 72.0, 45.0
 
 
 # The values a step writes on the way to its result, shown as tables in the answer key:
@@ -138,10 +152,12 @@ class Renderer:
     parts = True  # Part I, II, III pages
     figure_packages: tuple[str, ...] = ()  # what the view's figures draw with
 
-    def __init__(self, c: Config, t: Trace, opts: Options) -> None:
+    def __init__(self, c: Config, t: Trace, opts: Options, book: Book | None = None) -> None:
+        """`book`: the printed values, when the caller has made them (with the same digits
+        and arithmetic), so that the documents of one build share them."""
         self.c, self.t, self.opts = c, t, opts
         self.f = Fmt(opts.digits)
-        self.book = Book(t, opts.digits, opts.arithmetic)
+        self.book = book if book is not None else Book(t, opts.digits, opts.arithmetic)
         self.layout = Layout(opts.paper)
         self.env = jinja_env()
         texts = self.env.get_template("steps.tex.j2").module
@@ -296,6 +312,16 @@ class Renderer:
         gradient (the PAD row's gradient is zero, which would make a dull example)."""
         nonzero = np.argwhere(self.t[self.adam(p)["g"]] != 0)
         return tuple(int(i) for i in nonzero[0]) if len(nonzero) else (0,) * self.t[p].ndim
+
+    def adam_blocks(
+        self, names: list[str], rows: list[tuple[int, ...]]
+    ) -> tuple[list[float], list[range]]:
+        """The widths (pt) of an AdamW table's or grid's columns, one per quantity, each as
+        wide as its widest cell among `rows` or its heading; and the columns in blocks
+        beside the row labels, as many as fit the line."""
+        cells = [max(cell_width(self.book.nums(x)[i].cell) for i in rows) for x in names]
+        widths = [max(FOOTNOTE_SCALE * w, ADAM_HEAD) + 2 * TABCOLSEP for w in cells]
+        return widths, column_blocks(widths, self.layout.text_width - ADAM_LABEL)
 
     def adam_repeats(self) -> set[str]:
         """{m̂, v̂} when, entry for entry, m̂ = g and v̂ = v/(1 − β₂) (so at t = 1 in the printed
@@ -484,6 +510,40 @@ class Renderer:
 
     def tex(self) -> str:
         return self.document().dumps()
+
+
+def printed_tables(t: Trace, book: Book) -> Iterator[tuple[str, np.ndarray]]:
+    """Every table of printed numbers (`Num`s) a document can show, with what to call it:
+    each quantity, each Jacobian J_i, each table of the values a step writes on the way."""
+    for name in book.values:
+        yield name, book.nums(name)
+    for step in t.steps:
+        for i in range(len(book.jacobians[step.name])):
+            yield f"J_{i + 1} of {step.name}", book.jacobian(step.name, i)
+        for part, per_row, _ in WRITTEN.get(Renderer.arithmetic_kind(step), ()):
+            yield f"{part} written for {step.name}", book.part_table(step, part, per_row)
+
+
+def check_widths(c: Config, t: Trace, book: Book, layout: Layout) -> None:
+    """Refuse settings whose printed numbers would run off the page, before anything is
+    written. A table states one power of ten and prints plain decimals, so a cell has as
+    many digits as the table's entries span orders of magnitude, plus the significant
+    digits; and a cell may be at most half a worked line wide (`Layout.widest_cell`)."""
+    bound = layout.widest_cell
+    for what, nums in printed_tables(t, book):
+        cells = [x for x in nums.ravel() if x is not None]
+        widest = max(cells, key=lambda x: cell_width(x.cell), default=None)
+        if widest is None or cell_width(widest.cell) <= bound:
+            continue
+        sizes = [abs(x.value) for x in cells if x.value.is_finite() and x.value != 0]
+        top, low = max(sizes), min(sizes)
+        digits = sum(ch.isdigit() for ch in widest.cell)
+        raise UnprintableError(
+            f"init_scale = {c.init_scale:g}: {what} spans {top.adjusted() - low.adjusted()} "
+            f"orders of magnitude ({top:.3e} down to {low:.3e}), so its table would print "
+            f"cells of {digits} digits, and at most {digits_within(bound)} fit (half a worked "
+            f"line, on {layout.paper} paper); use a smaller --init-scale"
+        )
 
 
 def select(opts: Options, chapters: str | None, sections: str | None, t: Trace) -> Options:

@@ -14,7 +14,7 @@ from ..printed import Num, single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, RowWise, Step
 from . import steps
-from .base import ADAM_COLUMNS, Renderer, _m, key
+from .base import ADAM_COLUMNS, ADAM_LABEL, Renderer, _m, key
 from .fmt import element, factor
 from .matrix import (
     LABEL_WIDTH,
@@ -28,8 +28,10 @@ from .matrix import (
 
 GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
 MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
+RULE = 0.4  # pt, a grid's rule between columns
 MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, scratch paper
 ADAM_VECTOR_ROWS = 16  # entries of a vector parameter asked for in its AdamW exercise
+ADAM_GIVEN = 2  # an AdamW grid's first columns, θ and g, are given; the rest are to fill in
 
 
 def grid_place(idx: tuple[int, ...]) -> tuple[int | None, int | None]:
@@ -198,22 +200,34 @@ class Exercises(Renderer):
         heads = [
             f"${sym}\\,{factor(self.book.exps[x])}$" for sym, x in zip(symbols, every, strict=True)
         ]
-        lines += [
-            rf"\begin{{adamgrid}}{{{len(blank)}}}",
-            "element & " + " & ".join(heads) + r" \\ \hline \endhead",
-        ]
+        grid = []  # each row's cells, a column per quantity of `every`; "" is a blank
         for k, idx in enumerate(rows):
             filled = idx == example or (self.opts.scaffold == "half" and k % 2 == 0)
             if not filled:
                 self.blanks.setdefault(n, []).extend(
                     (x, idx, k + 1, 3 + c) for c, x in enumerate(names)
                 )
-            cell = {x: f"${self.book.nums(x)[idx].cell}$" for x in every}
-            row = [f"${element(self.symbol(p), idx)}$", cell[p]]
-            row.append(cell[g] if g_given or filled else "")
-            row += [cell[x] if filled else "" for x in names]
-            lines.append(" & ".join(row) + r" \\ \hline")
-        lines.append(r"\end{adamgrid}")
+            shown = [True, g_given or filled, *[filled] * len(names)]
+            cells = [f"${self.book.nums(x)[idx].cell}$" for x in every]
+            grid.append([c if on else "" for c, on in zip(cells, shown, strict=True)])
+        widths, blocks = self.adam_blocks(every, rows)
+        for block in blocks:  # a grid too wide for the line: blocks of columns, one by one
+            # the columns to write in (after θ and g) share what the line leaves over
+            blanks = [k for k in block if k >= ADAM_GIVEN]
+            spare = self.layout.text_width - ADAM_LABEL - sum(widths[k] + RULE for k in block)
+            share = spare / max(1, len(blanks))
+            spec = "".join(
+                f"W{{{widths[k] + share - 2 * TABCOLSEP:.1f}pt}}|" if k >= ADAM_GIVEN else "r|"
+                for k in block
+            )
+            lines += [
+                rf"\begin{{adamgrid}}{{{spec}}}",
+                "element & " + " & ".join(heads[k] for k in block) + r" \\ \hline \endhead",
+            ]
+            for idx, cells in zip(rows, grid, strict=True):
+                row = [f"${element(self.symbol(p), idx)}$", *(cells[k] for k in block)]
+                lines.append(" & ".join(row) + r" \\ \hline")
+            lines.append(r"\end{adamgrid}")
         return "\n".join(lines)
 
     def example(self, step: Step) -> tuple[str, bool]:

@@ -7,13 +7,13 @@ nothing. Every figure has a one-sentence description beside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..printed import Num
-from .matrix import LABEL_WIDTH, TABCOLSEP, Layout, cell_width
+from .matrix import FOOTNOTE_SCALE, LABEL_WIDTH, TABCOLSEP, Layout, cell_width
 
 DARKEST = 0.45  # the grey of the largest value: black digits stay legible on it
 SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -25,10 +25,16 @@ def grey(value: float) -> str:
     return f"{1 - (1 - DARKEST) * v:.3f}"
 
 
-def fits(n_cols: int, nums: np.ndarray, layout: Layout, labels: Sequence[str] | None) -> bool:
-    widest = max(cell_width(x.cell) for x in nums.ravel())
-    label = LABEL_WIDTH if labels is None else max(LABEL_WIDTH, 5.0 * max(map(len, labels)))
-    return label + n_cols * (widest + 2 * TABCOLSEP + 4) <= layout.text_width
+SHADE = 2 * 1.5 + 2 * 1.5  # pt a shaded cell adds: \colorbox's margin and \, either side
+# A Falk scheme is set in \footnotesize with \tabcolsep 2.5pt; an ellipsis column is about
+# 10pt wide.
+FALK_SEP, DOTS = 2 * 2.5, 10.0
+
+
+def fits(widths: Iterable[float], layout: Layout, label: float = 0.0) -> bool:
+    """Whether a figure fits the text width: a label column, then columns of these widths
+    (pt, their padding included)."""
+    return label + sum(widths) <= layout.text_width
 
 
 def heatmap(
@@ -45,7 +51,11 @@ def heatmap(
     """A probability matrix as a shaded table; masked cells blank with a dash, marked cells
     framed. Empty when it would not fit the page width (the numbers are printed anyway)."""
     rows, cols = nums.shape
-    if not fits(cols, nums, layout, col_labels):
+    # the row labels are numbers; the estimate reserves room for the longest column label
+    label = LABEL_WIDTH if col_labels is None else max(LABEL_WIDTH, 5.0 * max(map(len, col_labels)))
+    pad = SHADE + 2 * TABCOLSEP
+    widths = (max(cell_width(x.cell) for x in nums[:, j]) + pad for j in range(cols))
+    if not fits(widths, layout, label):
         return ""
     heads = col_labels or [str(j + 1) for j in range(cols)]
     lines = [
@@ -96,14 +106,36 @@ def falk(
     *,
     names: tuple[str, str, str],
     caption: str,
+    layout: Layout,
 ) -> str:
     """C = A B laid out as Falk did: A to the left, B above, C where they meet. Row i of A and
     column j of B are shaded, and C's entry (i, j) is framed with its value; long sides are
-    shown in part with ellipses. `a`, `b` hold the factors' printed cells (Nums)."""
+    shown in part with ellipses. `a`, `b` hold the factors' printed cells (Nums). Empty when
+    it would not fit the page width (the sum is worked below it anyway)."""
     i, j = idx
     m, k = a.shape
     n = b.shape[1]
     rows, inner, cols = _picks(m, i), _picks(k, 0), _picks(n, j)
+
+    def width(x: Num, shaded: bool) -> float:
+        return FOOTNOTE_SCALE * cell_width(x.cell) + SHADE * shaded
+
+    # each column as wide as its widest number, or its ellipsis; the result sits in column j
+    widths = [
+        DOTS if c is None else max(width(a[r, c], r == i) for r in rows if r is not None)
+        for c in inner
+    ]
+    widths += [
+        DOTS
+        if c is None
+        else max(
+            [width(b[r, c], c == j) for r in inner if r is not None]
+            + [width(result, True)] * (c == j)
+        )
+        for c in cols
+    ]
+    if not fits((w + FALK_SEP for w in widths), layout):
+        return ""
 
     def cell(x: Num | None, on: bool) -> str:
         if x is None:

@@ -21,6 +21,15 @@ MAX_ROWS = 32  # taller matrices are split into row blocks, so no table outgrows
 MAX_RULED_ROWS = 24
 
 
+# Measured with the preamble's fonts at \small, as a worked line (\ex) is set: a continued line
+# is indented 2em, and the widest term a line never breaks, a variance's square
+# {(x·10^e − (μ·10^e))^2}, puts four brackets, a minus, two powers of ten and the square
+# around its two cells.
+HANG = 18.5
+WIDEST_TERM_EXTRA = 93.5
+FOOTNOTE_SCALE = 0.92  # numbers in \footnotesize are 0.92 as wide as in \small (measured)
+
+
 def text_width_pt(paper: str) -> float:
     """Text width for 20 mm margins on either side."""
     width_mm = {"a4": 210.0, "letter": 215.9}[paper] - 40.0
@@ -36,6 +45,26 @@ def cell_width(tex: str) -> float:
     return minus + _DIGIT * sum(ch.isdigit() for ch in body) + _POINT * body.count(".")
 
 
+def digits_within(width: float) -> int:
+    """How many digits a negative decimal cell of at most `width` pt holds."""
+    return math.floor((width - _MINUS - _POINT) / _DIGIT)
+
+
+def column_blocks(widths: Sequence[float], room: float) -> list[range]:
+    """Consecutive columns of these widths in as few blocks as fit `room` each (a column
+    wider than the room alone in its block), as even in count as fits."""
+    blocks, start, used = [], 0, 0.0
+    for k, w in enumerate(widths):
+        if k > start and used + w > room:
+            blocks.append(range(start, k))
+            start, used = k, 0.0
+        used += w
+    blocks.append(range(start, len(widths)))
+    even = even_blocks(len(widths), math.ceil(len(widths) / len(blocks)))
+    fit = len(even) == len(blocks) and all(sum(widths[k] for k in b) <= room for b in even)
+    return even if fit else blocks
+
+
 @dataclass(frozen=True)
 class Layout:
     paper: str = "a4"
@@ -43,6 +72,12 @@ class Layout:
     @property
     def text_width(self) -> float:
         return text_width_pt(self.paper)
+
+    @property
+    def widest_cell(self) -> float:
+        """The widest a printed cell may be, in pt: a worked line breaks only between
+        terms, and its widest term holds two cells, so two must fit on one line."""
+        return (self.text_width - HANG - WIDEST_TERM_EXTRA) / 2
 
     def blocks(self, n_cols: int, widest: float, label_width: float = LABEL_WIDTH) -> list[range]:
         """Column blocks, as even as possible, each fitting the text width."""

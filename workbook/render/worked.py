@@ -262,7 +262,8 @@ class Worked(Renderer):
             f"factor (shaded) at the framed entry: the sum of their products, worked below. "
             "Dots stand for entries not shown; every factor is printed in full above."
         )
-        return figures.falk(a, b, self.book.num(step.name, idx), idx, names=names, caption=caption)
+        result = self.book.num(step.name, idx)
+        return figures.falk(a, b, result, idx, names=names, caption=caption, layout=self.layout)
 
     def figure(self, step: Step) -> str:
         """A heat map of attention weights (masked cells marked) or of the next-token
@@ -350,17 +351,21 @@ class Worked(Renderer):
             # where each of the tensor's updates is printed in full
             lines.append("".join(rf"\label{{r:{key(s.name)}}}" for s in self.t.updates(n)))
             names = [self.adam(n)[role] for role, _ in cols]
-            heads = " & ".join(
+            rows = list(np.ndindex(self.t[n].shape))
+            heads = [
                 f"${head}\\,{factor(self.book.exps[x])}$"
                 for (_, head), x in zip(cols, names, strict=True)
-            )
-            lines += [
-                rf"\begin{{adamtable}}{{{len(cols)}}}",
-                # the gap keeps a first row's superscripts, (W_Q^{(1)}), clear of the rule
-                rf"{_m(self.symbol(n))} & {heads} \\ \hline \noalign{{\vspace{{2pt}}}} \endhead",
             ]
-            for idx in np.ndindex(self.t[n].shape):
-                cells = " & ".join(f"${self.book.nums(x)[idx].cell}$" for x in names)
-                lines.append(rf"${element(self.symbol(n), idx)}$ & {cells} \\")
-            lines.append(r"\end{adamtable}")
+            # a table too wide for the line is printed in blocks of columns, one after another
+            for block in self.adam_blocks(names, rows)[1]:
+                lines += [
+                    rf"\begin{{adamtable}}{{{len(block)}}}",
+                    # the gap keeps a first row's superscripts, (W_Q^{(1)}), clear of the rule
+                    rf"{_m(self.symbol(n))} & {' & '.join(heads[k] for k in block)} \\ \hline "
+                    r"\noalign{\vspace{2pt}} \endhead",
+                ]
+                for idx in rows:
+                    cells = " & ".join(f"${self.book.nums(names[k])[idx].cell}$" for k in block)
+                    lines.append(rf"${element(self.symbol(n), idx)}$ & {cells} \\")
+                lines.append(r"\end{adamtable}")
         return "\n".join(lines)
