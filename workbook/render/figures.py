@@ -195,7 +195,8 @@ PGFPLOTS = r"""\usepackage{pgfplots}
     title style={font=\footnotesize, inner sep=2pt}, every node/.style={font=\footnotesize}},
   curve/.style={thick, no marks},
   bars/.style={xbar, bar width=7pt, bar shift=0pt, y dir=reverse, axis x line=none,
-    axis y line*=left, point meta=explicit symbolic, nodes near coords={$\pgfplotspointmeta$}},
+    axis y line*=left, tick align=outside, point meta=explicit symbolic,
+    nodes near coords={$\pgfplotspointmeta$}},
   bar/.style={fill=black!25, draw=black}}
 % The samples a figure's key shows: a solid and a dashed curve, a dot and a ring.
 \newcommand{\curvesolid}{\tikz[baseline=-0.6ex]\draw[thick] (0,0) -- (1.2em,0);}
@@ -210,6 +211,7 @@ PLOT_HEIGHT = 110.0  # pt
 WHOLE = 3.0  # GELU bends between about -3 and 3: beyond, it is about 0 on the left, x on the right
 SAMPLES = 61  # points of a drawn curve
 SPOT = 0.5  # pt: points closer than this share one mark (a mark is over 2 pt wide)
+BAND = 2.0  # pt: the least width of the band where the inputs lie
 
 
 def _coords(points: Iterable[tuple[object, object]]) -> str:
@@ -298,6 +300,9 @@ def _whole_panel(xs: list[float], width: float) -> list[str]:
     reach = max(WHOLE, math.ceil(max(abs(lo), abs(hi))))
     grid = np.linspace(-reach, reach, SAMPLES)
     y0, y1 = _limits([*ops.gelu(grid), *ops.gelu_grad(grid)], pad=0.05)
+    thin = BAND * reach / width - (hi - lo) / 2  # a narrow band is widened to be seen
+    if thin > 0:
+        lo, hi = lo - thin, hi + thin
     return [
         rf"\begin{{axis}}[figure, width={width:.1f}pt, height={PLOT_HEIGHT}pt, "
         rf"xmin={-reach}, xmax={reach}, ymin={y0:.3f}, ymax={y1:.3f}, title={{the whole curve}}]",
@@ -334,6 +339,8 @@ def _close_panel(
         rf"\begin{{axis}}[figure, at={{({width + NAMES + PANEL_GAP + TICKS:.1f}pt,0)}}, "
         rf"width={width:.1f}pt, height={PLOT_HEIGHT}pt, xmin={x0:.6g}, xmax={x1:.6g}, "
         rf"ymin={c0:.6g}, ymax={c1:.6g}, title={{close up: this step's inputs}}, "
+        # the ticks are labelled as printed, a power of ten included
+        r"scaled x ticks=false, "
         rf"xtick={{{','.join(f'{x:.6g}' for x, _ in ticks)}}}, "
         rf"xticklabels={{{','.join(f'{{${t}$}}' for _, t in ticks)}}}]",
         rf"\addplot[curve] coordinates {{{_curve(ops.gelu, x0, x1)}}};",
@@ -350,8 +357,8 @@ BAR_PITCH = 13.0  # pt
 
 
 def _label_room(cell: str) -> float:
-    """Width in pt of a value printed beside its bar at 8 pt, with the node's padding."""
-    return cell_width(cell) * 8 / 9 + 7
+    """Width in pt of a value printed beside its bar at 8 pt, the node's padding and a gap."""
+    return cell_width(cell) * 8 / 9 + 10
 
 
 def _bar_panel(
