@@ -1,8 +1,10 @@
-"""Figures drawn from the printed numbers at build time: heat maps of probabilities.
+"""Figures drawn from the printed numbers at build time: heat maps, Falk schemes, the map of
+the model, GELU's curves and a softmax as bars.
 
 A heat map is a table whose cells are shaded grey by their value (darker for larger) and still
 print the value, so nothing is carried by shade alone and black-and-white printing loses
-nothing. Every figure has a one-sentence description beside it.
+nothing; curves differ by line style and are named, bars carry their values. Every figure has
+a one-sentence description beside it.
 """
 
 from __future__ import annotations
