@@ -3,7 +3,7 @@
 # Idempotent: does nothing (and needs no network) when everything is already there.
 set -euo pipefail
 packages=(texlive-latex-base texlive-latex-recommended texlive-latex-extra
-          texlive-fonts-recommended lmodern latexmk poppler-utils)
+          texlive-fonts-recommended texlive-pictures lmodern latexmk poppler-utils)
 need_install=0
 for cmd in pdflatex latexmk pdftotext pdftoppm kpsewhich; do
   command -v "$cmd" >/dev/null 2>&1 || need_install=1
@@ -11,7 +11,7 @@ done
 if [ "$need_install" = 0 ]; then
   for sty in geometry.sty fancyhdr.sty hyperref.sty bookmark.sty xcolor.sty booktabs.sty \
              longtable.sty lmodern.sty microtype.sty enumitem.sty titlesec.sty needspace.sty \
-             pdfpages.sty xr-hyper.sty; do
+             pdfpages.sty xr-hyper.sty tikz.sty pgfplots.sty; do
     kpsewhich "$sty" >/dev/null 2>&1 || { need_install=1; break; }
   done
 fi

@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-figures",
         dest="figures",
         action="store_false",
-        help="leave out the figures: Falk schemes of products, heat maps of attention "
-        "weights and probabilities",
+        help="leave out the figures: chapter maps, Falk schemes of products, heat maps of "
+        "attention weights, probabilities and weight gradients, GELU's curves, softmax bars",
     )
     b.add_argument("--tex-only", action="store_true", help="write the .tex, do not compile")
     b.add_argument(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
-    "texlive-fonts-recommended lmodern latexmk"
+    "texlive-fonts-recommended texlive-pictures lmodern latexmk"
 )
 
 

@@ -150,7 +150,6 @@ class Renderer:
     contents = True  # a table of contents after the title
     selective = False  # shows only the selected chapters and exercises (exercises, key)
     parts = True  # Part I, II, III pages
-    figure_packages: tuple[str, ...] = ()  # what the view's figures draw with
 
     def __init__(self, c: Config, t: Trace, opts: Options, book: Book | None = None) -> None:
         """`book`: the printed values, when the caller has made them (with the same digits
@@ -498,9 +497,6 @@ class Renderer:
             "xcolor",
         ):
             doc.packages.append(Package(pkg))
-        if self.opts.figures:
-            for pkg in self.figure_packages:
-                doc.packages.append(Package(pkg))
         for pkg in self.before_hyperref:
             doc.packages.append(Package(NoEscape(pkg)))
         doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))

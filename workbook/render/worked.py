@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 
 import numpy as np
-from pylatex import NoEscape
+from pylatex import Document, NoEscape
 from pylatex.section import Chapter, Section
 
 from ..hand import dec
 from ..printed import single
 from ..trace import Chapter as ChapterInfo
-from ..trace import Gather, RowWise, Step
+from ..trace import Elementwise, Gather, RowWise, Step
 from . import figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
 from .fmt import element, factor, tex_escape
@@ -21,7 +23,6 @@ PART_WORDS = {"forward": "forward pass", "backward": "backward pass"}
 
 class Worked(Renderer):
     view = "worked"
-    figure_packages = ("tikz",)  # the parts' flow diagrams
 
     def make_context(self) -> dict[str, object]:
         # Only the worked view may print results outside their sections (the title page).
@@ -265,40 +266,118 @@ class Worked(Renderer):
         result = self.book.num(step.name, idx)
         return figures.falk(a, b, result, idx, names=names, caption=caption, layout=self.layout)
 
+    def skeleton(self) -> Document:
+        doc = super().skeleton()
+        # pgfplots (and the TikZ it loads) draws the curves, bars and flow diagrams
+        if self.opts.figures:
+            doc.preamble.append(NoEscape(figures.PGFPLOTS))
+        return doc
+
     def figure(self, step: Step) -> str:
-        """A heat map of attention weights (masked cells marked) or of the next-token
-        probabilities (the correct next token framed), from the printed values."""
-        nums = self.book.nums(step.name)
-        sym = _m(step.desc.symbol)
+        """The figure drawn from a step's printed values, if it has one: heat maps of the
+        attention weights, of the next-token probabilities (and one row's softmax as bars)
+        and of a backward chapter's largest weight gradient; GELU's curves."""
         if step.desc.role == "attn":
-            scores = self.t.step(step.operands[0])
-            return figures.heatmap(
-                nums,
-                title=rf"Heat map of {sym}, in shades of grey",
-                caption=(
-                    "Each row is a position and each column a position it may look at; the "
-                    "darker the cell, the more weight. A dash marks a later position, masked."
-                ),
-                layout=self.layout,
-                masked=lambda idx: steps.is_masked(scores, idx),
-            )
+            return self.attention_map(step)
         if step.desc.role == "probs":
-            targets = self.t.find("p_target").tokens
-            words = self.labels(step.name, 1)
-            return figures.heatmap(
-                nums,
-                title=rf"Heat map of {sym}, in shades of grey",
-                caption=(
-                    "Each row is a position and each column a word of the vocabulary; the "
-                    "darker the cell, the likelier the word comes next. The framed value is "
-                    "the probability of the word that does come next."
-                ),
-                layout=self.layout,
-                marked=lambda idx: idx[0] < len(targets) and idx[1] == targets[idx[0]],
-                col_labels=words,
-                legend=r"; framed: the correct next word",
-            )
+            return self.probs_map(step) + "\n" + self.softmax_bars(step)
+        if isinstance(step, Elementwise) and step.formula.name == "gelu":
+            return self.gelu_curves(step)
+        if step.name in self.largest_gradients:
+            return self.gradient_map(step)
         return ""
+
+    def heatmap(self, step: Step, caption: str, **kw: object) -> str:
+        """A heat map of a step's printed values, titled with its symbol."""
+        nums = self.book.nums(step.name)
+        what = _m(step.desc.symbol)
+        return figures.heatmap(nums, what=what, caption=caption, layout=self.layout, **kw)
+
+    def attention_map(self, step: Step) -> str:
+        scores = self.t.step(step.operands[0])
+        caption = (
+            "Each row is a position and each column a position it may look at; the darker "
+            "the cell, the more weight. A dash marks a later position, masked."
+        )
+        return self.heatmap(step, caption, masked=lambda idx: steps.is_masked(scores, idx))
+
+    def probs_map(self, step: Step) -> str:
+        targets = self.t.find("p_target").tokens
+        caption = (
+            "Each row is a position and each column a word of the vocabulary; the darker the "
+            "cell, the likelier the word comes next. The framed value is the probability of "
+            "the word that does come next."
+        )
+        return self.heatmap(
+            step,
+            caption,
+            marked=lambda idx: idx[0] < len(targets) and idx[1] == targets[idx[0]],
+            col_labels=self.labels(step.name, 1),
+            legend=r"; framed: the correct next word",
+        )
+
+    def softmax_bars(self, step: Step) -> str:
+        """Row 1 of the scores and of the probabilities softmax makes of them, as bars."""
+        src = step.operands[0]
+
+        def title(name: str) -> str:
+            exp = self.book.exps[name]
+            return rf"row 1 of {_m(self.symbol(name))}" + (
+                rf", entries ${factor(exp)}$" * bool(exp)
+            )
+
+        return figures.softmax_bars(
+            self.c.vocab,
+            self.book.nums(src)[0],
+            self.book.nums(step.name)[0],
+            titles=(title(src), title(step.name)),
+            layout=self.layout,
+            caption=(
+                f"Softmax turns row 1 of {_m(self.symbol(src))} (left) into probabilities "
+                "(right) that add up to 1: the larger the score, the longer its bar after."
+            ),
+        )
+
+    def gelu_curves(self, step: Elementwise) -> str:
+        """GELU and GELU' with this step's inputs marked, each at its printed GELU (this
+        step) and GELU' (from the backward step that reuses this one's u and tanh u)."""
+        xs, ys = self.book.nums(step.operands[0]), self.book.nums(step.name)
+        back = next(s for s in self.t.steps if self.written_by(s) is step)
+        slopes = self.book.part_table(back, "grad", False)
+        marks = [(xs[i].value, ys[i].value, slopes[i].value) for i in np.ndindex(xs.shape)]
+        ends = tuple(self.f(pick(xs.ravel(), key=lambda n: n.value)) for pick in (min, max))
+        sym = _m(self.symbol(step.operands[0]))
+        caption = (
+            "GELU (solid) and its slope GELU$'$ (dashed): on the left the whole bend, on the "
+            f"right close up over the shaded band where the entries of {sym} lie, each entry "
+            "marked at its GELU and at its GELU$'$, which the backward pass multiplies by."
+        )
+        return figures.gelu_curves(marks, ends, layout=self.layout, caption=caption)
+
+    @cached_property
+    def largest_gradients(self) -> set[str]:
+        """In each backward chapter, the gradient of its largest weight matrix (by number of
+        entries; the first computed, on a tie)."""
+        grads = {self.adam(p)["g"] for p in self.param_names if self.t[p].ndim == 2}
+        out = set()
+        for ch in self.t.chapters:
+            found = [s for s in self.t.chapter(ch.number) if s.name in grads]
+            if ch.part == "backward" and found:
+                out.add(max(found, key=lambda s: math.prod(s.shape)).name)
+        return out
+
+    def gradient_map(self, step: Step) -> str:
+        caption = (
+            f"Each cell is an entry of {_m(step.desc.symbol)}; the darker the cell, the larger "
+            "the entry in size, whatever its sign."
+        )
+        return self.heatmap(
+            step,
+            caption,
+            row_labels=self.labels(step.name, 0),
+            col_labels=self.labels(step.name, 1),
+            signed=True,
+        )
 
     def fast_check(self, step: Step) -> str:
         """How closely a fast formula's printed result meets the one it computes again."""
