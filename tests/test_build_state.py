@@ -39,15 +39,16 @@ def test_key_cites_only_the_workbook_of_its_own_settings(tmp_path: Path) -> None
     tex.compile_document(new_source, fresh, "workbook")
     pages = tex.label_pages(fresh / "workbook.aux")
     cited = citations(tmp_path / "answers.pdf")
-    assert cited["2.1"][1] == pages["s:Q-0"]
-    assert cited["13.16"][1] == pages["s:m-W-lm"]
+    # the key cites the page where each result's table is printed (AdamW: the tensor's table)
+    assert cited["2.1"][1] == pages["r:Q-0"]
+    assert cited["13.16"][1] == pages["r:m-W-lm"]
     trace = engine.run(Config())
     numbers = exercise_numbers(trace, tuple(ch.number for ch in trace.chapters))
     assert len(set(numbers.values())) == 106  # 90 steps, and one AdamW exercise per tensor
     checked = 0
     for name, ex in numbers.items():
         if ex in cited:  # a citation wrapped onto two lines is not read here
-            assert cited[ex][1] == pages[f"s:{key(name)}"], (ex, name)
+            assert cited[ex][1] == pages[f"r:{key(name)}"], (ex, name)
             checked += 1
     assert checked > 150
     assert "undefined" not in (tmp_path / "answers.log").read_text()
