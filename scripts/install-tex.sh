@@ -11,7 +11,7 @@ done
 if [ "$need_install" = 0 ]; then
   for sty in geometry.sty fancyhdr.sty hyperref.sty bookmark.sty xcolor.sty booktabs.sty \
              longtable.sty lmodern.sty microtype.sty enumitem.sty titlesec.sty needspace.sty \
-             pdfpages.sty xr-hyper.sty tikz.sty pgfplots.sty; do
+             pdfpages.sty xr-hyper.sty tikz.sty; do
     kpsewhich "$sty" >/dev/null 2>&1 || { need_install=1; break; }
   done
 fi

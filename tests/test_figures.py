@@ -15,7 +15,7 @@ from workbook import engine
 from workbook.config import Config, from_mapping
 from workbook.printed import Book, Num
 from workbook.render import Options, Worked
-from workbook.render.figures import DARKEST, PLOT_HEIGHT, SPOT, Layout, grey, heatmap
+from workbook.render.figures import DARKEST, SPOT, Layout, grey, heatmap
 
 FIGURE = re.compile(r"\\begin\{figblock\}.*?\\end\{figblock\}", re.S)
 
@@ -122,47 +122,61 @@ def test_every_chapter_opens_with_where_it_sits(trace) -> None:
 
 
 # --- curves, bars and gradient heat maps --------------------------------------------------
-POINT = re.compile(r"\((-?[\d.]+),(-?[\d.]+)\)")
+MARK = re.compile(r"\((-?[\d.]+)pt,(-?[\d.]+)pt\) circle .*% (GELU'?) % (\S+) (\S+)$")
+BAR = re.compile(r"\((-?[\d.]+)pt,[-\d.]+pt\) rectangle \((-?[\d.]+)pt,.*% bar (\d+) (\S+)$")
+
+Mark = tuple[tuple[Decimal, Decimal], tuple[float, float]]
 
 
-def marks(figure: str, mark: str) -> set[tuple[Decimal, Decimal]]:
-    """The points of the marks plot of one kind (`*` on GELU, `o` on GELU′)."""
-    line = next(ln for ln in figure.splitlines() if f"only marks, mark={mark}," in ln)
-    return {(Decimal(x), Decimal(y)) for x, y in POINT.findall(line)}
+def marks(figure: str, curve: str) -> list[Mark]:
+    """The marks on one curve ("GELU" or "GELU'"): each printed (x, y), as its source line
+    says, and where it is drawn, in pt."""
+    found = [MARK.search(ln) for ln in figure.splitlines()]
+    return [
+        ((Decimal(m[4]), Decimal(m[5])), (float(m[1]), float(m[2])))
+        for m in found
+        if m and m[3] == curve
+    ]
 
 
-def close_up(figure: str) -> tuple[float, float, float, float, float]:
-    """The close-up panel's x and y range and its width in pt."""
-    axis = figure.split(r"\begin{axis}")[2]
-    got = {k: float(v) for k, v in re.findall(r"(xmin|xmax|ymin|ymax|width)=(-?[\d.e-]+)", axis)}
-    return got["xmin"], got["xmax"], got["ymin"], got["ymax"], got["width"]
-
-
-def assert_marked(points: set, drawn: set, panel: tuple[float, ...]) -> None:
-    """Every drawn mark is one of the points, and every point is marked: a mark lies within
-    SPOT pt of it (closer points share one), on the panel of range and width `panel`."""
-    x0, x1, y0, y1, width = panel
-    assert drawn <= points and len(drawn) > 100
+def assert_marked(points: set, drawn: list[Mark]) -> None:
+    """Every drawn mark is one of the points, the marks lie on one linear map of the data
+    (read off two of them), and every point is marked: a mark lies within SPOT pt of it
+    (closer points share one)."""
+    data = {d for d, _ in drawn}
+    assert data <= points and len(drawn) > 100
+    (a, pa), (b, pb) = min(drawn), max(drawn)
+    low = min(drawn, key=lambda m: m[0][1])
+    high = max(drawn, key=lambda m: m[0][1])
+    sx = (pb[0] - pa[0]) / float(b[0] - a[0])
+    sy = (high[1][1] - low[1][1]) / float(high[0][1] - low[0][1])
 
     def pt(p: tuple[Decimal, Decimal]) -> tuple[float, float]:
         return (
-            (float(p[0]) - x0) / (x1 - x0) * width,
-            (float(p[1]) - y0) / (y1 - y0) * PLOT_HEIGHT,
+            pa[0] + float(p[0] - a[0]) * sx,
+            low[1][1] + float(p[1] - low[0][1]) * sy,
         )
 
-    at = [pt(d) for d in drawn]
+    for d, at in drawn:  # 0.01 pt: the source's rounding of positions
+        assert abs(pt(d)[0] - at[0]) < 0.02 and abs(pt(d)[1] - at[1]) < 0.02, d
+    spots = [at for _, at in drawn]
     for p in points:
         px, py = pt(p)
-        assert any(abs(px - a) <= SPOT and abs(py - b) <= SPOT for a, b in at), p
+        assert any(abs(px - x) <= SPOT + 0.02 and abs(py - y) <= SPOT + 0.02 for x, y in spots), p
 
 
 def bars(figure: str) -> list[list[tuple[int, str]]]:
     """Each panel's bars as (row, printed label), in row order."""
-    panels = figure.split(r"\end{axis}")[:-1]
-    found = [re.findall(r"\((-?[\d.]+),(\d+)\) \[(-?[\d.]+)\]", p) for p in panels]
-    for panel in found:  # a bar's length is the value it is labelled with
-        assert all(x == label for x, _, label in panel)
-    return [sorted((int(j), label) for _, j, label in panel) for panel in found]
+    panels: list[list[tuple[float, float, int, str]]] = []
+    for m in filter(None, map(BAR.search, figure.splitlines())):
+        if m[3] == "0":
+            panels.append([])
+        panels[-1].append((float(m[1]), float(m[2]), int(m[3]), m[4]))
+    for panel in panels:  # a bar's length is the value it is labelled with (to 0.01 pt)
+        zero, end, _, v = max(panel, key=lambda b: abs(float(b[3])))
+        scale = (end - zero) / float(v)
+        assert all(abs(e - z - scale * float(v)) < 0.03 for z, e, _, v in panel), panel
+    return [[(j, label) for _, _, j, label in panel] for panel in panels]
 
 
 def grid(figure: str) -> dict[tuple[int, int], str]:
@@ -189,15 +203,15 @@ def test_gelu_curves_mark_every_printed_input_at_its_gelu_and_slope(results_tex,
     (figure,) = figures_of(results_tex, "the whole curve")
     x, y = book.nums("ffn_hidden"), book.nums("ffn_act")
     gelu = {(a.value, b.value) for a, b in zip(x.ravel(), y.ravel(), strict=True)}
-    assert_marked(gelu, marks(figure, "*"), close_up(figure))
+    assert_marked(gelu, marks(figure, "GELU"))
     back = next(s for s in book.t.steps if s.name == "d.ffn_hidden")
     slope = book.part_table(back, "grad", False)
     slopes = {(a.value, b.value) for a, b in zip(x.ravel(), slope.ravel(), strict=True)}
-    assert_marked(slopes, marks(figure, "o"), close_up(figure))
+    assert_marked(slopes, marks(figure, "GELU'"))
     assert "this step's 320 inputs" in figure
     # the close-up's axis runs from the smallest printed input to the largest, so labelled
     low, high = min(x.ravel(), key=lambda n: n.value), max(x.ravel(), key=lambda n: n.value)
-    assert f"xticklabels={{{{${low.cell}$}},{{$0$}},{{${high.cell}$}}}}" in figure
+    assert f"node[below] {{${low.cell}$}}" in figure and f"node[below] {{${high.cell}$}}" in figure
     assert r"\curvesolid\ GELU$(x)$, \curvedashed\ its slope" in figure  # styles, not colours
     assert "GELU (solid) and its slope" in figure
 
@@ -245,17 +259,23 @@ def test_a_figures_numbers_follow_the_seed(results_tex) -> None:
     for kind in ("the whole curve", "Softmax turns"):
         assert figures_of(results_tex, kind) and figures_of(other, kind)
     curves = [figures_of(tex, "the whole curve")[0] for tex in (results_tex, other)]
-    assert marks(curves[0], "*") != marks(curves[1], "*")
-    assert marks(curves[0], "o") != marks(curves[1], "o")
+    assert marks(curves[0], "GELU") != marks(curves[1], "GELU")
+    assert marks(curves[0], "GELU'") != marks(curves[1], "GELU'")
     softmax = [bars(figures_of(tex, "Softmax turns")[0]) for tex in (results_tex, other)]
     assert softmax[0][0] != softmax[1][0] and softmax[0][1] != softmax[1][1]
     gradient = [grid(heatmaps(tex)[3]) for tex in (results_tex, other)]  # dW_lm
     assert len(gradient[0]) == len(gradient[1]) == 96 and gradient[0] != gradient[1]
 
 
-def test_no_figures_leaves_out_curves_bars_and_pgfplots(trace) -> None:
+def test_no_figures_leaves_out_curves_bars_and_tikz(trace) -> None:
     tex = Worked(Config(), trace, Options(detail="results", figures=False)).tex()
-    for mark in ("pgfplots", "tikzpicture", r"\begin{figblock}", "Softmax turns", "Heat map"):
+    for mark in (
+        "usepackage{tikz}",
+        "tikzpicture",
+        r"\begin{figblock}",
+        "Softmax turns",
+        "Heat map",
+    ):
         assert mark not in tex, mark
 
 

@@ -200,18 +200,10 @@ def _head_width(group: int, cols: int) -> float:
     return 5.0 * digits + 3 if group == 1 else 5.0 * (2 * digits + 1) + 8
 
 
-# --- curves and bars (pgfplots) ----------------------------------------------------------------
-# Loaded only when figures are drawn; compat is the version Debian's texlive-pictures installs.
-PGFPLOTS = r"""\usepackage{pgfplots}
-\pgfplotsset{compat=1.18,
-  figure/.style={scale only axis, axis lines=left, axis line style={-}, clip mode=individual,
-    tick label style={font=\footnotesize},
-    title style={font=\footnotesize, inner sep=2pt}, every node/.style={font=\footnotesize}},
-  curve/.style={thick, no marks},
-  bars/.style={xbar, bar width=7pt, bar shift=0pt, y dir=reverse, axis x line=none,
-    axis y line*=left, tick align=outside, point meta=explicit symbolic,
-    nodes near coords={$\pgfplotspointmeta$}},
-  bar/.style={fill=black!25, draw=black}}
+# --- curves and bars (plain TikZ) --------------------------------------------------------------
+# TikZ alone, positions computed here in pt: pgfplots cost about 0.75 s a TeX pass (loading it
+# and its axes) for two figures, over a fifth of the default build.
+TIKZ = r"""\usepackage{tikz}
 % The samples a figure's key shows: a solid and a dashed curve, a dot and a ring.
 \newcommand{\curvesolid}{\tikz[baseline=-0.6ex]\draw[thick] (0,0) -- (1.2em,0);}
 \newcommand{\curvedashed}{\tikz[baseline=-0.6ex]\draw[thick, dashed] (0,0) -- (1.6em,0);}
@@ -226,31 +218,92 @@ WHOLE = 3.0  # GELU bends between about -3 and 3: beyond, it is about 0 on the l
 SAMPLES = 61  # points of a drawn curve
 SPOT = 0.5  # pt: points closer than this share one mark (a mark is over 2 pt wide)
 BAND = 2.0  # pt: the least width of the band where the inputs lie
+TICK = 3.0  # pt, a tick's length
 
 
-def _coords(points: Iterable[tuple[object, object]]) -> str:
-    return " ".join(f"({x},{y})" for x, y in points)
+@dataclass(frozen=True)
+class Panel:
+    """A plot's frame: data range (x0, x1) × (y0, y1) drawn `width` × `height` pt, its
+    lower left corner `at` pt right of the picture's origin."""
+
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+    width: float
+    height: float = PLOT_HEIGHT
+    at: float = 0.0
+
+    def x(self, v: float) -> float:
+        return self.at + (v - self.x0) / (self.x1 - self.x0) * self.width
+
+    def y(self, v: float) -> float:
+        return (v - self.y0) / (self.y1 - self.y0) * self.height
+
+    def pt(self, x: float, y: float) -> str:
+        return f"({self.x(x):.2f}pt,{self.y(y):.2f}pt)"
+
+    def frame(self, title: str, xticks: Sequence[tuple[float, str]]) -> list[str]:
+        """The left and bottom axes, ticks labelled, y ticks at round values, the title."""
+        left, right, top = self.at, self.at + self.width, self.height
+        lines = [
+            rf"\draw ({left:.2f}pt,{top:.2f}pt) -- ({left:.2f}pt,0pt) -- ({right:.2f}pt,0pt);",
+            rf"\node[above, inner sep=2pt] at ({(left + right) / 2:.2f}pt,{top:.2f}pt) "
+            rf"{{{title}}};",
+        ]
+        for v, label in xticks:
+            x = self.x(v)
+            lines.append(
+                rf"\draw ({x:.2f}pt,0pt) -- ({x:.2f}pt,{-TICK}pt) node[below] {{{label}}};"
+            )
+        for v in round_ticks(self.y0, self.y1):
+            y = self.y(v)
+            lines.append(
+                rf"\draw ({left:.2f}pt,{y:.2f}pt) -- ({left - TICK:.2f}pt,{y:.2f}pt) "
+                rf"node[left] {{${tick_label(v)}$}};"
+            )
+        return lines
+
+    def clip(self) -> str:
+        right = self.at + self.width
+        return rf"\clip ({self.at:.2f}pt,0pt) rectangle ({right:.2f}pt,{self.height:.2f}pt);"
 
 
-def _curve(fn: Callable[[np.ndarray], np.ndarray], lo: float, hi: float) -> str:
-    xs = np.linspace(lo, hi, SAMPLES)
-    return _coords((f"{x:.5g}", f"{y:.5g}") for x, y in zip(xs, fn(xs), strict=True))
+def tick_label(v: float) -> str:
+    r"""A round value as math: 0.25, or 5\cdot 10^{-5} where Python would write 5e-05."""
+    text = f"{v:g}"
+    if "e" not in text:
+        return text
+    mantissa, exp = text.split("e")
+    return rf"{mantissa}\cdot 10^{{{int(exp)}}}"
+
+
+def round_ticks(lo: float, hi: float, most: int = 5) -> list[float]:
+    """Round values (1, 2 or 5 times a power of ten apart) inside [lo, hi], at most `most`."""
+    span = hi - lo
+    for unit in (10.0 ** math.floor(math.log10(span / most)) * f for f in (1, 2, 5, 10, 20)):
+        first = math.ceil(lo / unit)
+        ticks = [k * unit for k in range(first, math.floor(hi / unit) + 1)]
+        if len(ticks) <= most:
+            return [0.0 if abs(t) < unit / 2 else float(f"{t:.6g}") for t in ticks]
+    return []
+
+
+def _curve(panel: Panel, fn: Callable[[np.ndarray], np.ndarray], style: str = "") -> str:
+    xs = np.linspace(panel.x0, panel.x1, SAMPLES)
+    points = " ".join(panel.pt(x, y) for x, y in zip(xs, fn(xs), strict=True))
+    return rf"\draw[thick{style}] plot coordinates {{{points}}};"
 
 
 def _spots(
-    points: Iterable[tuple[Decimal, Decimal]], box: tuple[float, float, float, float], width: float
+    points: Iterable[tuple[Decimal, Decimal]], panel: Panel
 ) -> list[tuple[Decimal, Decimal]]:
-    """The points as marks on a panel `width` × PLOT_HEIGHT pt showing `box` (x0, x1, y0,
-    y1): one mark per SPOT-sized square, at the first point in it in order of x. A reader
-    sees every point marked, and however many there are, a curve carries a few hundred."""
-    x0, x1, y0, y1 = box
+    """The points as marks on a panel: one mark per SPOT-sized square, at the first point in
+    it in order of x. A reader sees every point marked, and however many there are, a curve
+    carries a few hundred."""
     spots: dict[tuple[int, int], tuple[Decimal, Decimal]] = {}
     for x, y in sorted(points):
-        spot = (
-            round((float(x) - x0) / (x1 - x0) * width / SPOT),
-            round((float(y) - y0) / (y1 - y0) * PLOT_HEIGHT / SPOT),
-        )
-        spots.setdefault(spot, (x, y))
+        spots.setdefault((round(panel.x(float(x)) / SPOT), round(panel.y(float(y)) / SPOT)), (x, y))
     return list(spots.values())
 
 
@@ -262,16 +315,17 @@ def _limits(values: Iterable[float], pad: float = 0.08) -> tuple[float, float]:
     return lo - margin, hi + margin
 
 
-def _names(x: float, limits: tuple[float, float]) -> list[str]:
-    """GELU and GELU' named beside the right ends of their curves (at x), outside the plot
-    where no curve or mark runs, moved apart to NAME_GAP pt when the ends are closer."""
-    g, d = (float(fn(np.array([x]))[0]) for fn in (ops.gelu, ops.gelu_grad))
-    gap = NAME_GAP * (limits[1] - limits[0]) / PLOT_HEIGHT
-    if abs(g - d) < gap:
+def _names(panel: Panel) -> list[str]:
+    """GELU and GELU' named beside the right ends of their curves, outside the plot where no
+    curve or mark runs, moved apart to NAME_GAP pt when the ends are closer."""
+    x = panel.x1
+    g, d = (panel.y(float(fn(np.array([x]))[0])) for fn in (ops.gelu, ops.gelu_grad))
+    if abs(g - d) < NAME_GAP:
         mid, up = (g + d) / 2, 1 if g >= d else -1
-        g, d = mid + up * gap / 2, mid - up * gap / 2
+        g, d = mid + up * NAME_GAP / 2, mid - up * NAME_GAP / 2
+    right = panel.at + panel.width
     return [
-        rf"\node[anchor=west] at (axis cs:{x:.6g},{y:.6g}) {{{name}}};"
+        rf"\node[anchor=west] at ({right:.2f}pt,{y:.2f}pt) {{{name}}};"
         for y, name in ((g, "GELU"), (d, "GELU$'$"))
     ]
 
@@ -296,9 +350,9 @@ def gelu_curves(
     return "\n".join(
         [
             r"\begin{figblock}",
-            r"\begin{tikzpicture}",
+            r"\begin{tikzpicture}[font=\footnotesize]",
             *_whole_panel([float(m[0]) for m in marks], width),
-            *_close_panel(marks, ends, width),
+            *_close_panel(marks, ends, width, at=width + NAMES + PANEL_GAP + TICKS),
             r"\end{tikzpicture}",
             rf"\figkey{{{key}}}",
             rf"\figcaption{{{caption}}}",
@@ -314,23 +368,29 @@ def _whole_panel(xs: list[float], width: float) -> list[str]:
     reach = max(WHOLE, math.ceil(max(abs(lo), abs(hi))))
     grid = np.linspace(-reach, reach, SAMPLES)
     y0, y1 = _limits([*ops.gelu(grid), *ops.gelu_grad(grid)], pad=0.05)
+    panel = Panel(-reach, reach, y0, y1, width)
     thin = BAND * reach / width - (hi - lo) / 2  # a narrow band is widened to be seen
     if thin > 0:
         lo, hi = lo - thin, hi + thin
+    ticks = [(float(v), f"${tick_label(v)}$") for v in round_ticks(-reach, reach)]
     return [
-        rf"\begin{{axis}}[figure, width={width:.1f}pt, height={PLOT_HEIGHT}pt, "
-        rf"xmin={-reach}, xmax={reach}, ymin={y0:.3f}, ymax={y1:.3f}, title={{the whole curve}}]",
-        rf"\fill[black!15] (axis cs:{lo:.5g},{y0:.3f}) rectangle (axis cs:{hi:.5g},{y1:.3f});",
-        rf"\draw[black!40] (axis cs:{-reach},0) -- (axis cs:{reach},0);",
-        rf"\addplot[curve] coordinates {{{_curve(ops.gelu, -reach, reach)}}};",
-        rf"\addplot[curve, dashed] coordinates {{{_curve(ops.gelu_grad, -reach, reach)}}};",
-        *_names(reach, (y0, y1)),
-        r"\end{axis}",
+        rf"\fill[black!15] {panel.pt(lo, y0)} rectangle {panel.pt(hi, y1)};",
+        rf"\draw[black!40] {panel.pt(-reach, 0)} -- {panel.pt(reach, 0)};",
+        r"\begin{scope}",
+        panel.clip(),
+        _curve(panel, ops.gelu),
+        _curve(panel, ops.gelu_grad, ", dashed"),
+        r"\end{scope}",
+        *panel.frame("the whole curve", ticks),
+        *_names(panel),
     ]
 
 
 def _close_panel(
-    marks: Sequence[tuple[Decimal, Decimal, Decimal]], ends: tuple[str, str], width: float
+    marks: Sequence[tuple[Decimal, Decimal, Decimal]],
+    ends: tuple[str, str],
+    width: float,
+    at: float,
 ) -> list[str]:
     """GELU and GELU' over the inputs' span, each input marked on both, the axis running
     from the smallest input to the largest, labelled with them as printed."""
@@ -340,34 +400,35 @@ def _close_panel(
     near = np.linspace(x0, x1, SAMPLES)
     ys = [float(v) for m in marks for v in m[1:]]
     c0, c1 = _limits([*ys, *ops.gelu(near), *ops.gelu_grad(near)])
-    ticks = [(lo, ends[0]), (hi, ends[1])]
+    panel = Panel(x0, x1, c0, c1, width, at=at)
+    # the ticks are labelled as printed, a power of ten included
+    ticks = [(lo, f"${ends[0]}$"), (hi, f"${ends[1]}$")]
     if min(-lo, hi) > 0.2 * (x1 - x0):  # 0 is inside, its label clear of the ends'
-        ticks.insert(1, (0.0, "0"))
+        ticks.insert(1, (0.0, "$0$"))
 
-    def plot(style: str, k: int) -> str:
-        spots = _spots(((m[0], m[k]) for m in marks), (x0, x1, c0, c1), width)
-        points = _coords((format(x, "f"), format(y, "f")) for x, y in spots)
-        return rf"\addplot[only marks, {style}] coordinates {{{points}}};"
+    def plot(draw: str, k: int) -> list[str]:
+        # each mark at a printed (x, y), which the comment gives for a reader of the source
+        return [
+            rf"{draw.format(panel.pt(float(x), float(y)))} % {x} {y}"
+            for x, y in _spots(((m[0], m[k]) for m in marks), panel)
+        ]
 
     return [
-        rf"\begin{{axis}}[figure, at={{({width + NAMES + PANEL_GAP + TICKS:.1f}pt,0)}}, "
-        rf"width={width:.1f}pt, height={PLOT_HEIGHT}pt, xmin={x0:.6g}, xmax={x1:.6g}, "
-        rf"ymin={c0:.6g}, ymax={c1:.6g}, title={{close up: this step's inputs}}, "
-        # the ticks are labelled as printed, a power of ten included
-        r"scaled x ticks=false, "
-        rf"xtick={{{','.join(f'{x:.6g}' for x, _ in ticks)}}}, "
-        rf"xticklabels={{{','.join(f'{{${t}$}}' for _, t in ticks)}}}]",
-        rf"\addplot[curve] coordinates {{{_curve(ops.gelu, x0, x1)}}};",
-        rf"\addplot[curve, dashed] coordinates {{{_curve(ops.gelu_grad, x0, x1)}}};",
-        plot("mark=*, mark size=1.1pt", 1),
-        plot("mark=o, mark size=1.6pt", 2),
-        *_names(x1, (c0, c1)),
-        r"\end{axis}",
+        r"\begin{scope}",
+        panel.clip(),
+        _curve(panel, ops.gelu),
+        _curve(panel, ops.gelu_grad, ", dashed"),
+        r"\end{scope}",
+        *plot(r"\fill {} circle (1.1pt); % GELU", 1),
+        *plot(r"\draw {} circle (1.6pt); % GELU'", 2),
+        *panel.frame("close up: this step's inputs", ticks),
+        *_names(panel),
     ]
 
 
 MAX_BARS = 16  # words a bar chart labels at most (13 pt a bar)
 BAR_PITCH = 13.0  # pt
+BAR_WIDTH = 7.0  # pt
 
 
 def _label_room(cell: str) -> float:
@@ -376,33 +437,36 @@ def _label_room(cell: str) -> float:
 
 
 def _bar_panel(
-    nums: Sequence[Num], *, at: float, width: float, title: str, words: str | None
+    nums: Sequence[Num], *, at: float, width: float, title: str, words: Sequence[str] | None
 ) -> list[str]:
-    """One horizontal bar chart, a bar per entry labelled with its printed value; the x range
-    leaves room for the labels left of negative bars and right of the others."""
+    """One horizontal bar chart, a bar per entry (the first on top) labelled with its printed
+    value; the x range leaves room for the labels left of negative bars and right of the
+    others."""
     vs = [float(x.cell) for x in nums]
     lo, hi = min(0.0, *vs), max(0.0, *vs)
     left = max((_label_room(x.cell) for x, v in zip(nums, vs, strict=True) if v < 0), default=0)
     right = max((_label_room(x.cell) for x, v in zip(nums, vs, strict=True) if v >= 0), default=0)
     per_pt = ((hi - lo) or 1.0) / (width - left - right)
     count = len(nums)
-    ticks = rf"ytick={{0,...,{count - 1}}}, yticklabels={{{words}}}" if words else r"ytick=\empty"
+    panel = Panel(lo - left * per_pt, hi + right * per_pt, 0, count, width, count * BAR_PITCH, at)
+    top = panel.height
     lines = [
-        rf"\begin{{axis}}[figure, bars, at={{({at:.1f}pt,0)}}, width={width:.1f}pt, "
-        rf"height={count * BAR_PITCH:.1f}pt, ymin=-0.6, ymax={count - 0.4}, {ticks}, "
-        rf"xmin={lo - left * per_pt:.6g}, xmax={hi + right * per_pt:.6g}, title={{{title}}}]",
+        rf"\node[above, inner sep=2pt] at ({at + width / 2:.2f}pt,{top:.2f}pt) {{{title}}};",
+        rf"\draw {panel.pt(0, 0)} -- {panel.pt(0, count)};",
     ]
-    for side, negative in (("right", False), ("left", True)):
-        chosen = " ".join(
-            f"({x.cell},{j}) [{x.cell}]"
-            for j, (x, v) in enumerate(zip(nums, vs, strict=True))
-            if (v < 0) == negative
+    for j, (x, v) in enumerate(zip(nums, vs, strict=True)):
+        mid = (count - j - 0.5) * BAR_PITCH
+        lo_y, hi_y = mid - BAR_WIDTH / 2, mid + BAR_WIDTH / 2
+        zero, end = panel.x(0), panel.x(v)
+        side = "west" if v >= 0 else "east"
+        # the bar of row j has the length of its printed value, which labels it
+        lines.append(
+            rf"\filldraw[fill=black!25] ({zero:.2f}pt,{lo_y:.2f}pt) rectangle "
+            rf"({end:.2f}pt,{hi_y:.2f}pt); \node[anchor={side}] at ({end:.2f}pt,{mid:.2f}pt) "
+            rf"{{${x.cell}$}}; % bar {j} {x.cell}"
         )
-        if chosen:  # labels right of a bar that goes right, left of one that goes left
-            lines.append(
-                rf"\addplot[bar, nodes near coords align={side}] coordinates {{{chosen}}};"
-            )
-    lines += [rf"\draw (axis cs:0,-0.6) -- (axis cs:0,{count - 0.4});", r"\end{axis}"]
+        if words is not None:
+            lines.append(rf"\node[left] at ({at:.2f}pt,{mid:.2f}pt) {{{words[j]}}};")
     return lines
 
 
@@ -420,7 +484,7 @@ def softmax_bars(
     MAX_BARS words."""
     if len(words) > MAX_BARS:
         return ""
-    names = ",".join(rf"{{\textit{{{tex_escape(w)}}}}}" for w in words)
+    names = [rf"\textit{{{tex_escape(w)}}}" for w in words]
     label = 4.6 * max(map(len, words)) + 8
     width = (layout.text_width - label - 2 * PANEL_GAP - 4) / 2
     left = _bar_panel(before, at=0, width=width, title=titles[0], words=names)
@@ -433,7 +497,7 @@ def softmax_bars(
     return "\n".join(
         [
             r"\begin{figblock}",
-            r"\begin{tikzpicture}",
+            r"\begin{tikzpicture}[font=\footnotesize, >=stealth]",
             *left,
             arrow,
             *right,

@@ -268,9 +268,9 @@ class Worked(Renderer):
 
     def skeleton(self) -> Document:
         doc = super().skeleton()
-        # pgfplots (and the TikZ it loads) draws the curves, bars and flow diagrams
+        # TikZ draws the curves, bars and flow diagrams
         if self.opts.figures:
-            doc.preamble.append(NoEscape(figures.PGFPLOTS))
+            doc.preamble.append(NoEscape(figures.TIKZ))
         return doc
 
     def figure(self, step: Step) -> str:
