@@ -374,7 +374,7 @@ class Renderer:
         nums = np.empty((rows, cols + 2), dtype=object)
         for (i, j), x in np.ndenumerate(np.array(values, dtype=object)):
             nums[i, j] = Num(x.value if x is not None else Decimal(0), exp)
-        heads = [r"$s^{\max}$", *(f"$e_{{{j + 1}}}$" for j in range(cols)), r"$\sum_j e_j$"]
+        heads = softmax_written_heads(cols)
         title = rf"$s^{{\max}}$, $e_j$ and $\sum_j e_j$ written for ${step.desc.symbol}$"
         mark = rf"\label{{{label}}}" if label else ""
         return number_table(nums, self.layout, title=title + mark, again=title, col_labels=heads)
@@ -540,6 +540,12 @@ def check_widths(c: Config, t: Trace, book: Book, layout: Layout) -> None:
             f"cells of {digits} digits, and at most {digits_within(bound)} fit (half a worked "
             f"line, on {layout.paper} paper); use a smaller --init-scale"
         )
+
+
+def softmax_written_heads(cols: int) -> list[str]:
+    """The columns of what a softmax writes, row by row: its maximum, each e_j, their sum
+    (the exercise's grid and the key's table share them)."""
+    return [r"$s^{\max}$", *(f"$e_{{{j + 1}}}$" for j in range(cols)), r"$\sum_j e_j$"]
 
 
 def select(opts: Options, chapters: str | None, sections: str | None, t: Trace) -> Options:

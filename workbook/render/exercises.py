@@ -14,7 +14,7 @@ from ..printed import Num, single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, RowWise, Step
 from . import steps
-from .base import ADAM_COLUMNS, ADAM_LABEL, Renderer, _m, key
+from .base import ADAM_COLUMNS, ADAM_LABEL, Renderer, _m, key, softmax_written_heads
 from .fmt import element, factor
 from .matrix import (
     LABEL_WIDTH,
@@ -392,7 +392,7 @@ class Exercises(Renderer):
                 )
                 return "0" if masked else ""
 
-            labels = [r"$s^{\max}$", *(f"$e_{{{j + 1}}}$" for j in range(cols)), r"$\sum_j e_j$"]
+            labels = softmax_written_heads(cols)
             return table(
                 (rows, cols + 2),
                 fill,
