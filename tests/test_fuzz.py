@@ -140,7 +140,7 @@ def test_tiny_parameters_build_with_the_underflow_rule(tmp_path: Path) -> None:
         ("a\tb", "U+0009"),
         ("a\u00a0b", "U+00A0"),
         ("e\u0301", "U+0301"),
-        ("x" * 25, "25 characters"),
+        ("x" * 65, "65 characters"),
     ],
 )
 def test_words_that_cannot_print_exactly_are_refused(

@@ -19,7 +19,10 @@ from workbook import cli
 tex = pytest.mark.tex
 
 DOCUMENTS = ("workbook", "exercises", "answers")
-BUILDS = [(paper, digits) for paper in ("a4", "letter") for digits in (3, 6)]
+# the default model at both papers and two precisions; the classroom model, whose short
+# lines and small tables are set in columns and side by side, at both papers
+BUILDS = [(paper, digits, "") for paper in ("a4", "letter") for digits in (3, 6)]
+BUILDS += [(paper, 4, "classroom") for paper in ("a4", "letter")]
 
 
 def report(found: list[Collision], what: str, shown: int = 10) -> str:
@@ -201,15 +204,17 @@ def test_checker_on_a_small_latex_document(tmp_path: Path) -> None:
 # --- every build ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session", params=BUILDS, ids=[f"{p}-{d}digits" for p, d in BUILDS])
+@pytest.fixture(
+    scope="session", params=BUILDS, ids=[f"{p}-{d}digits{m and '-' + m}" for p, d, m in BUILDS]
+)
 def glyph_build(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, int, Path]:
-    """All three documents for one paper size and number of digits, built once."""
-    paper, digits = request.param
-    out = tmp_path_factory.mktemp(f"glyphs-{paper}-{digits}")
+    """All three documents for one paper size, number of digits and model, built once."""
+    paper, digits, preset = request.param
+    out = tmp_path_factory.mktemp(f"glyphs-{paper}-{digits}{preset}")
     argv = ["build", "--output", str(out), "--quiet", "--paper", paper, "--digits", str(digits)]
-    assert cli.main(argv) == 0
+    assert cli.main(argv + (["--preset", preset] if preset else [])) == 0
     return paper, digits, out
 
 

@@ -120,3 +120,52 @@ def test_every_block_of_a_split_table_says_what_it_is(trace) -> None:
     block = doc[doc.index(r"\label{s:d-W1}") :]
     block = block[block.index("columns 9--16") - 200 : block.index("columns 9--16")]
     assert r"$\mathrm{d}{W_1}$\enspace entries $\times 10^{-3}$\enspace \textit{rows" in block
+
+
+# --- a small model's pages: short lines in columns, small tables side by side ---------
+
+
+def test_short_worked_lines_may_go_in_columns_long_ones_never() -> None:
+    from workbook.render.worked import SHORT_LINE, work_block
+
+    short = [f"X_{{{i},1}} = 1 + 2 = 3" for i in range(4)]
+    assert work_block(short)[0] == r"\worklines{"
+    assert work_block(short[:3])[0] == r"\begin{work}"  # too few to be worth columns
+    long = [*short, "x" * (SHORT_LINE + 1)]
+    assert work_block(long)[0] == r"\begin{work}"
+
+
+def test_single_block_tables_run_side_by_side_split_ones_stay_stacked() -> None:
+    from workbook.render.matrix import side_by_side
+
+    one = "\\begin{mtab}{r}\nA\n\\end{mtab}"
+    split = one + "\n" + one  # a table in two column blocks
+    assert side_by_side([one, one]).startswith(r"\begin{tablerun}")
+    assert side_by_side([one]) == one
+    assert side_by_side([one, split]) == one + "\n" + split
+
+
+@tex
+def test_a_small_models_short_lines_are_set_in_columns(tmp_path: Path) -> None:
+    """Classroom §1.4 (X = E_token + E_pos): its 16 lines fill two columns, row by row,
+    each line whole; the Jacobians J_1 … J_4 stand two to a row."""
+    import pdfplumber
+
+    argv = ["build", "--preset", "classroom", "--only", "workbook", "-o", str(tmp_path), "-q"]
+    assert cli.main(argv) == 0
+    with pdfplumber.open(tmp_path / "workbook.pdf") as pdf:
+        page = next(
+            p for p in pdf.pages if re.search(r"Add the position embeddings\n", p.extract_text())
+        )
+        # the X that starts each worked line (math italic at the work's 9 pt)
+        starts = [
+            round(c["x0"])
+            for c in page.chars
+            if c["text"] == "X" and "MathItalic9" in c["fontname"]
+        ]
+        left = min(starts)
+        right = [x for x in starts if x > left + 150]
+        # eight lines on the left (and the result table's title), eight on the right
+        assert starts.count(left) == 9 and len(right) == 8 and len(set(right)) == 1, starts
+        text = "\n".join(p.extract_text() for p in pdf.pages)
+    assert re.search(r"J1, position 1 J2, position 2", text), "J_1 and J_2 side by side"

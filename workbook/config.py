@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 
 
 # Upper bounds on everything a setting can make big: the workbook lays out every element.
-LIMITS = {"d_model": 128, "d_ff": 512, "max_len": 64, "vocab": 64, "word": 24, "layers": 8}
+LIMITS = {"d_model": 128, "d_ff": 512, "max_len": 64, "vocab": 64, "word": 64, "layers": 8}
 # The model families: "seed" is the seed's block, y = LN(A + FFN(A)) with A = MHA(x);
 # "gpt2" the pre-LN GPT-2 block, h = x + MHA(LN1(x)), y = h + FFN(LN2(h)), with a final LN.
 MODELS = ("seed", "gpt2")

@@ -209,7 +209,7 @@ class Classroom:
             who = " ".join(
                 x for x in (name_tex(r.name), f"(id {tex_escape(r.id)})" if r.id else "") if x
             )
-            sentence = tex_escape(part.config.sentence)
+            sentence = tex_escape(part.config.sentence, breakable=True)
             doc.append(
                 NoEscape(
                     rf"\clearpage\section*{{{who + ', ' if who else ''}variant {r.code}}}"

@@ -26,7 +26,7 @@ from ..printed import Book, Num, UnprintableError, factor_exp
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, Step, Trace
 from . import steps
-from .fmt import Fmt, element, shape, tex_escape
+from .fmt import Fmt, element, shape, shown_words, tex_escape
 from .matrix import (
     FOOTNOTE_SCALE,
     TABCOLSEP,
@@ -35,6 +35,7 @@ from .matrix import (
     column_blocks,
     digits_within,
     number_table,
+    side_by_side,
 )
 
 
@@ -182,7 +183,7 @@ class Renderer:
             "view": self.view,
             "version": __version__,
             "title": self.pdf_title,
-            "sentence": c.sentence,
+            "sentence": NoEscape(tex_escape(c.sentence, breakable=True)),
             "words": list(enumerate(c.vocab)),
             "tokens": [(pos + 1, tok, c.vocab[tok]) for pos, tok in enumerate(c.tokens)],
             "counts": [
@@ -256,7 +257,7 @@ class Renderer:
         desc = self.t.desc(name)
         if (desc.rows if axis == 0 else desc.cols) != "vocab":
             return None
-        return [rf"\textit{{{tex_escape(w)}}}" for w in self.c.vocab]
+        return [rf"\textit{{{tex_escape(w)}}}" for w in shown_words(self.c.vocab)]
 
     def label_kw(self, name: str) -> dict[str, object]:
         ndim = self.t[name].ndim
@@ -290,7 +291,7 @@ class Renderer:
         if not (isinstance(step, Contraction) and step.kind == "jacobian"):
             return []
         rows = range(step.jacobians.shape[0]) if every else range(1)
-        return [
+        tables = [
             number_table(
                 self.book.jacobian(step.name, i),
                 self.layout,
@@ -299,6 +300,7 @@ class Renderer:
             )
             for i in rows
         ]
+        return [side_by_side(tables)]
 
     def adam(self, p: str) -> dict[str, str]:
         """The names of the AdamW table's columns for parameter p, by role: θ itself, its
@@ -427,8 +429,11 @@ class Renderer:
     def params_section(self, names: list[str]) -> Section:
         sec = Section("The parameters used here", label=False)
         parts = [self.prose("params_intro.tex.j2", names=[_m(self.symbol(n)) for n in names])]
-        for n in names:
-            parts.append(self.matrix(n, title=self.heading(n) + rf"\label{{p:{key(n)}}}"))
+        parts.append(
+            side_by_side(
+                [self.matrix(n, title=self.heading(n) + rf"\label{{p:{key(n)}}}") for n in names]
+            )
+        )
         sec.append(NoEscape("\n".join(parts)))
         return sec
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,11 +20,18 @@ _AS_TYPED = (
     ('"', r"\textquotedbl{}"),
 )
 _LIGATURES = ("--", "<<", ">>", ",,")
+WORD_SHOWN = 12  # characters of a word that a table's or figure's label shows
 
 
-def tex_escape(text: str) -> str:
+def tex_escape(text: str, breakable: bool = False) -> str:
     """The only way user text (sentence words, vocabulary, names) reaches LaTeX: escaped,
-    and printed exactly as typed."""
+    and printed exactly as typed. `breakable`: a word longer than WORD_SHOWN characters may
+    break between any two of them at the end of a line (a long word in running text)."""
+    if breakable:
+        return " ".join(
+            r"\allowbreak{}".join(map(tex_escape, w)) if len(w) > WORD_SHOWN else tex_escape(w)
+            for w in text.split(" ")
+        )
     out = escape_latex(text)
     for a, b in _AS_TYPED:
         out = out.replace(a, b)
@@ -31,6 +39,18 @@ def tex_escape(text: str) -> str:
         while pair in out:
             out = out.replace(pair, f"{pair[0]}{{}}{pair[1]}")
     return out
+
+
+def shown_words(words: Sequence[str]) -> list[str]:
+    """Vocabulary words as labels of tables and figures: a word longer than WORD_SHOWN is
+    cut to its first characters and an ellipsis (the contents' token list has it whole);
+    cut words that would look alike also show their token id."""
+    cut = [
+        w if len(w) <= WORD_SHOWN else w[: WORD_SHOWN - 1] + "\N{HORIZONTAL ELLIPSIS}"
+        for w in words
+    ]
+    alike = {c for c in cut if cut.count(c) > 1}
+    return [f"{c} ({i})" if c in alike else c for i, c in enumerate(cut)]
 
 
 @dataclass(frozen=True)

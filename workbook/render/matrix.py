@@ -244,3 +244,13 @@ def number_table(
         return nums[idx].cell
 
     return table(nums.shape, cell, layout, title=title, **kw)
+
+
+def side_by_side(tables: list[str]) -> str:
+    """Tables that follow one another, set side by side as many as fit a line (the
+    `tablerun` environment): a small model's 4-column matrices stacked one under another
+    leave most of the page empty. A table split into blocks keeps its blocks stacked, so
+    such a run stays as it was."""
+    if len(tables) < 2 or any(t.count(r"\begin{mtab}") != 1 for t in tables):
+        return "\n".join(tables)
+    return "\n".join([r"\begin{tablerun}", *tables, r"\end{tablerun}"])

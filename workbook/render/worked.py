@@ -16,7 +16,20 @@ from ..trace import Chapter as ChapterInfo
 from ..trace import Elementwise, Gather, RowWise, Step
 from . import figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key
-from .fmt import element, factor, tex_escape
+from .fmt import element, factor, shown_words, tex_escape
+
+# A block whose longest line has at most this many characters of LaTeX may fit in columns:
+# TeX measures it (\worklines), which costs a second typesetting, so longer ones skip that.
+SHORT_LINE = 150
+
+
+def work_block(lines: list[str]) -> list[str]:
+    r"""Worked lines, in columns when TeX finds them narrow enough (see \worklines)."""
+    body = [rf"\ex{{{line}}}" for line in lines]
+    if len(lines) >= 4 and max(map(len, lines)) <= SHORT_LINE:
+        return [r"\worklines{", *body, "}"]
+    return [r"\begin{work}", *body, r"\end{work}"]
+
 
 PART_WORDS = {"forward": "forward pass", "backward": "backward pass"}
 
@@ -86,9 +99,11 @@ class Worked(Renderer):
             return None
         lhs = element(step.desc.symbol, idx)
         later = f"position {idx[1] + 1} comes after {idx[0] + 1}"
+        # \allowbreak: a line may break between the phrases of a note (text in math cannot)
         if causal == "unneeded":
-            return rf"{lhs}\ \text{{not needed: masked in the next step ({later})}}"
-        return rf"{lhs} = 0 \quad\text{{(masked: {later})}}"
+            phrases = ("not needed:", "masked in the next step", f"({later})")
+            return lhs + "".join(rf"\allowbreak\ \text{{{p}}}" for p in phrases)
+        return rf"{lhs} = 0 \quad\text{{(masked:}}\allowbreak\ \text{{{later})}}"
 
     def work_lines(self, step: Step) -> Iterable[str]:
         if isinstance(step, Gather) and step.kind in ("lookup", "concat", "slice"):
@@ -130,13 +145,13 @@ class Worked(Renderer):
         body.append(r"\uses{" + "; ".join(refs) + "}")
         if self.opts.detail != "results" and getattr(step, "jacobian_of", ""):
             entries = steps.jacobian_entries(step, self.book, self.f)
-            body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in entries), r"\end{work}"]
+            body += work_block(entries)
         body += self.jacobians(step, every=self.opts.detail == "full")
         lines = list(self.work_lines(step))
         if lines and self.opts.figures:
             body.append(self.falk(step))
         if lines:
-            body += [r"\begin{work}", *(rf"\ex{{{line}}}" for line in lines), r"\end{work}"]
+            body += work_block(lines)
         body.append(self.result_block(step.name, label=f"r:{key(step.name)}"))
         if self.opts.figures:
             body.append(self.figure(step))
@@ -259,9 +274,8 @@ class Worked(Renderer):
         )
         i, j = idx
         caption = (
-            f"Row {i + 1} of the left factor (shaded) meets column {j + 1} of the right "
-            f"factor (shaded) at the framed entry: the sum of their products, worked below. "
-            "Dots stand for entries not shown; every factor is printed in full above."
+            f"Row {i + 1} of the left factor meets column {j + 1} of the right one (both "
+            "shaded) at the framed entry, worked below; dots are entries not drawn here."
         )
         result = self.book.num(step.name, idx)
         return figures.falk(a, b, result, idx, names=names, caption=caption, layout=self.layout)
@@ -327,7 +341,7 @@ class Worked(Renderer):
             )
 
         return figures.softmax_bars(
-            self.c.vocab,
+            shown_words(self.c.vocab),
             self.book.nums(src)[0],
             self.book.nums(step.name)[0],
             titles=(title(src), title(step.name)),
