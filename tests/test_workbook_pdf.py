@@ -200,3 +200,12 @@ def test_quotes_and_ligature_pairs_print_as_typed(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert " ".join(words) in title  # not ’, «x», –, ”, ˆ or ‘
+
+
+@tex
+@pytest.mark.parametrize("doc", ["workbook", "exercises", "answers"])
+def test_a_viewers_page_numbers_are_the_printed_ones(default_build: Path, doc: str) -> None:
+    """The title page is labelled "title", so page 10 in a PDF viewer is printed page 10."""
+    labels = PdfReader(default_build / f"{doc}.pdf").page_labels
+    assert labels[:4] == ["title", "1", "2", "3"]
+    assert labels[-1] == str(len(labels) - 1)
