@@ -89,6 +89,26 @@ def test_sections_keep_the_books_numbers(trace) -> None:
     assert "(Exercise 3.1)" in tex and r"\label{g:8:probs}" in tex
 
 
+def test_the_rules_name_only_the_constants_the_exercises_use(trace) -> None:
+    from workbook.render.handout import Handout, Reader
+
+    def rules(sections: tuple[str, ...] | None, view=Exercises, **kw) -> str:
+        tex = view(from_mapping({}), trace, Options(sections=sections), **kw).tex()
+        start = tex.index("The rules of the arithmetic")
+        return tex[start : tex.find(r"\section", start)]
+
+    scale_only = rules(("3.2",))  # scaling the scores: only 1/√d_k
+    assert r"1/\sqrt{d_k} = " in scale_only and r"\sqrt{2/\pi}" not in scale_only
+    assert "GELU's own constants" not in scale_only and "settings" not in scale_only
+    every = rules(None)
+    for name in (r"1/\sqrt{d_k}", r"\sqrt{2/\pi}", "GELU's own constants", r"\lambda$"):
+        assert name in every, name
+    assert "title page of the worked workbook" in every
+    reader = Reader("Ann", "s1", "ABC123")
+    handout = rules(("3.2",), view=Handout, reader=reader)
+    assert "title page of the worked workbook" not in handout  # a student has no workbook
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

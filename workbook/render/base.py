@@ -194,7 +194,7 @@ class Renderer:
             "T": c.T,
             "n_proj": sum(1 for _ in self.t.chapter(self.first_chapter("qkv"))),
             "n_predict": self.t.loss.count,
-            "sqrt_dk_inv": _m(f.const(derived_const(self.t.find("scores").consts["scale"]))),
+            "sqrt_dk_inv": _m(f.const(derived_const(self.scale))),
             "dim": lambda *n: "[" + r"\times ".join(map(str, n)) + "]",
             "eps_ln": f.const(c.ln_eps),
             "lr": f.const(c.lr),
@@ -206,11 +206,13 @@ class Renderer:
             "hand": self.book.hand,
             "const_digits": CONST_DIGITS,
             "underflow": f.const(UNDERFLOW),
-            "scale": f.const(derived_const(self.t.find("scores").consts["scale"])),
+            "scale": f.const(derived_const(self.scale)),
             "sqrt_2_pi": f.const(hand.SQRT_2_OVER_PI),
             "gelu_c": f.const(hand.GELU_C),
             "gelu_dc": f.const(hand.GELU_DC),
             "minus_example": minus_example(self.opts.digits),
+            "constants": self.constants_used(),
+            "cites_workbook": getattr(self, "cites_workbook", True),
             "el": lambda sym, *idx: NoEscape(element(sym, idx)),
             "tr": lambda sym: NoEscape(steps.transposed(sym)),
             "layers": c.layers,
@@ -250,6 +252,29 @@ class Renderer:
             return ""
         symbols = [self.t.symbol(n) for n in step.operands]
         return self.env.from_string(note).render(**self._context, s=symbols, me=step.desc.symbol)
+
+    def constants_used(self) -> dict[str, object]:
+        """Which constants the steps this view shows use: the scores' 1/√d_k, GELU's, and
+        the settings by symbol (a handout of one chapter names only what it needs)."""
+        shown = [s for s in self.t.steps if not self.selective or s.name in self.picked]
+        consts = {k for s in shown for k in getattr(s, "consts", {})}
+        formulas = {s.formula.name for s in shown if isinstance(s, Elementwise)}
+        settings = {"eps": r"\varepsilon", "beta1": r"\beta_1", "beta2": r"\beta_2"}
+        settings |= {"lr": r"\eta", "weight_decay": r"\lambda"}
+        gelu = bool(formulas & {"gelu", "gelu_backward"})
+        derived = [rf"1/\sqrt{{d_k}} = {self.f.const(derived_const(self.scale))}"] * (
+            "scale" in consts
+        ) + [rf"\sqrt{{2/\pi}} = {self.f.const(hand.SQRT_2_OVER_PI)}"] * gelu
+        return {
+            "derived": NoEscape(" and ".join(map(_m, derived))),
+            "gelu": gelu,
+            "settings": NoEscape(", ".join(_m(sym) for k, sym in settings.items() if k in consts)),
+        }
+
+    @property
+    def scale(self) -> float:
+        """The attention scores' 1/√d_k."""
+        return self.t.find("scores").consts["scale"]
 
     # --- matrices ----------------------------------------------------------------------
     def labels(self, name: str, axis: int) -> list[str] | None:
