@@ -123,6 +123,27 @@ def test_bad_sections_are_refused(trace, spec: str, message: str) -> None:
 
 
 # --- variants and rosters -------------------------------------------------------------------
+def test_a_draw_the_page_cannot_print_is_drawn_again() -> None:
+    """A variant whose tables would not fit the paper is skipped like a dull one, so one
+    student's draw cannot stop the whole class's job."""
+    from workbook.printed import UnprintableError
+
+    c = classroom()
+    students = [Student(f"s{k}", f"Student {k}") for k in range(6)]
+    free = assign(c, students, class_seed=3)
+    refused = {free["s2"].number, free["s4"].number}
+
+    def printable(cv, t) -> None:
+        if any(cv == v.config(c) for v in free.values() if v.number in refused):
+            raise UnprintableError("too wide")
+
+    drawn = assign(c, students, class_seed=3, printable=printable)
+    assert {k: v for k, v in drawn.items() if k not in ("s2", "s4")} == {
+        k: v for k, v in free.items() if k not in ("s2", "s4")
+    }
+    assert drawn["s2"].number not in refused and drawn["s4"].number not in refused
+
+
 def test_variants_differ_and_their_codes_read_back() -> None:
     c = classroom()
     students = [Student(f"s{k:02d}", f"Student {k}") for k in range(40)]

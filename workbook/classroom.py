@@ -15,6 +15,7 @@ import io
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from . import engine
 from .config import SPECIALS, Config, ConfigError
+from .printed import UnprintableError
 from .trace import Trace
 
 # How far from uniform attention must be, how much of GELU's input must lie where its curve
@@ -190,9 +192,15 @@ def sentences(c: Config) -> list[str]:
     return out
 
 
-def assign(c: Config, students: list[Student], class_seed: int) -> dict[str, Variant]:
+Printable = Callable[[Config, Trace], None]  # raises UnprintableError, or returns
+
+
+def assign(
+    c: Config, students: list[Student], class_seed: int, printable: Printable | None = None
+) -> dict[str, Variant]:
     """Each student's variant: drawn from the class seed and the id, redrawn until it is
-    lively (or, for a model that never is, valid) and nobody else has it."""
+    lively (or, for a model that never is, valid), `printable` on the handout's paper, and
+    nobody else has it: one student's unprintable draw must not stop the class's job."""
     taken: set[int] = set()
     out: dict[str, Variant] = {}
     space = len(sentences(c)) * SEEDS
@@ -200,7 +208,8 @@ def assign(c: Config, students: list[Student], class_seed: int) -> dict[str, Var
         for attempt in range(MAX_TRIES):
             digest = hashlib.sha256(f"{class_seed}\x00{st.id}\x00{attempt}".encode()).digest()
             v = Variant(int.from_bytes(digest[:8], "big") % space)
-            if v.number not in taken and usable(v.config(c), strict=attempt < LIVELY_TRIES):
+            strict = attempt < LIVELY_TRIES
+            if v.number not in taken and usable(v.config(c), strict, printable):
                 break
         else:
             raise ConfigError(
@@ -216,10 +225,12 @@ LIVELY_TRIES = 50  # draws that must be lively; after that any valid variant wil
 MAX_TRIES = 200
 
 
-def usable(c: Config, strict: bool) -> bool:
+def usable(c: Config, strict: bool, printable: Printable | None = None) -> bool:
     try:
         t = engine.run(c)
         engine.check_numbers(c, t)
-    except ConfigError:
+        if printable is not None:
+            printable(c, t)
+    except (ConfigError, UnprintableError):  # invalid, or numbers the page cannot hold
         return False
     return lively(t) if strict else True

@@ -36,6 +36,7 @@ from .render.answers import Answers
 from .render.fmt import tex_escape
 from .render.handout import CODEPOINT, Handout, Reader, name_tex
 from .render.matrix import Layout
+from .trace import Trace
 
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
 
@@ -89,8 +90,13 @@ class Classroom:
         if self.req.roster is None:
             raise ConfigError("handouts need --roster FILE.csv (or --key-for CODE)")
         students = read_roster(self.req.roster)
-        variants = assign(self.c, students, self.req.class_seed)
+        variants = assign(self.c, students, self.req.class_seed, self.printable)
         return [(Reader(s.name, s.id, variants[s.id].code), variants[s.id]) for s in students]
+
+    def printable(self, cv: Config, t: Trace) -> None:
+        """Refuse a variant whose tables would not fit this paper (see check_widths)."""
+        opts = self.req.options
+        check_widths(cv, t, Book(t, opts.digits, opts.arithmetic), Layout(opts.paper))
 
     def part(self, reader: Reader, variant: Variant) -> Part:
         cv = variant.config(self.c)
