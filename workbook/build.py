@@ -37,6 +37,10 @@ BYTES_PER_PAGE = {"workbook": 4900, "exercises": 2150}
 KEY_PAGES_PER_WORKBOOK_PAGE = 0.25
 PAGES_PER_SECOND = 30
 PAGE_LIMIT = 2000  # a full build above this many pages needs --yes
+# A document estimated above this many pages, which would otherwise keep one core busy alone,
+# compiles as two chunks side by side (see chunks): the bigger of the workbook and the
+# exercises, which compile side by side anyway, and the answer key, which compiles after them.
+CHUNK_PAGES = 600
 
 
 class TooLargeError(ValueError):
@@ -65,6 +69,7 @@ class BuildRequest:
     tex_only: bool = False
     quiet: bool = False
     yes: bool = False  # build above PAGE_LIMIT pages
+    chunk_pages: int = CHUNK_PAGES
 
 
 class Builder:
@@ -73,6 +78,7 @@ class Builder:
         self.opts = req.options  # with the chapters resolved, once the model is known
         self.sources: dict[str, str] = {}  # LaTeX made before compiling, by document
         self._worked: str | None = None
+        self.estimate: dict[str, int] = {}  # pages of each document to compile
         self.say: Callable[[str], None] = (
             (lambda msg: None)
             if req.quiet
@@ -124,6 +130,7 @@ class Builder:
             return
         worked = self.worked_source() if "answers" in names else None
         pages = estimate_pages({n: s for n, s in self.sources.items() if n != "answers"}, worked)
+        self.estimate = pages
         total = sum(pages.values())
         each = ", ".join(f"{n} {p:,}" for n, p in pages.items())
         minutes = total / PAGES_PER_SECOND / 60
@@ -134,6 +141,14 @@ class Builder:
                 f"TeX; above {PAGE_LIMIT:,} pages add --yes, or use --detail sample or results"
             )
         self.say(f"about {total:,} pages ({each}), about {minutes:.1f} min of TeX")
+
+    def parts(self, name: str) -> int:
+        """How many chunks the document compiles in: two when it is big and would otherwise
+        keep one core busy alone (see CHUNK_PAGES), else one."""
+        pages = self.estimate.get(name, 0)
+        side_by_side = [p for n, p in self.estimate.items() if n in ("workbook", "exercises")]
+        alone = name not in ("workbook", "exercises") or pages == max(side_by_side)
+        return 2 if alone and pages > self.req.chunk_pages else 1
 
     def worked_source(self) -> str:
         """The worked workbook's source for these settings, made once."""
@@ -154,16 +169,19 @@ class Builder:
         if self.req.tex_only:
             write_atomic(self.stage / f"{name}.tex", source.encode())
             return [self.stage / f"{name}.tex"]
-        self.say(f"compiling {name}.pdf with latexmk ...")
+        parts = self.parts(name)
+        chunked = f" in {parts} chunks side by side" if parts > 1 else ""
+        self.say(f"compiling {name}.pdf{chunked or ' with latexmk'} ...")
         t2 = time.perf_counter()
         # a failed log goes where the user looks, not into the staging folder
         beside = {"workbook.aux": self.workbook_aux()} if name == "answers" else None
         result = tex.compile_document(
-            source, self.stage, name, failed_logs=self.req.output, beside=beside
+            source, self.stage, name, failed_logs=self.req.output, beside=beside, parts=parts
         )
         final = self.req.output / f"{name}.pdf"
         warn = f", {result.overfull} overfull lines" if result.overfull else ""
-        self.say(f"made {final} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})")
+        took = time.perf_counter() - t2
+        self.say(f"made {final} ({result.pages} pages{chunked}, {took:.1f} s{warn})")
         return [self.stage / f"{name}{s}" for s in (".tex", ".pdf", ".log", ".aux")]
 
     def workbook_aux(self) -> bytes:
@@ -179,7 +197,8 @@ class Builder:
                 return aux.read_bytes()
         self.say("compiling the worked workbook privately, for the answer key's references ...")
         with tempfile.TemporaryDirectory() as tmp:
-            tex.compile_document(source, Path(tmp), "workbook")
+            parts = self.parts("workbook (for the key's pages)")
+            tex.compile_document(source, Path(tmp), "workbook", parts=parts)
             return (Path(tmp) / "workbook.aux").read_bytes()
 
 
