@@ -13,7 +13,7 @@ from pypdf.generic import DictionaryObject
 
 from workbook import chunks, engine
 from workbook import compile as tex
-from workbook.build import BuildRequest, build
+from workbook.build import Builder, BuildRequest, build
 from workbook.config import Config, preset
 from workbook.render import Options, Worked
 from workbook.trace import Trace
@@ -113,6 +113,24 @@ def test_joined_aux_has_each_label_once_and_the_total_pages() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("estimate", "parts"),
+    [
+        # d_model 64: the workbook takes both cores, the exercises go beside, the key alone
+        ({"workbook": 2815, "exercises": 898, "answers": 704}, (2, 1, 2)),
+        ({"workbook": 471, "exercises": 213, "answers": 118}, (1, 1, 1)),  # the default
+        ({"exercises": 898, "answers": 704}, (1, 2, 2)),  # --only exercises,answers
+        ({}, (1, 1, 1)),  # --tex-only estimates nothing
+    ],
+)
+def test_big_documents_that_would_compile_alone_are_chunked(
+    tmp_path: Path, estimate: dict[str, int], parts: tuple[int, int, int]
+) -> None:
+    builder = Builder(Config(), BuildRequest(tmp_path, Options()))
+    builder.estimate = estimate
+    assert tuple(builder.parts(n) for n in ("workbook", "exercises", "answers")) == parts
+
+
 @pytest.mark.tex
 def test_a_chunked_build_is_the_single_pass_build(tmp_path: Path, classroom: Config) -> None:
     """The workbook and the key, each compiled in two chunks (threshold 0), against the
@@ -172,3 +190,19 @@ def test_a_chunk_that_fails_names_its_log_and_changes_nothing(
     assert "\\undefinedmacro" in (tmp_path / "workbook.failed.log").read_text()
     assert (tmp_path / "workbook.pdf").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["workbook.failed.log", "workbook.pdf"]
+
+
+@pytest.mark.tex
+def test_the_default_build_in_chunks_is_the_default_build(
+    tmp_path: Path, default_build: Path
+) -> None:
+    """All three documents, the workbook in chunks (threshold 0), the exercises started on
+    the core its chunks' last passes leave spare: the same documents as the default build."""
+    build(Config(), BuildRequest(tmp_path, Options(), quiet=True, chunk_pages=0))
+    assert "Joined 2 chunks" in (tmp_path / "workbook.log").read_text()
+    assert "Joined" not in (tmp_path / "exercises.log").read_text()  # the smaller one
+    for name in ("workbook", "exercises", "answers"):
+        made, single = tmp_path / f"{name}.pdf", default_build / f"{name}.pdf"
+        assert structure(made) == structure(single), name
+        assert read_pdf_text(made) == read_pdf_text(single), name
+    assert not list(tmp_path.glob(".*"))  # no private folders left

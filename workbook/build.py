@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -106,15 +107,7 @@ class Builder:
             tex.remove_stale(out, stem)
         with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
             self.stage = Path(tmp)
-            # The workbook and the exercises compile side by side (two cores); the answer
-            # key waits for the workbook, whose page numbers it cites.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                firsts = [n for n in names if n != "answers"]
-                staged = [
-                    p for ps in pool.map(lambda n: self.document(n, trace), firsts) for p in ps
-                ]
-            if "answers" in names:
-                staged += self.document("answers", trace)
+            staged = self.compile_all(names, trace)
             written = []
             for path in staged:  # all complete: now, and only now, replace the old ones
                 os.replace(path, out / path.name)
@@ -142,12 +135,45 @@ class Builder:
             )
         self.say(f"about {total:,} pages ({each}), about {minutes:.1f} min of TeX")
 
+    def compile_all(self, names: list[str], trace: Trace) -> list[Path]:
+        """Every document's files, made in the staging folder on two cores: the workbook and
+        the exercises side by side, the answer key once the workbook, whose pages it cites,
+        is made. A workbook in chunks takes both cores; the exercises then start as soon as
+        one is spare (the chunks' last passes) and go on beside the key."""
+        spare = threading.Event()  # a core free for the exercises
+
+        def workbook() -> list[Path]:
+            try:
+                return self.document("workbook", trace, spare)
+            finally:
+                spare.set()
+
+        def exercises() -> list[Path]:
+            spare.wait()
+            return self.document("exercises", trace)
+
+        if "workbook" not in names or self.parts("workbook") == 1:
+            spare.set()
+        jobs = {"workbook": workbook, "exercises": exercises}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            running = {n: pool.submit(jobs[n]) for n in names if n in jobs}
+            made = {}
+            if "answers" in names:
+                if "workbook" in running:
+                    running["workbook"].result()
+                for job in running.values():  # a failure already: no key to compile
+                    if job.done():
+                        job.result()
+                made["answers"] = self.document("answers", trace)
+            made |= {n: job.result() for n, job in running.items()}
+        return [p for n in names for p in made[n]]
+
     def parts(self, name: str) -> int:
         """How many chunks the document compiles in: two when it is big and would otherwise
         keep one core busy alone (see CHUNK_PAGES), else one."""
         pages = self.estimate.get(name, 0)
         side_by_side = [p for n, p in self.estimate.items() if n in ("workbook", "exercises")]
-        alone = name not in ("workbook", "exercises") or pages == max(side_by_side)
+        alone = name not in ("workbook", "exercises") or pages == max(side_by_side, default=0)
         return 2 if alone and pages > self.req.chunk_pages else 1
 
     def worked_source(self) -> str:
@@ -161,8 +187,9 @@ class Builder:
     def source(self, name: str, trace: Trace) -> str:
         return DOCUMENTS[name](self.c, trace, self.opts, self.book).tex()
 
-    def document(self, name: str, trace: Trace) -> list[Path]:
-        """The document's files, made in the staging folder."""
+    def document(self, name: str, trace: Trace, spare: threading.Event | None = None) -> list[Path]:
+        """The document's files, made in the staging folder; `spare` is set once a core is
+        free (see compile_document)."""
         t1 = time.perf_counter()
         source = self.sources[name] if name in self.sources else self.source(name, trace)
         self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
@@ -176,7 +203,13 @@ class Builder:
         # a failed log goes where the user looks, not into the staging folder
         beside = {"workbook.aux": self.workbook_aux()} if name == "answers" else None
         result = tex.compile_document(
-            source, self.stage, name, failed_logs=self.req.output, beside=beside, parts=parts
+            source,
+            self.stage,
+            name,
+            failed_logs=self.req.output,
+            beside=beside,
+            parts=parts,
+            spare=spare,
         )
         final = self.req.output / f"{name}.pdf"
         warn = f", {result.overfull} overfull lines" if result.overfull else ""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from threading import Event
 
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import (
@@ -162,9 +163,12 @@ def exchange(chunks: list[Chunk]) -> None:
             (ch.folder / COUNTERS).write_bytes(chunks[i - 1].file(".cnt"))
 
 
-def run_passes(chunks: list[Chunk], tex_pass: Callable[[Chunk], None]) -> int:
+def run_passes(
+    chunks: list[Chunk], tex_pass: Callable[[Chunk], None], spare: Event | None = None
+) -> int:
     """Passes in lockstep until no chunk's inputs changed since its last pass; the number of
-    rounds. `tex_pass(chunk)` runs one pdflatex pass and raises on an error."""
+    rounds. `tex_pass(chunk)` runs one pdflatex pass and raises on an error. `spare` is set
+    once a round passes some chunk by: its core is free for other work."""
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
         for rounds in range(MAX_ROUNDS):
             for before, chunk in itertools.pairwise(chunks):
@@ -175,6 +179,8 @@ def run_passes(chunks: list[Chunk], tex_pass: Callable[[Chunk], None]) -> int:
             todo = [c for c in chunks if c.inputs() != c.read]
             if not todo:
                 return rounds
+            if spare is not None and len(todo) < len(chunks):
+                spare.set()
             for c in todo:
                 c.read = c.inputs()
             list(pool.map(tex_pass, todo))

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,12 +121,14 @@ def compile_document(
     beside: dict[str, bytes] | None = None,
     epoch: int | None = None,
     parts: int = 1,
+    spare: threading.Event | None = None,
 ) -> Compiled:
     """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
     .aux into place together. Renames replace links, never follow them. `beside`: files the
     source reads (another document's .aux for cross references), by name. `epoch`: the date
     the PDF carries (see isolated_env). `parts`: compile a big document as that many chunks
-    side by side, joined into the PDF a single run makes (see chunks).
+    side by side, joined into the PDF a single run makes (see chunks); `spare` is set when
+    their last passes leave a core free.
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
     stem.failed.log in `failed_logs` (default `out`) and the error names it.
@@ -139,7 +142,7 @@ def compile_document(
             (work / name).write_bytes(data)
         pieces = chunks.split(source, parts) if parts > 1 else []
         ok, log_text = (
-            _chunked(pieces, work, beside or {}, epoch) if pieces else _latexmk(work, epoch)
+            _chunked(pieces, work, beside or {}, epoch, spare) if pieces else _latexmk(work, epoch)
         )
         if not ok:
             failed = (failed_logs or out) / f"{stem}.failed.log"
@@ -193,7 +196,11 @@ class _PassFailedError(Exception):
 
 
 def _chunked(
-    pieces: list[str], work: Path, beside: dict[str, bytes], epoch: int | None
+    pieces: list[str],
+    work: Path,
+    beside: dict[str, bytes],
+    epoch: int | None,
+    spare: threading.Event | None,
 ) -> tuple[bool, str]:
     """The chunk sources compiled side by side in work/chunk-N and joined into work/doc.pdf
     and work/doc.aux (see chunks); did it work, and the chunks' logs, one after the other."""
@@ -214,7 +221,7 @@ def _chunked(
 
     t0 = time.perf_counter()
     try:
-        rounds = chunks.run_passes(parts, tex_pass)
+        rounds = chunks.run_passes(parts, tex_pass, spare)
     except _PassFailedError as exc:
         return False, str(exc.args[0])
     except chunks.NotConvergedError as exc:
