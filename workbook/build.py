@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,10 @@ BYTES_PER_PAGE = {"workbook": 4900, "exercises": 2150}
 KEY_PAGES_PER_WORKBOOK_PAGE = 0.25
 PAGES_PER_SECOND = 30
 PAGE_LIMIT = 2000  # a full build above this many pages needs --yes
+# A document estimated above this many pages, which would otherwise keep one core busy alone,
+# compiles as two chunks side by side (see chunks): the bigger of the workbook and the
+# exercises, which compile side by side anyway, and the answer key, which compiles after them.
+CHUNK_PAGES = 600
 
 
 class TooLargeError(ValueError):
@@ -65,6 +70,7 @@ class BuildRequest:
     tex_only: bool = False
     quiet: bool = False
     yes: bool = False  # build above PAGE_LIMIT pages
+    chunk_pages: int = CHUNK_PAGES
 
 
 class Builder:
@@ -73,6 +79,7 @@ class Builder:
         self.opts = req.options  # with the chapters resolved, once the model is known
         self.sources: dict[str, str] = {}  # LaTeX made before compiling, by document
         self._worked: str | None = None
+        self.estimate: dict[str, int] = {}  # pages of each document to compile
         self.say: Callable[[str], None] = (
             (lambda msg: None)
             if req.quiet
@@ -100,15 +107,7 @@ class Builder:
             tex.remove_stale(out, stem)
         with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
             self.stage = Path(tmp)
-            # The workbook and the exercises compile side by side (two cores); the answer
-            # key waits for the workbook, whose page numbers it cites.
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                firsts = [n for n in names if n != "answers"]
-                staged = [
-                    p for ps in pool.map(lambda n: self.document(n, trace), firsts) for p in ps
-                ]
-            if "answers" in names:
-                staged += self.document("answers", trace)
+            staged = self.compile_all(names, trace)
             written = []
             for path in staged:  # all complete: now, and only now, replace the old ones
                 os.replace(path, out / path.name)
@@ -124,6 +123,7 @@ class Builder:
             return
         worked = self.worked_source() if "answers" in names else None
         pages = estimate_pages({n: s for n, s in self.sources.items() if n != "answers"}, worked)
+        self.estimate = pages
         total = sum(pages.values())
         each = ", ".join(f"{n} {p:,}" for n, p in pages.items())
         minutes = total / PAGES_PER_SECOND / 60
@@ -134,6 +134,47 @@ class Builder:
                 f"TeX; above {PAGE_LIMIT:,} pages add --yes, or use --detail sample or results"
             )
         self.say(f"about {total:,} pages ({each}), about {minutes:.1f} min of TeX")
+
+    def compile_all(self, names: list[str], trace: Trace) -> list[Path]:
+        """Every document's files, made in the staging folder on two cores: the workbook and
+        the exercises side by side, the answer key once the workbook, whose pages it cites,
+        is made. A workbook in chunks takes both cores; the exercises then start as soon as
+        one is spare (the chunks' last passes) and go on beside the key."""
+        spare = threading.Event()  # a core free for the exercises
+
+        def workbook() -> list[Path]:
+            try:
+                return self.document("workbook", trace, spare)
+            finally:
+                spare.set()
+
+        def exercises() -> list[Path]:
+            spare.wait()
+            return self.document("exercises", trace)
+
+        if "workbook" not in names or self.parts("workbook") == 1:
+            spare.set()
+        jobs = {"workbook": workbook, "exercises": exercises}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            running = {n: pool.submit(jobs[n]) for n in names if n in jobs}
+            made = {}
+            if "answers" in names:
+                if "workbook" in running:
+                    running["workbook"].result()
+                for job in running.values():  # a failure already: no key to compile
+                    if job.done():
+                        job.result()
+                made["answers"] = self.document("answers", trace)
+            made |= {n: job.result() for n, job in running.items()}
+        return [p for n in names for p in made[n]]
+
+    def parts(self, name: str) -> int:
+        """How many chunks the document compiles in: two when it is big and would otherwise
+        keep one core busy alone (see CHUNK_PAGES), else one."""
+        pages = self.estimate.get(name, 0)
+        side_by_side = [p for n, p in self.estimate.items() if n in ("workbook", "exercises")]
+        alone = name not in ("workbook", "exercises") or pages == max(side_by_side, default=0)
+        return 2 if alone and pages > self.req.chunk_pages else 1
 
     def worked_source(self) -> str:
         """The worked workbook's source for these settings, made once."""
@@ -146,24 +187,34 @@ class Builder:
     def source(self, name: str, trace: Trace) -> str:
         return DOCUMENTS[name](self.c, trace, self.opts, self.book).tex()
 
-    def document(self, name: str, trace: Trace) -> list[Path]:
-        """The document's files, made in the staging folder."""
+    def document(self, name: str, trace: Trace, spare: threading.Event | None = None) -> list[Path]:
+        """The document's files, made in the staging folder; `spare` is set once a core is
+        free (see compile_document)."""
         t1 = time.perf_counter()
         source = self.sources[name] if name in self.sources else self.source(name, trace)
         self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
         if self.req.tex_only:
             write_atomic(self.stage / f"{name}.tex", source.encode())
             return [self.stage / f"{name}.tex"]
-        self.say(f"compiling {name}.pdf with latexmk ...")
+        parts = self.parts(name)
+        chunked = f" in {parts} chunks side by side" if parts > 1 else ""
+        self.say(f"compiling {name}.pdf{chunked or ' with latexmk'} ...")
         t2 = time.perf_counter()
         # a failed log goes where the user looks, not into the staging folder
         beside = {"workbook.aux": self.workbook_aux()} if name == "answers" else None
         result = tex.compile_document(
-            source, self.stage, name, failed_logs=self.req.output, beside=beside
+            source,
+            self.stage,
+            name,
+            failed_logs=self.req.output,
+            beside=beside,
+            parts=parts,
+            spare=spare,
         )
         final = self.req.output / f"{name}.pdf"
         warn = f", {result.overfull} overfull lines" if result.overfull else ""
-        self.say(f"made {final} ({result.pages} pages, {time.perf_counter() - t2:.1f} s{warn})")
+        took = time.perf_counter() - t2
+        self.say(f"made {final} ({result.pages} pages{chunked}, {took:.1f} s{warn})")
         return [self.stage / f"{name}{s}" for s in (".tex", ".pdf", ".log", ".aux")]
 
     def workbook_aux(self) -> bytes:
@@ -179,7 +230,8 @@ class Builder:
                 return aux.read_bytes()
         self.say("compiling the worked workbook privately, for the answer key's references ...")
         with tempfile.TemporaryDirectory() as tmp:
-            tex.compile_document(source, Path(tmp), "workbook")
+            parts = self.parts("workbook (for the key's pages)")
+            tex.compile_document(source, Path(tmp), "workbook", parts=parts)
             return (Path(tmp) / "workbook.aux").read_bytes()
 
 

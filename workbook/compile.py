@@ -10,8 +10,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import chunks
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
@@ -116,11 +120,15 @@ def compile_document(
     failed_logs: Path | None = None,
     beside: dict[str, bytes] | None = None,
     epoch: int | None = None,
+    parts: int = 1,
+    spare: threading.Event | None = None,
 ) -> Compiled:
     """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
     .aux into place together. Renames replace links, never follow them. `beside`: files the
     source reads (another document's .aux for cross references), by name. `epoch`: the date
-    the PDF carries (see isolated_env).
+    the PDF carries (see isolated_env). `parts`: compile a big document as that many chunks
+    side by side, joined into the PDF a single run makes (see chunks); `spare` is set when
+    their last passes leave a core free.
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
     stem.failed.log in `failed_logs` (default `out`) and the error names it.
@@ -132,27 +140,11 @@ def compile_document(
         (work / "doc.tex").write_text(source)
         for name, data in (beside or {}).items():
             (work / name).write_bytes(data)
-        cmd = [
-            "latexmk",
-            "-norc",  # no ~/.latexmkrc or system rc: the build does not depend on them
-            "-pdf",
-            "-interaction=nonstopmode",
-            "-halt-on-error",
-            "-no-shell-escape",
-            "doc.tex",
-        ]
-        run = subprocess.run(
-            cmd,
-            cwd=work,
-            env=isolated_env(work, epoch),
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
+        pieces = chunks.split(source, parts) if parts > 1 else []
+        ok, log_text = (
+            _chunked(pieces, work, beside or {}, epoch, spare) if pieces else _latexmk(work, epoch)
         )
-        log_file = work / "doc.log"
-        log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
-        log_text = log_text or run.stdout + run.stderr
-        if run.returncode != 0 or not (work / "doc.pdf").exists():
+        if not ok:
             failed = (failed_logs or out) / f"{stem}.failed.log"
             (work / "failed.log").write_text(log_text)
             os.replace(work / "failed.log", failed)
@@ -165,10 +157,85 @@ def compile_document(
             f.write(f"{SOURCE_MARK}{source_hash(source)}\n")
         for suffix in (".tex", ".pdf", ".log", ".aux"):
             os.replace(work / f"doc{suffix}", out / f"{stem}{suffix}")
-    pages = re.search(r"Output written on .*?\((\d+) pages?", log_text)
+    pages = re.findall(r"Output written on .*?\((\d+) pages?", log_text)  # a join's is last
     return Compiled(
         out / f"{stem}.pdf",
         out / f"{stem}.log",
-        int(pages.group(1)) if pages else 0,
+        int(pages[-1]) if pages else 0,
         log_text.count("Overfull \\hbox"),
     )
+
+
+def _latexmk(work: Path, epoch: int | None) -> tuple[bool, str]:
+    """latexmk on work/doc.tex: did it make doc.pdf, and the log."""
+    cmd = [
+        "latexmk",
+        "-norc",  # no ~/.latexmkrc or system rc: the build does not depend on them
+        "-pdf",
+        "-interaction=nonstopmode",
+        "-halt-on-error",
+        "-no-shell-escape",
+        "doc.tex",
+    ]
+    run = subprocess.run(
+        cmd,
+        cwd=work,
+        env=isolated_env(work, epoch),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    log_file = work / "doc.log"
+    log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    log_text = log_text or run.stdout + run.stderr
+    return run.returncode == 0 and (work / "doc.pdf").exists(), log_text
+
+
+class _PassFailedError(Exception):
+    """A chunk's pdflatex pass stopped; args: its log."""
+
+
+def _chunked(
+    pieces: list[str],
+    work: Path,
+    beside: dict[str, bytes],
+    epoch: int | None,
+    spare: threading.Event | None,
+) -> tuple[bool, str]:
+    """The chunk sources compiled side by side in work/chunk-N and joined into work/doc.pdf
+    and work/doc.aux (see chunks); did it work, and the chunks' logs, one after the other."""
+    parts = []
+    for i, piece in enumerate(pieces):
+        folder = work / f"chunk-{i + 1}"
+        folder.mkdir()
+        (folder / "doc.tex").write_text(piece)
+        for name, data in beside.items():
+            (folder / name).write_bytes(data)
+        parts.append(chunks.Chunk(folder))
+
+    def tex_pass(chunk: chunks.Chunk) -> None:
+        run = chunks.pdflatex_pass(chunk, isolated_env(chunk.folder, epoch))
+        if run.returncode != 0 or not (chunk.folder / "doc.pdf").exists():
+            log = chunk.folder / "doc.log"
+            raise _PassFailedError(log.read_text(errors="replace") if log.exists() else run.stdout)
+
+    t0 = time.perf_counter()
+    try:
+        rounds = chunks.run_passes(parts, tex_pass, spare)
+    except _PassFailedError as exc:
+        return False, str(exc.args[0])
+    except chunks.NotConvergedError as exc:
+        return False, "\n".join(c.file(".log").decode(errors="replace") for c in parts) + str(exc)
+    logs = [c.file(".log").decode(errors="replace") for c in parts]
+    t1 = time.perf_counter()
+    pages = chunks.join([c.folder / "doc.pdf" for c in parts], logs, work / "doc.pdf")
+    aux = chunks.merge_aux([c.file(".aux").decode(errors="replace") for c in parts], pages)
+    (work / "doc.aux").write_text(aux)
+    size = (work / "doc.pdf").stat().st_size
+    joined = [f"%% chunk {i + 1} of {len(logs)}, last pass\n{log}" for i, log in enumerate(logs)]
+    summary = (
+        f"Joined {len(logs)} chunks after {rounds} rounds of passes "
+        f"({t1 - t0:.1f} s of TeX, {time.perf_counter() - t1:.1f} s to join).\n"
+    )
+    summary += f"Output written on doc.pdf ({pages} pages, {size} bytes).\n"
+    return True, "\n".join(joined) + summary
