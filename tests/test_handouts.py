@@ -101,12 +101,48 @@ def test_the_rules_name_only_the_constants_the_exercises_use(trace) -> None:
     assert r"1/\sqrt{d_k} = " in scale_only and r"\sqrt{2/\pi}" not in scale_only
     assert "GELU's own constants" not in scale_only and "settings" not in scale_only
     every = rules(None)
-    for name in (r"1/\sqrt{d_k}", r"\sqrt{2/\pi}", "GELU's own constants", r"\lambda$"):
+    for name in (r"1/\sqrt{d_k}", r"\sqrt{2/\pi}", "GELU's own constants", r"\lambda = 0.01$"):
         assert name in every, name
+    # each setting with its value, LayerNorm's ε apart from AdamW's
+    assert r"$\varepsilon = 10^{-5}$" in every and r"$\epsilon = 10^{-8}$" in every
+    assert r"The settings are exact: $\varepsilon = 10^{-5}$." in rules(("6.4",))
     assert "title page of the worked workbook" in every
     reader = Reader("Ann", "s1", "ABC123")
     handout = rules(("3.2",), view=Handout, reader=reader)
     assert "title page of the worked workbook" not in handout  # a student has no workbook
+
+
+def test_no_graded_cell_is_printed_by_a_scaffold_or_forced() -> None:
+    """A started element names the learner's own earlier results instead of printing them; a
+    worked line's earlier results are not graded; a softmax entry that must be 1 is given."""
+    from workbook.printed import sig
+    from workbook.render.handout import Handout, Reader
+
+    c = classroom()
+    t = engine.run(c)
+    for sections in (("2.1", "3.1", "3.3"), ("3.3", "4.1"), ("6.1", "6.2", "6.3")):
+        h = Handout(
+            c, t, Options(sections=sections, scaffold="faded"), reader=Reader("A", "a", "X")
+        )
+        tex = h.tex()
+        scaffolds = re.findall(r"\\(?:example|started)\{(.*)\}", tex)
+        graded = [(n, i) for cells in h.blanks.values() for n, i, *_ in cells]
+        for name, idx in graded:
+            printed = format(sig(h.book.values[name][idx], h.opts.digits), "f").lstrip("-")
+            assert not any(f"({printed})" in s or f"(-{printed})" in s for s in scaffolds), (
+                sections,
+                name,
+                idx,
+            )
+        if "3.3" in sections:  # row 1 of the weights has one live entry: 1, given
+            assert all(c[2] != 1 for c in h.blanks["3.3"]), h.blanks["3.3"]
+    started = re.search(
+        r"\\started\{(.*)\}",
+        Handout(
+            c, t, Options(sections=("2.1", "3.1"), scaffold="faded"), reader=Reader("A", "a", "X")
+        ).tex(),
+    ).group(1)
+    assert r"(Q^{(1)}_{1,2})" in started  # named: it is the learner's answer to 2.1
 
 
 @pytest.mark.parametrize(

@@ -258,9 +258,15 @@ class Renderer:
         the settings by symbol (a handout of one chapter names only what it needs)."""
         shown = [s for s in self.t.steps if not self.selective or s.name in self.picked]
         consts = {k for s in shown for k in getattr(s, "consts", {})}
+        # LayerNorm's ε is \varepsilon, AdamW's (a step with a learning rate) \epsilon.
+        values = {
+            ("adam_eps" if k == "eps" and "lr" in s.consts else k): v
+            for s in shown
+            for k, v in getattr(s, "consts", {}).items()
+        }
         formulas = {s.formula.name for s in shown if isinstance(s, Elementwise)}
         settings = {"eps": r"\varepsilon", "beta1": r"\beta_1", "beta2": r"\beta_2"}
-        settings |= {"lr": r"\eta", "weight_decay": r"\lambda"}
+        settings |= {"lr": r"\eta", "adam_eps": r"\epsilon", "weight_decay": r"\lambda"}
         gelu = bool(formulas & {"gelu", "gelu_backward"})
         derived = [rf"1/\sqrt{{d_k}} = {self.f.const(derived_const(self.scale))}"] * (
             "scale" in consts
@@ -268,7 +274,15 @@ class Renderer:
         return {
             "derived": NoEscape(" and ".join(map(_m, derived))),
             "gelu": gelu,
-            "settings": NoEscape(", ".join(_m(sym) for k, sym in settings.items() if k in consts)),
+            # With their values: a handout is the student's only page, and a symbol alone
+            # leaves ε unknown.
+            "settings": NoEscape(
+                ", ".join(
+                    _m(f"{sym} = {self.f.const(values[k])}")
+                    for k, sym in settings.items()
+                    if k in values
+                )
+            ),
         }
 
     @property

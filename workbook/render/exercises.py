@@ -238,16 +238,67 @@ class Exercises(Renderer):
         if not isinstance(step, Contraction) or self.opts.scaffold not in ("worked-first", "faded"):
             return "", False
         origin = (0,) * len(step.shape)
+        own = self.own_work(step, origin)
         if self.opts.scaffold == "faded":
             self.products_seen += 1
             if self.products_seen == 2:
                 lhs = element(step.desc.symbol, origin)
-                sub = steps.expansion(step, self.book, origin, self.f)
+                sub = self.started_sum(step, origin, own)
                 return rf"\started{{{lhs} = {sub} = \underline{{\hspace{{16mm}}}}}}", False
             if self.products_seen > 2:
                 return "", False
+        # A worked line needs its numbers: the earlier answers it prints are no longer the
+        # learner's to find, so they are not graded.
+        for n, cells in self.blanks.items():
+            self.blanks[n] = [c for c in cells if (c[0], c[1]) not in own]
         line = steps.work(step, self.book, origin, self.f)
         return rf"\example{{{line}}}", True
+
+    def operand_cells(self, step: Contraction, idx: tuple[int, ...]) -> list[list[object]]:
+        """Which operand element each printed factor of result[idx] is, as (name, index), in
+        the order the sum writes them: the left factors, the right ones, then the bias.
+        A Jacobian's entries are numbers, not an operand's cells."""
+        where = {}
+        for name in step.operands:
+            cells = np.empty(self.t.values[name].shape, dtype=object)
+            for i in np.ndindex(cells.shape):
+                cells[i] = (name, i)
+            where[name] = cells
+        a, b = step.factors(where, idx)
+        bias = [(step.bias, tuple(idx[-1:]))] if step.bias is not None else []
+        return [list(a.ravel()), list(np.ravel(b)), bias]
+
+    def own_work(self, step: Contraction, idx: tuple[int, ...]) -> set[tuple[str, tuple]]:
+        """The operand elements result[idx] reads that an earlier exercise asks for."""
+        asked = {(c[0], c[1]) for cells in self.blanks.values() for c in cells}
+        read = [c for part in self.operand_cells(step, idx) for c in part]
+        return {c for c in read if isinstance(c, tuple) and c in asked}
+
+    def started_sum(self, step: Contraction, idx: tuple[int, ...], own: set) -> str:
+        """The products of a started element: as printed, except that a factor the learner
+        found in an earlier exercise is named, not given away."""
+        if not own:
+            return steps.expansion(step, self.book, idx, self.f)
+        a, b, bias = self.operand_cells(step, idx)
+
+        def term(cell: object) -> str:
+            if not isinstance(cell, tuple):
+                return ""
+            name, i = cell
+            if cell in own:
+                return f"({element(self.symbol(name), i)})"
+            return self.f.paren(self.book.num(name, i))
+
+        if step.kind == "colsum":
+            body = " + ".join(term(x) for x in a)
+        else:
+            if step.kind == "jacobian":  # the right factors: the given Jacobian's column
+                col = self.book.jacobian(step.name, idx[0])[:, idx[1]]
+                b = [self.f.paren(x) for x in col]
+            else:
+                b = [term(x) for x in b]
+            body = " + ".join(term(x) + y for x, y in zip(a, b, strict=True))
+        return body + "".join(f" + {term(x)}" for x in bias)
 
     def self_check(self, step: Step) -> str:
         """A check printed under the grid that does not give the answer away: a softmax's
@@ -298,6 +349,15 @@ class Exercises(Renderer):
 
         softmax = isinstance(step, RowWise) and step.kind == "softmax"
         source = self.t.producer(step.operands[0]) if softmax else None
+        # A softmax row with a single unmasked entry has it equal to 1: nothing to compute.
+        lone = (
+            [
+                sum(not steps.is_masked(source, (i, j)) for j in range(step.shape[1])) == 1
+                for i in range(step.shape[0])
+            ]
+            if source is not None
+            else []
+        )
 
         def fill(idx: tuple[int, ...]) -> str:
             if steps.masked_product(step, idx) == "unneeded":
@@ -306,6 +366,7 @@ class Exercises(Renderer):
                 (example and not any(idx))
                 or steps.is_masked(step, idx)  # −∞ by the mask's rule, not computed
                 or (source is not None and steps.is_masked(source, idx))  # its weight: 0
+                or (source is not None and lone[idx[0]])  # its weight: 1, the row's only one
                 or (self.opts.scaffold == "half" and len(step.shape) == 2 and idx[0] % 2 == 0)
             )
             return self.book.nums(step.name)[idx].cell if given else ""

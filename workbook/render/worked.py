@@ -23,10 +23,14 @@ from .fmt import element, factor, shown_words, tex_escape
 SHORT_LINE = 150
 
 
+NEW_ROW = r"\wbnewrow"  # between groups of lines: in columns, the next group starts a row
+
+
 def work_block(lines: list[str]) -> list[str]:
     r"""Worked lines, in columns when TeX finds them narrow enough (see \worklines)."""
-    body = [rf"\ex{{{line}}}" for line in lines]
-    if len(lines) >= 4 and max(map(len, lines)) <= SHORT_LINE:
+    body = [line if line == NEW_ROW else rf"\ex{{{line}}}" for line in lines]
+    worked = [line for line in lines if line != NEW_ROW]
+    if len(worked) >= 4 and max(map(len, worked)) <= SHORT_LINE:
         return [r"\worklines{", *body, "}"]
     return [r"\begin{work}", *body, r"\end{work}"]
 
@@ -110,7 +114,9 @@ class Worked(Renderer):
             return  # copies: the note and the result say it all
         if isinstance(step, RowWise) and step.kind == "softmax":
             rows = sorted({idx[0] for idx in self.worked(step)})
-            for i in rows:
+            for k, i in enumerate(rows):
+                if k:  # each row's working starts a row of its own, at the left
+                    yield NEW_ROW
                 yield from steps.softmax_row(step, self.book, i, self.f)
             return
         zero: dict[int, str | None] = {}
