@@ -246,6 +246,8 @@ def grades(parts: list[Part]) -> bytes:
         digits = h.opts.digits
         for exercise, cells in h.blanks.items():
             for name, idx, row, col in cells:
+                if (name, idx) in h.printed_later:  # a worked line gives it away
+                    continue
                 value = sig(h.book.values[name][idx], digits)
                 units = h.book.tolerance(h.t.step(name))
                 unit = Decimal(1).scaleb(value.adjusted() - digits + 1) if value else Decimal(0)

@@ -56,10 +56,12 @@ class Exercises(Renderer):
         # The cells left blank, by exercise: (quantity, index, grid row, grid column), 1-based
         # as the grid shows them (a vector is one row; a scalar has neither).
         self.blanks: dict[str, list[tuple[str, tuple[int, ...], int | None, int | None]]] = {}
+        self.printed_later: set[tuple[str, tuple[int, ...]]] = set()  # blanks a later line prints
         self.sections = self.workbook_sections()
 
     def document(self) -> Document:
-        self.products_seen, self.blanks, self.given_at = 0, {}, {}  # each layout from the start
+        # each layout from the start
+        self.products_seen, self.blanks, self.given_at, self.printed_later = 0, {}, {}, set()
         return super().document()
 
     def chapter_of(self, name: str) -> int:
@@ -248,9 +250,8 @@ class Exercises(Renderer):
             if self.products_seen > 2:
                 return "", False
         # A worked line needs its numbers: the earlier answers it prints are no longer the
-        # learner's to find, so they are not graded.
-        for n, cells in self.blanks.items():
-            self.blanks[n] = [c for c in cells if (c[0], c[1]) not in own]
+        # learner's to find, so a grade sheet leaves them out.
+        self.printed_later |= own
         line = steps.work(step, self.book, origin, self.f)
         return rf"\example{{{line}}}", True
 
