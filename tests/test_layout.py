@@ -146,12 +146,14 @@ def test_single_block_tables_run_side_by_side_split_ones_stay_stacked() -> None:
 
 
 @tex
-def test_a_small_models_short_lines_are_set_in_columns(tmp_path: Path) -> None:
+@pytest.mark.parametrize("paper", ["a4", "letter"])
+def test_a_small_models_short_lines_are_set_in_columns(tmp_path: Path, paper: str) -> None:
     """Classroom §1.4 (X = E_token + E_pos): its 16 lines fill two columns, row by row,
-    each line whole; the Jacobians J_1 … J_4 stand two to a row."""
+    each line whole, on either paper; the Jacobians J_1 … J_4 stand two to a row."""
     import pdfplumber
 
     argv = ["build", "--preset", "classroom", "--only", "workbook", "-o", str(tmp_path), "-q"]
+    argv += ["--paper", paper]
     assert cli.main(argv) == 0
     with pdfplumber.open(tmp_path / "workbook.pdf") as pdf:
         page = next(
