@@ -362,7 +362,7 @@ class Attention:
                     (c.T, c.T),
                     checks=d_scores.name,
                 )
-                d_qk = r.dout(r.n("QK"), "Undo the scaling, head {h}", "d.QK")
+                d_qk = r.dout(r.n("QK"), "Back through the scaling, head {h}", "d.QK")
                 r.elementwise(
                     d_qk,
                     "scale",

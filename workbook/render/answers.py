@@ -37,6 +37,11 @@ class Answers(Renderer):
     def where(self, name: str) -> str:
         """The workbook section that works it, and the page where its result is printed."""
         section, table = (f"{WORKBOOK_PREFIX}{k}:{key(name)}" for k in "sr")
+        if self.t.step(name).desc.of:  # AdamW: one element worked, every one in a later table
+            return (
+                rf"workbook \S\ref{{{section}}}, p.~\pageref{{{section}}}; "
+                rf"table \S\ref{{{table}}}, p.~\pageref{{{table}}}"
+            )
         return rf"workbook \S\ref{{{section}}}, p.~\pageref{{{table}}}"
 
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
@@ -56,5 +61,7 @@ class Answers(Renderer):
             parts.append(self.result_block(step.name))
             written = self.written_tables(step)
             if written:  # so a learner who went wrong can find the step where
-                parts += [r"\par\noindent\textit{Written on the way:}\par", *written]
+                # the label stays with the first table under it
+                label = r"\par\needspace{6\baselineskip}\noindent\textit{Written on the way:}"
+                parts += [label + r"\par\nopagebreak", *written]
         return parts

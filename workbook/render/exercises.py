@@ -26,9 +26,13 @@ from .matrix import (
     table,
 )
 
-GRID_ROW_PT = 19.0  # height of one handwriting row of a blank grid (\arraystretch 1.9, 9 pt)
+GRID_ROW_PT = 21.3  # one handwriting row of a blank grid: \arraystretch 1.9 × 11 pt, a rule
 MIN_CELL_PT = 34.0  # a blank cell is at least this wide, whatever the answer's width
 RULE = 0.4  # pt, a grid's rule between columns
+# A section heading's height with the space above and below it (\section* at 10 pt: about
+# 3.5ex + 2.3ex of glue and a 14 pt line), so the space kept for a heading and its first
+# exercise lets the exercise's own \needspace pass on the same page.
+HEADING_PT = 50.0
 MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, scratch paper
 ADAM_VECTOR_ROWS = 16  # entries of a vector parameter asked for in its AdamW exercise
 ADAM_GIVEN = 2  # an AdamW grid's first columns, θ and g, are given; the rest are to fill in
@@ -152,7 +156,7 @@ class Exercises(Renderer):
             ch.append(given)
         asked = self.selection.asked(self.t, number)
         if asked:  # the heading moves over with the first exercise, never alone
-            ch.append(NoEscape(rf"\needspace{{{self.need(asked[0]) + 30:.0f}pt}}"))
+            ch.append(NoEscape(rf"\Needspace{{{self.need(asked[0]) + HEADING_PT:.0f}pt}}"))
         sec.append(NoEscape("\n".join(self.exercise(s, number) for s in asked)))
         ch.append(sec)
 
@@ -472,9 +476,14 @@ class Exercises(Renderer):
         return ""
 
     def need(self, step: Step) -> float:
-        """The height (pt) an exercise's heading needs below it: its lines and grid's top."""
+        """The height (pt) an exercise's heading needs below it: its lines and grid's top
+        (under Falk's layout, with the right factor's rows above the grid)."""
         first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
-        return 80 + GRID_ROW_PT * (first_rows + 1)
+        # the narrowest cells the grid may have: Falk's layout if even they allow it
+        falk = self.falk(step, max(MIN_CELL_PT, self.typical_width)) if step.shape else None
+        above = len(falk.picks) if falk is not None else 0
+        # heading, Compute, Uses, Write down, an example line and the grid's title: ~110 pt
+        return 110 + GRID_ROW_PT * (first_rows + 1 + above)
 
     def exercise(self, step: Step, number: int) -> str:
         n = self.numbers[step.name]
