@@ -171,3 +171,32 @@ def test_a_small_models_short_lines_are_set_in_columns(tmp_path: Path, paper: st
         assert starts.count(left) == 9 and len(right) == 8 and len(set(right)) == 1, starts
         text = "\n".join(p.extract_text() for p in pdf.pages)
     assert re.search(r"J1, position 1 J2, position 2", text), "J_1 and J_2 side by side"
+
+
+HEADING = re.compile(r"^(Exercises|Given|Written on the way:|\d+\.\d+ [A-Z][a-z].*)$")
+
+
+def headings_at_a_page_foot(text: str) -> list[tuple[int, str]]:
+    """Pages (1-based) whose last line above the page number is a heading."""
+    found = []
+    for number, page in enumerate(text.split("\f"), start=1):
+        lines = [x.strip() for x in page.splitlines() if x.strip()]
+        if len(lines) < 2 or "Contents" in lines[0] or any(". . ." in x for x in lines):
+            continue  # the contents list its headings, of course
+        last = lines[-2] if re.fullmatch(r"\d+|page \d+", lines[-1]) else lines[-1]
+        if HEADING.match(last) and "=" not in last:
+            found.append((number, last))
+    return found
+
+
+def test_no_heading_ends_a_page_of_the_default_documents(pdf_texts: dict[str, str]) -> None:
+    for name, text in pdf_texts.items():
+        assert headings_at_a_page_foot(text) == [], name
+
+
+@tex
+def test_no_heading_ends_a_page_of_the_classroom_documents(tmp_path: Path) -> None:
+    assert cli.main(["build", "--preset", "classroom", "-o", str(tmp_path), "-q"]) == 0
+    for name in ("workbook", "exercises", "answers"):
+        found = headings_at_a_page_foot(read_pdf_text(tmp_path / f"{name}.pdf"))
+        assert found == [], (name, found)
