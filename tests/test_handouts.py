@@ -148,6 +148,18 @@ def test_no_graded_cell_is_printed_by_a_scaffold_or_forced() -> None:
     assert r"(Q^{(1)}_{1,2})" in started  # named: it is the learner's answer to 2.1
 
 
+def test_the_key_marks_the_exercises_that_start_from_a_students_own_answers() -> None:
+    from workbook.handouts import KeyPart
+
+    c = classroom()
+    t = engine.run(c)
+    key = KeyPart(c, t, Options(sections=("2.1", "2.3", "3.1", "3.2")))
+    lines = [x for x in key.answers(2) + key.answers(3) if x.startswith(r"\answer")]
+    marks = [re.search(r"\{(uses their [^}]*)?\}$", x).group(1) for x in lines]
+    # Q and K of head 1 (2.1, 2.3) start from givens; 3.1 from both, 3.2 from 3.1
+    assert marks == [None, None, "uses their 2.1, 2.3", "uses their 3.1"]
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

@@ -70,7 +70,11 @@ class KeyPart(Answers):
     before_hyperref = ()
 
     def where(self, name: str) -> str:
-        return ""
+        """The earlier exercises whose answers this one starts from: where the student got
+        one wrong, the teacher checks this one from the student's own numbers."""
+        operands = dict.fromkeys(self.t.step(name).operands)
+        own = [self.numbers[n] for n in operands if n in self.picked]
+        return f"uses their {', '.join(own)}" if own else ""
 
 
 class Classroom:
@@ -210,6 +214,7 @@ class Classroom:
         doc.preamble.append(NoEscape(r"\pdftrailerid{}"))
         doc.preamble.append(NoEscape(CODEPOINT))
         doc.append(NoEscape(r"\pagestyle{fancy}\fancyhead[L]{\small Teacher's key: \leftmark}"))
+        doc.append(first.prose("key_intro.tex.j2"))
         for part in parts:
             r, k = part.reader, part.key
             who = " ".join(
