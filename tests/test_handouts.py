@@ -160,6 +160,19 @@ def test_the_key_marks_the_exercises_that_start_from_a_students_own_answers() ->
     assert marks == [None, None, "uses their 2.1, 2.3", "uses their 3.1"]
 
 
+def test_the_key_says_how_much_each_handout_asks() -> None:
+    from workbook.handouts import workload
+    from workbook.render.handout import Handout, Reader
+
+    c = classroom()
+    opts = Options(sections=("2.1", "3.1", "3.3"), scaffold="faded")
+    h = Handout(c, engine.run(c), opts, reader=Reader("A", "a", "X"))
+    h.tex()
+    # Q is 4 × 2 from sums of 4 products, one worked; QKᵀ's lower triangle from sums of 2
+    # (d_k = 2); the weights' lower triangle but for row 1's 1: no products
+    assert workload(h) == [("2.1", 7, 28), ("3.1", 10, 20), ("3.3", 9, 0)]
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

@@ -36,7 +36,7 @@ from .render.answers import Answers
 from .render.fmt import tex_escape
 from .render.handout import CODEPOINT, Handout, Reader, name_tex
 from .render.matrix import Layout
-from .trace import Trace
+from .trace import Contraction, Trace
 
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
 
@@ -172,6 +172,9 @@ class Classroom:
             for p in parts
         }
         self.compile(self.print_file(parts, pages), stage, "handouts", beside)
+        load = workload(parts[0].handout)
+        cells, products = (sum(r[k] for r in load) for k in (1, 2))
+        self.say(f"each handout asks for {cells} cells, {products} products in their sums")
         self.say("compiling the key ...")
         self.compile(self.key_source(parts), stage, "key")
         write_atomic(stage / "grades.csv", grades(parts))
@@ -214,7 +217,10 @@ class Classroom:
         doc.preamble.append(NoEscape(r"\pdftrailerid{}"))
         doc.preamble.append(NoEscape(CODEPOINT))
         doc.append(NoEscape(r"\pagestyle{fancy}\fancyhead[L]{\small Teacher's key: \leftmark}"))
-        doc.append(first.prose("key_intro.tex.j2"))
+        handout = parts[0].handout
+        if not handout.blanks:  # --key-for: the handout was not laid out
+            handout.tex()
+        doc.append(first.prose("key_intro.tex.j2", load=workload(handout)))
         for part in parts:
             r, k = part.reader, part.key
             who = " ".join(
@@ -233,6 +239,20 @@ class Classroom:
                 doc.append(NoEscape(rf"\subsection*{{{number}\quad {title}}}"))
                 doc.append(NoEscape("\n".join(k.answers(number))))
         return doc.dumps()
+
+
+def workload(h: Handout) -> list[tuple[str, int, int]]:
+    """Per exercise of a laid-out handout: the cells a student fills in, and the products
+    their sums take (every variant of a class asks the same)."""
+    rows = []
+    for exercise, cells in h.blanks.items():
+        products = 0
+        for name, idx, *_ in cells:
+            step = h.t.step(name)
+            if isinstance(step, Contraction) and step.kind != "colsum":  # a column sum: adds
+                products += step.factors(h.t.values, idx)[0].size
+        rows.append((exercise, len(cells), products))
+    return rows
 
 
 # --- sheets -----------------------------------------------------------------------------------
