@@ -34,14 +34,23 @@ def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def citations(answers_pdf: Path) -> dict[str, tuple[str, int]]:
-    """Exercise → (workbook section, page) as the compiled key prints them (a citation that
-    wraps onto a second line is not read)."""
+CITED = re.compile(
+    r"Exercise (\d+\.\d+) .*workbook §(\d+\.\d+), p\. (\d+)(?:; table §\d+\.\d+, p\. (\d+))?"
+)
+
+
+def citations(answers_pdf: Path, section_pages: bool = False) -> dict[str, tuple[str, int]]:
+    """Exercise → (workbook section, page of the result's table) as the compiled key prints
+    them; AdamW's cite the worked section's page and then the table's. `section_pages`: the
+    page the key gives for the section instead. (A citation that wraps onto a second line is
+    not read.)"""
     text = subprocess.run(
         ["pdftotext", "-layout", str(answers_pdf), "-"], check=True, capture_output=True, text=True
     ).stdout
-    found = re.findall(r"Exercise (\d+\.\d+) .*workbook §(\d+\.\d+), p\. (\d+)", text)
-    return {ex: (sec, int(page)) for ex, sec, page in found}
+    return {
+        ex: (sec, int(page if section_pages or not table else table))
+        for ex, sec, page, table in CITED.findall(text)
+    }
 
 
 def read_pdf_text(pdf: Path) -> str:

@@ -42,6 +42,8 @@ def test_key_cites_only_the_workbook_of_its_own_settings(tmp_path: Path) -> None
     # the key cites the page where each result's table is printed (AdamW: the tensor's table)
     assert cited["2.1"][1] == pages["r:Q-0"]
     assert cited["13.16"][1] == pages["r:m-W-lm"]
+    # and AdamW's worked section where it starts
+    assert citations(tmp_path / "answers.pdf", section_pages=True)["13.16"][1] == pages["s:m-W-lm"]
     trace = engine.run(Config())
     numbers = exercise_numbers(trace, tuple(ch.number for ch in trace.chapters))
     assert len(set(numbers.values())) == 106  # 90 steps, and one AdamW exercise per tensor
