@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import read_pdf_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -140,6 +141,7 @@ def test_tiny_parameters_build_with_the_underflow_rule(tmp_path: Path) -> None:
         ("a\tb", "U+0009"),
         ("a\u00a0b", "U+00A0"),
         ("e\u0301", "U+0301"),
+        ("\u0133", "U+0133"),  # ĳ: not in the typewriter font of the token lists
         ("x" * 65, "65 characters"),
     ],
 )
@@ -203,3 +205,24 @@ def test_config_files_of_any_types_never_fail_with_a_traceback(
     code = cli.main(["summary", "--config", str(path)])
     out, err = capsys.readouterr()
     one_line_or_result(code, out, err)
+
+
+@pytest.mark.tex
+def test_every_character_a_word_may_have_prints(tmp_path: Path) -> None:
+    """Every character the config check accepts compiles with a glyph in every font that sets
+    words (TeX logs a missing one), and the plain ones read back from the PDF as typed."""
+    from workbook.config import WORD_CHARS
+
+    chars = sorted(WORD_CHARS)
+    words = ["".join(chars[k : k + 40]) for k in range(0, len(chars), 40)]
+    config = tmp_path / "words.toml"
+    vocab = ", ".join(toml_value(w) for w in ["<PAD>", "<BOS>", "<EOS>", *words])
+    sentence = toml_value(" ".join(words))
+    config.write_text(f"vocab = [{vocab}]\nsentence = {sentence}\nmax_len = {len(words) + 2}\n")
+    argv = ["build", "--only", "workbook", "--detail", "results", "--no-figures", "-q"]
+    assert cli.main([*argv, "--config", str(config), "-o", str(tmp_path)]) == 0
+    assert "Missing character" not in (tmp_path / "workbook.log").read_text(errors="replace")
+    text = read_pdf_text(tmp_path / "workbook.pdf")
+    for w in words:  # accented letters built by TeX read back as letter and accent apart
+        runs = "".join(ch if ch.isascii() or ch in "ÀÉÖàéößÆæØø" else " " for ch in w).split()
+        assert all(run in text for run in runs), w

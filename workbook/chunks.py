@@ -194,6 +194,7 @@ def pdflatex_pass(chunk: Chunk, env: dict[str, str]) -> subprocess.CompletedProc
         env=env,
         capture_output=True,
         text=True,
+        errors="replace",  # TeX writes a T1 glyph's byte, not UTF-8 (ĳ is 0xBC)
         stdin=subprocess.DEVNULL,
     )
 

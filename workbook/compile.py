@@ -183,6 +183,7 @@ def _latexmk(work: Path, epoch: int | None) -> tuple[bool, str]:
         env=isolated_env(work, epoch),
         capture_output=True,
         text=True,
+        errors="replace",  # TeX writes a T1 glyph's byte, not UTF-8 (ĳ is 0xBC)
         stdin=subprocess.DEVNULL,
     )
     log_file = work / "doc.log"

@@ -47,7 +47,8 @@ RANGES = (
 # Characters a word may use: those the workbook's fonts print exactly (pdflatex, T1, Latin
 # Modern). Printable ASCII and Latin-1 / Latin Extended-A, less what T1 cannot set (Ħ ĸ Ŀ ŉ
 # Ŧ ſ …) and the invisible soft hyphen. Spaces, tabs and control characters never.
-_NOT_IN_T1 = {0xAD, 0x126, 0x127, 0x138, 0x13F, 0x140, 0x149, 0x166, 0x167, 0x17F}
+# Ĳ ĳ are in T1 but not in Latin Modern's typewriter font, which sets the token lists.
+_NOT_IN_T1 = {0xAD, 0x126, 0x127, 0x132, 0x133, 0x138, 0x13F, 0x140, 0x149, 0x166, 0x167, 0x17F}
 WORD_CHARS = frozenset(
     [chr(c) for c in range(0x21, 0x7F)]
     + [chr(c) for c in range(0xA1, 0x180) if c not in _NOT_IN_T1]
@@ -163,7 +164,8 @@ def _check_word(w: str) -> None:
         name = unicodedata.name(bad, "a control character")
         raise ConfigError(
             f"vocab word {w!r}: character U+{ord(bad):04X} ({name}) cannot be printed; words "
-            "use printable ASCII and Latin letters (U+00A1-U+017F), without spaces"
+            "use printable ASCII and the Latin letters of U+00A1-U+017F that the fonts have "
+            "(all but Ħ ħ Ĳ ĳ ĸ Ŀ ŀ ŉ Ŧ ŧ ſ), without spaces"
         )
 
 
