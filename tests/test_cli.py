@@ -125,6 +125,21 @@ def test_unreadable_toml_directory(tmp_path, capsys) -> None:
     assert_one_line_error(code, out, err, f"config file '{tmp_path}'", "Is a directory")
 
 
+def test_a_config_that_is_no_regular_file_or_too_big_is_refused(tmp_path, capsys) -> None:
+    """/dev/zero once read until the machine ran out of memory; a FIFO blocked forever."""
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.toml"
+    big.write_text("#" * (2 << 20))
+    for path, why in (("/dev/zero", "not a regular file"), (fifo, "not a regular file")):
+        code, out, err = run_main(["summary", "--config", str(path)], capsys)
+        assert_one_line_error(code, out, err, f"config file '{path}'", why)
+    code, out, err = run_main(["summary", "--config", str(big)], capsys)
+    assert_one_line_error(code, out, err, f"config file '{big}'", "larger than 1024 KiB")
+
+
 def test_unreadable_toml_not_utf8(tmp_path, capsys) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'sentence = "caf\xe9"\n')

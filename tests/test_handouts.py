@@ -231,6 +231,9 @@ ROSTER_ERRORS = [
     ("id,name\n", "no students"),
     ("name,x\nA,1\n", "the first line must name the columns, with id and name"),
     ("id,name\n1,A\n1,B\n", "line 3: id '1' is already on line 2"),
+    ("id,name\nS1,A\ns1,B\n", "line 3: id 's1' is already on line 2 (the same letters in"),
+    ("id,name\ncon,A\n", "id 'con' cannot be a file name on Windows"),
+    ("/dev/zero", "not a regular file"),
     ("id,name\n,A\n", "line 2: the id is empty"),
     ("id,name\n../x,A\n", "id '../x' cannot be a file name"),
     ('id,name\nx,"a\x07b"\n', "a control character U+0007"),
@@ -243,7 +246,9 @@ def test_bad_rosters_get_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], content, message: str
 ) -> None:
     roster = tmp_path / "roster.csv"
-    if isinstance(content, bytes):
+    if content == "/dev/zero":  # a device: once read until memory ran out
+        roster = Path(content)
+    elif isinstance(content, bytes):
         roster.write_bytes(content)
     elif content is not None:
         roster.write_text(content)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import engine
-from .config import SPECIALS, Config, ConfigError
+from .config import SPECIALS, Config, ConfigError, read_small
 from .printed import UnprintableError
 from .trace import Trace
 
@@ -57,6 +57,13 @@ class Student:
 
 
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"{p}{k}" for p in ("COM", "LPT") for k in range(1, 10)),
+}
 
 
 def read_roster(path: Path) -> list[Student]:
@@ -64,7 +71,7 @@ def read_roster(path: Path) -> list[Student]:
     Every problem is one ConfigError line naming the file and the row."""
     where = f"roster {str(path)!r}"
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = read_small(path, where).decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such file") from None
     except IsADirectoryError:
@@ -95,8 +102,14 @@ def read_roster(path: Path) -> list[Student]:
                 f"{where}, line {line}: id {sid!r} cannot be a file name; use letters, digits, "
                 "'.', '_' and '-' (at most 64, starting with a letter or digit)"
             )
-        if sid in seen:
-            raise ConfigError(f"{where}, line {line}: id {sid!r} is already on line {seen[sid]}")
+        if sid.split(".")[0].upper() in WINDOWS_RESERVED:
+            raise ConfigError(f"{where}, line {line}: id {sid!r} cannot be a file name on Windows")
+        # S1 and s1 would be one file on a case-insensitive disk (macOS, Windows)
+        if sid.casefold() in seen:
+            first = seen[sid.casefold()]
+            same = any(s.id == sid for s in students)
+            alike = "" if same else " (the same letters in another case)"
+            raise ConfigError(f"{where}, line {line}: id {sid!r} is already on line {first}{alike}")
         bad = next(
             (ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None
         )
@@ -109,7 +122,7 @@ def read_roster(path: Path) -> list[Student]:
             raise ConfigError(
                 f"{where}, line {line}: a name of {len(name)} characters, at most {MAX_NAME}"
             )
-        seen[sid] = line
+        seen[sid.casefold()] = line
         students.append(Student(sid, name))
     if not students:
         raise ConfigError(f"{where}: no students")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import stat
 import tomllib
 import unicodedata
 from dataclasses import asdict, dataclass, field, fields
@@ -265,10 +266,29 @@ def from_mapping(
     return Config(**merged)
 
 
+MAX_FILE_BYTES = 1 << 20  # a config file or a roster: far more than any needs
+
+
+def read_small(path: Path, where: str) -> bytes:
+    """A regular file's bytes, at most MAX_FILE_BYTES: a device (/dev/zero) or a FIFO would
+    be read forever or block. OSError for the caller to name (missing, folder, permission)."""
+    try:
+        info = path.stat()
+    except OSError:
+        info = None  # the open below raises what is wrong
+    if info is not None and not stat.S_ISDIR(info.st_mode) and not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{where}: not a regular file")
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES // 1024} KiB")
+    return data
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """The raw key/value table of a TOML config file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small(path, f"config file {str(path)!r}").decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"config file {str(path)!r}: cannot read it ({reason})") from None
