@@ -25,7 +25,7 @@ from .modules import (
     adamw,
 )
 from .notation import word
-from .trace import RowWise, Trace
+from .trace import Elementwise, RowWise, Trace
 
 # The AdamW results of parameter p are named "<key>.<p>", in this order.
 ADAM_KEYS = ("m", "v", "m_hat", "v_hat", "updated")
@@ -270,6 +270,8 @@ def check_numbers(c: Config, t: Trace) -> None:
                 f"init_scale = {c.init_scale:g}: {step.name} overflows (not a finite number); "
                 "use a smaller --init-scale"
             )
+        if isinstance(step, Elementwise) and step.formula.name == "normalize":
+            _check_layernorm(c, np.asarray(t[step.operands[2]]), step.consts["eps"])
         if isinstance(step, RowWise) and step.kind == "softmax":
             src = np.asarray(t[step.operands[0]])
             alive = np.isfinite(src)
@@ -279,6 +281,23 @@ def check_numbers(c: Config, t: Trace) -> None:
                     f"init_scale = {c.init_scale:g}: the softmax of {step.operands[0]} "
                     "saturates (a probability is exactly 0 or 1); use a smaller --init-scale"
                 )
+
+
+PRINTED_MIN = 1e-99  # a printed result below this is written as 0 (the rules of arithmetic)
+MIN_LN_EPS_AT_ZERO_VARIANCE = 1e-196  # √ε = 10⁻⁹⁸: printable, with room for rounding
+
+
+def _check_layernorm(c: Config, var: np.ndarray, eps: float) -> None:
+    """σ = √(σ² + ε) must stay a printable number: a row variance below 10⁻⁹⁹ prints as 0,
+    and then √ε itself must stay clear of 10⁻⁹⁹ (ε ≥ 10⁻¹⁹⁶), or the hand chain divides 0
+    by 0 and the exact one works in subnormal numbers, losing digits silently."""
+    low = var[var < PRINTED_MIN]
+    if low.size and eps < MIN_LN_EPS_AT_ZERO_VARIANCE:
+        raise ConfigError(
+            f"ln_eps = {eps:g}: with init_scale = {c.init_scale:g} a LayerNorm row's variance "
+            f"is {float(low.min()):.1e}, printed as 0, and √ε is too small to print; use "
+            "--ln-eps 1e-196 or more, or a larger --init-scale"
+        )
 
 
 def loss(c: Config, initial: dict[str, np.ndarray]) -> float:
