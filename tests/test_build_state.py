@@ -27,13 +27,20 @@ def build(out: Path, *args: str) -> int:
     return cli.main(["build", "-o", str(out), *FAST, *args])
 
 
-def test_key_cites_only_the_workbook_of_its_own_settings(tmp_path: Path) -> None:
+def test_key_cites_only_the_workbook_of_its_own_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The sequence that once made the key cite wrong pages: a workbook .tex replaced without
     compiling, then a key for those new settings. The key compiles beside a workbook .aux
-    made from exactly that source, and so cites where the section really is."""
+    made from exactly that source, and so cites where the section really is; the folder
+    never pairs the new .tex with the old PDF, and the key says its workbook is missing."""
     assert build(tmp_path) == 0
     assert build(tmp_path, "--only", "workbook", "--tex-only", "--digits", "3") == 0
+    assert "removed workbook.pdf, workbook.log, workbook.aux" in capsys.readouterr().err
+    assert not (tmp_path / "workbook.pdf").exists() and (tmp_path / "exercises.pdf").exists()
     assert build(tmp_path, "--only", "answers", "--digits", "3") == 0
+    err = capsys.readouterr().err  # said even under -q: the user must build that workbook
+    assert f"{tmp_path / 'workbook.pdf'} is not there: build it with --only workbook" in err
     new_source = (tmp_path / "workbook.tex").read_text()
     fresh = tmp_path / "fresh"
     tex.compile_document(new_source, fresh, "workbook")
@@ -57,6 +64,13 @@ def test_key_cites_only_the_workbook_of_its_own_settings(tmp_path: Path) -> None
     # the stale .aux in the folder belongs to the 4-digit build and is refused as a source
     assert not tex.made_from(tmp_path / "workbook.aux", new_source)
     assert tex.made_from(fresh / "workbook.aux", new_source)
+
+
+def test_tex_only_with_the_same_settings_keeps_the_pdf_it_matches(tmp_path: Path) -> None:
+    assert build(tmp_path, "--only", "workbook") == 0
+    pdf = (tmp_path / "workbook.pdf").read_bytes()
+    assert build(tmp_path, "--only", "workbook", "--tex-only") == 0
+    assert (tmp_path / "workbook.pdf").read_bytes() == pdf
 
 
 def test_a_failed_compile_changes_none_of_the_documents_files(

@@ -80,11 +80,12 @@ class Builder:
         self.sources: dict[str, str] = {}  # LaTeX made before compiling, by document
         self._worked: str | None = None
         self.estimate: dict[str, int] = {}  # pages of each document to compile
-        self.say: Callable[[str], None] = (
-            (lambda msg: None)
-            if req.quiet
-            else (lambda msg: print(f"workbook: {msg}", file=sys.stderr))
-        )
+        self.say: Callable[[str], None] = (lambda msg: None) if req.quiet else self.warn
+
+    @staticmethod
+    def warn(msg: str) -> None:
+        """A line on stderr even under --quiet: what the user must know about the result."""
+        print(f"workbook: {msg}", file=sys.stderr)
 
     def run(self) -> list[Path]:
         if not self.req.tex_only:
@@ -114,8 +115,26 @@ class Builder:
                 written.append(out / path.name)
             for n in names:  # a failure of an earlier build is history now
                 (out / f"{n}.failed.log").unlink(missing_ok=True)
+            if self.req.tex_only:
+                self.drop_stale(names)
         self.say(f"done in {time.perf_counter() - t0:.1f} s")
         return written
+
+    def drop_stale(self, names: list[str]) -> None:
+        """--tex-only replaced these .tex files: a PDF, .log and .aux beside them that were
+        made from another source go too, so the folder never pairs a source with another's
+        PDF (nor an answer key with pages of another workbook)."""
+        out = self.req.output
+        for n in names:
+            if tex.made_from(out / f"{n}.aux", self.sources[n]):
+                continue  # made from exactly this source: they still belong together
+            gone = [out / f"{n}{s}" for s in (".pdf", ".log", ".aux")]
+            gone = [p for p in gone if p.exists() or p.is_symlink()]
+            for p in gone:
+                p.unlink()
+            if gone:
+                names_gone = ", ".join(p.name for p in gone)
+                self.warn(f"removed {names_gone}: made from another {n}.tex")
 
     def check_size(self, names: list[str]) -> None:
         """Say how big the build will be; refuse a very big one unless asked for."""
@@ -229,6 +248,13 @@ class Builder:
             if tex.made_from(aux, source):
                 return aux.read_bytes()
         self.say("compiling the worked workbook privately, for the answer key's references ...")
+        if "workbook" not in self.req.only:  # the key cites a workbook the folder lacks
+            pdf = self.req.output / "workbook.pdf"
+            state = "is from other settings" if pdf.exists() else "is not there"
+            self.warn(
+                f"note: the answer key cites the workbook of these settings, and {pdf} {state}:"
+                " build it with --only workbook"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             parts = self.parts("workbook (for the key's pages)")
             tex.compile_document(source, Path(tmp), "workbook", parts=parts)
