@@ -220,6 +220,15 @@ def test_csv(tmp_path, capsys) -> None:
     assert len((root / "parameters" / "W1.csv").read_text().splitlines()) == CONFIG.d_ff
 
 
+def test_csv_into_a_folder_of_another_export_leaves_only_this_one(tmp_path, capsys) -> None:
+    fresh, reused = tmp_path / "fresh", tmp_path / "reused"
+    export(["--format", "csv", "--output", str(reused), "--layers", "2"], capsys)
+    export(["--format", "csv", "--output", str(reused)], capsys)
+    export(["--format", "csv", "--output", str(fresh)], capsys)
+    files = {p.relative_to(fresh).as_posix() for p in fresh.rglob("*")}
+    assert {p.relative_to(reused).as_posix() for p in reused.rglob("*")} == files
+
+
 def test_csv_to_standard_output_is_refused(capsys) -> None:
     assert cli.main(["export", "--format", "csv", "--output", "-"]) == 2
     err = capsys.readouterr().err

@@ -362,6 +362,17 @@ def test_grades_match_the_key_and_stay_out_of_the_handouts(made: Path) -> None:
 
 
 @pytest.mark.tex
+def test_a_smaller_roster_into_the_same_folder_leaves_only_its_students(tmp_path: Path) -> None:
+    out = tmp_path / "lesson"
+    for ids in (["S1", "s2"], ["s2"]):
+        roster = tmp_path / f"{len(ids)}.csv"
+        roster.write_text("id,name\n" + "".join(f"{i},N {i}\n" for i in ids))
+        argv = ["handouts", "--preset", "classroom", "--roster", str(roster), "-q"]
+        assert cli.main([*argv, "--sections", "2.1", "-o", str(out)]) == 0
+    assert sorted(p.name for p in (out / "students").iterdir()) == ["s2.pdf"]
+
+
+@pytest.mark.tex
 def test_key_for_a_code_regenerates_that_students_key(made: Path) -> None:
     row = next(csv.DictReader((made / "A" / "variants.csv").open(encoding="utf-8")))
     argv = ["handouts", "--preset", "classroom", "--key-for", row["variant"], "-q"]

@@ -130,8 +130,16 @@ def export_csv(c: Config, t: Trace, output: str) -> None:
     root = Path(output)
     for sec, group in sections(c, t).items():
         folder = root.joinpath(*sec.split("."))
+        written = set()
         for name, a in group.items():
-            write_atomic(folder / f"{csv_name(name)}.csv", _csv_bytes(a, t.masked(name)))
+            path = folder / f"{csv_name(name)}.csv"
+            write_atomic(path, _csv_bytes(a, t.masked(name)))
+            written.add(path.name)
+        # a matrix of an earlier export into this folder (another model) does not stay
+        # beside this one's: the folder holds one export
+        for old in folder.glob("*.csv"):
+            if old.name not in written:
+                old.unlink()
     write_atomic(root / "config.json", (json.dumps(config_dict(c), indent=1) + "\n").encode())
 
 

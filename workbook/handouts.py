@@ -143,6 +143,10 @@ class Classroom:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(stage / rel, target)
                 written.append(target)
+            if self.req.key_for is None:  # a student of an earlier roster is not in this class
+                for old in (out / "students").glob("*.pdf"):
+                    if old not in written:
+                        old.unlink()
         self.say(f"done in {time.perf_counter() - t0:.1f} s")
         return written
 
