@@ -18,16 +18,26 @@ tex = pytest.mark.tex
 # two words of the longest length allowed, alike in their first WORD_SHOWN characters
 LONG_A = ("pneumonoultramicroscopicsilicovolcanoconiosis" * 2)[: LIMITS["word"]]
 LONG_B = LONG_A[:-1] + "Z"
-VOCAB = ["<PAD>", "<BOS>", "<EOS>", "I", "like", LONG_A, LONG_B]
+LONG_W = "W" * LIMITS["word"]  # the widest letter: its cut label once ran a figure off
+VOCAB = ["<PAD>", "<BOS>", "<EOS>", "I", "like", LONG_A, LONG_B, LONG_W]
 
 
 def test_labels_cut_long_words_and_keep_them_apart() -> None:
     shown = shown_words(VOCAB)
     assert shown[:5] == VOCAB[:5]  # short words are whole
     cut = LONG_A[: WORD_SHOWN - 1] + "…"
-    assert shown[5:] == [f"{cut} (5)", f"{cut} (6)"]  # alike once cut: the ids tell apart
+    # alike once cut: the ids tell apart; a word cut alone needs none
+    assert shown[5:] == [f"{cut} (5)", f"{cut} (6)", "W" * (WORD_SHOWN - 1) + "…"]
     assert shown_words(["<PAD>", LONG_A]) == ["<PAD>", cut]
     assert len(shown_words(["x" * WORD_SHOWN])[0]) == WORD_SHOWN  # at the limit: whole
+
+
+def test_a_label_is_measured_by_its_letters_not_its_markup() -> None:
+    from workbook.render.matrix import label_pt
+
+    w = label_pt(r"\textit{" + shown_words([LONG_W])[0] + "}")
+    assert w >= 129.2  # as TeX sets it in a table heading (bold italic, \small)
+    assert label_pt(r"\textit{<PAD>}") == label_pt("<PAD>") >= 38.1
 
 
 def test_running_text_may_break_a_long_word_only() -> None:

@@ -19,7 +19,16 @@ import numpy as np
 from .. import ops
 from ..printed import Num
 from .fmt import factor, tex_escape
-from .matrix import FOOTNOTE_SCALE, LABEL_WIDTH, TABCOLSEP, Layout, cell_width, even_blocks
+from .matrix import (
+    FIGURE_LABEL,
+    FOOTNOTE_SCALE,
+    LABEL_WIDTH,
+    TABCOLSEP,
+    Layout,
+    cell_width,
+    even_blocks,
+    label_pt,
+)
 
 DARKEST = 0.45  # the grey of the largest value: black digits stay legible on it
 SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -45,8 +54,9 @@ def fits(widths: Iterable[float], layout: Layout, label: float = 0.0) -> bool:
 
 def label_width(*labels: Sequence[str] | None) -> float:
     """Room for the row headings (and for wide column headings, as the value cells are
-    planned): a generous 5 pt per character of their LaTeX."""
-    return max([LABEL_WIDTH] + [5.0 * len(s) for group in labels if group for s in group])
+    planned): a generous 5 pt per character of their LaTeX, or more for wide letters."""
+    widths = [max(5.0 * len(s), label_pt(s)) for group in labels if group for s in group]
+    return max([LABEL_WIDTH, *widths])
 
 
 def value_blocks(nums: np.ndarray, room: float) -> list[range]:
@@ -485,7 +495,7 @@ def softmax_bars(
     if len(words) > MAX_BARS:
         return ""
     names = [rf"\textit{{{tex_escape(w)}}}" for w in words]
-    label = 4.6 * max(map(len, words)) + 8
+    label = max(label_pt(w, FIGURE_LABEL) for w in words) + 8
     width = (layout.text_width - label - 2 * PANEL_GAP - 4) / 2
     left = _bar_panel(before, at=0, width=width, title=titles[0], words=names)
     right = _bar_panel(after, at=width + 2 * PANEL_GAP, width=width, title=titles[1], words=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,23 @@ def text_width_pt(paper: str) -> float:
     """Text width for 20 mm margins on either side."""
     width_mm = {"a4": 210.0, "letter": 215.9}[paper] - 40.0
     return width_mm * 72.27 / 25.4
+
+
+# Widths (pt) of the bold italic of table headings (\small): the wide letters, then any other
+# capital, a digit, and anything else (lowercase letters, punctuation), measured with the
+# preamble's fonts. A figure's plain italic labels at \footnotesize are FIGURE_LABEL of it.
+_LABEL_PT = {"W": 11.8, "M": 10.9, "m": 9.1, "w": 7.4, "…": 14.4, "_": 8.1, "<": 8.7, ">": 8.7}
+FIGURE_LABEL = 0.84
+
+
+def label_pt(tex: str, scale: float = 1.0) -> float:
+    """Estimated width of a heading or label (LaTeX markup such as \textit{} costs nothing):
+    conservative, since TeX does not warn when a heading outgrows its fixed-width column."""
+    text = re.sub(r"\\[A-Za-z]+\s*|[{}]", "", tex).replace("\\", "")
+    widths = (
+        _LABEL_PT.get(ch, 8.3 if ch.isupper() else 6.6 if ch.isdigit() else 6.0) for ch in text
+    )
+    return scale * sum(widths)
 
 
 def cell_width(tex: str) -> float:
@@ -172,8 +190,8 @@ def table(
         widest = max((cell_width(c) for row in cells for c in row), default=10.0)
     r_labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
     c_labels = list(col_labels) if col_labels is not None else [str(j + 1) for j in range(cols)]
-    label_w = max(LABEL_WIDTH, max(len(s) for s in r_labels) * 5.0 + 6)
-    widest = max(widest, max(len(s) for s in c_labels) * 4.6)
+    label_w = max(LABEL_WIDTH, max(max(len(s) * 5.0, label_pt(s)) for s in r_labels) + 6)
+    widest = max(widest, max(max(len(s) * 4.6, label_pt(s)) for s in c_labels))
     parts = []
     side = falk.left_width if falk else 0.0
     col_blocks = layout.blocks(cols, widest, label_w + side)
