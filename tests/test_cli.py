@@ -73,6 +73,8 @@ BAD_FLAGS = [
     (["--heads", "two"], ["heads = 'two'"]),
     (["--lr", "fast"], ["lr = 'fast'"]),
     (["--lr", "nan"], ["lr = nan"]),
+    (["--seed=-1"], ["seed = -1", "[0, 2**63)"]),  # Python's random would draw seed 1's weights
+    ([f"--seed={2**63}"], [f"seed = {2**63}"]),
 ]
 
 
@@ -173,6 +175,12 @@ def test_toml_tables_are_rejected(tmp_path, capsys) -> None:
         (["frobnicate"], ["'frobnicate'"]),
         ([], ["COMMAND"]),
         (["export", "--format", "xml"], ["--format", "'xml'"]),
+        # an empty -o once wrote into the current folder; "-" made a folder named "-"
+        (["build", "--chapters", "3-2", "--tex-only"], ["--chapters 3-2: 3-2 runs backwards"]),
+        (["build", "-o", ""], ["--output", "is empty"]),
+        (["build", "-o", "-"], ["'-' is not a folder"]),
+        (["handouts", "-o", "a\x01b"], ["control character U+0001"]),
+        (["export", "--format", "csv", "-o", ""], ["--output", "is empty"]),
     ],
     ids=lambda x: " ".join(x) or "(nothing)",
 )
@@ -248,6 +256,23 @@ def test_summary_as_a_process(tmp_path) -> None:
     assert (proc.returncode, proc.stderr) == (0, "")
     assert "3,456" in proc.stdout and "Loss: 1.829868" in proc.stdout
     assert "|dL/dW_lm|" in proc.stdout
+
+
+def test_a_closed_standard_output_is_said(tmp_path) -> None:
+    """summary >&- once exited 0 with its output lost."""
+    import os
+
+    closed = subprocess.run(
+        [sys.executable, "-m", "workbook", "summary"],
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: os.close(1),
+        timeout=120,
+    )
+    assert closed.returncode == 2
+    assert closed.stderr == "workbook summary: standard output is closed\n"
 
 
 def test_toml_overrides_defaults_and_flags_override_toml(tmp_path, capsys) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 import signal
 import sys
@@ -166,7 +167,7 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
     p.add_argument(
         "--output",
         "-o",
-        type=Path,
+        type=_folder,
         default=Path(output),
         metavar="DIR",
         help=f"output folder (default: {output})",
@@ -234,6 +235,19 @@ def _sections(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def _folder(text: str) -> Path:
+    """An output folder: not empty (that would write into the current folder unasked), not
+    '-' (documents are files, not a stream), no control characters."""
+    if not text:
+        raise argparse.ArgumentTypeError("is empty; give a folder")
+    if text == "-":
+        raise argparse.ArgumentTypeError("'-' is not a folder: these are files, give --output DIR")
+    bad = next((ch for ch in text if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} has the control character U+{ord(bad):04X}")
+    return Path(text)
+
+
 def _digits(text: str) -> int:
     try:
         n = int(text)
@@ -296,9 +310,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         c = config_from_args(args)
+        writes_stdout = args.command == "summary" or (
+            args.command == "export" and args.output == "-"
+        )
+        if writes_stdout and sys.stdout is None:  # started with fd 1 closed (>&-)
+            raise UsageError(f"workbook {args.command}: standard output is closed")
         if args.command == "summary":
             print(summary_text(c))
         elif args.command == "export":
+            if not args.output:
+                raise UsageError("workbook export: --output is empty; give a file, a folder or -")
             trace = engine.run(c)
             engine.check_numbers(c, trace)
             export.EXPORTERS[args.format](c, trace, args.output)
@@ -353,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigError, UnprintableError, TooLargeError) as exc:
         print(exc if isinstance(exc, UsageError) else f"workbook: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 141
     except OSError as exc:
         print(f"workbook: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
         return 2

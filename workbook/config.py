@@ -125,8 +125,9 @@ def _validate(c: Config) -> None:
             raise ConfigError(
                 f"{key} = {getattr(c, key)}: at most {LIMITS[key]} (every element is printed)"
             )
-    if abs(c.seed) >= 2**63:
-        raise ConfigError(f"seed = {c.seed}: must be between -2**63 and 2**63")
+    # Python's random seeds with |seed|: -1 would draw the weights of 1
+    if not 0 <= c.seed < 2**63:
+        raise ConfigError(f"seed = {c.seed}: must be in [0, 2**63)")
     if c.d_model % c.heads:
         raise ConfigError(
             f"d_model = {c.d_model}: must be divisible by heads = {c.heads} "

@@ -609,6 +609,8 @@ def select_chapters(spec: str, count: int) -> tuple[int, ...]:
     for part in spec.split(","):
         lo, _, hi = part.strip().partition("-")
         first, last = int(lo), int(hi or lo)
+        if first > last:
+            raise ConfigError(f"--chapters {spec}: {part.strip()} runs backwards")
         if not 1 <= first <= last <= count:
             raise ConfigError(f"--chapters {spec}: chapters are 1-{count} for this model")
         chosen.update(range(first, last + 1))
