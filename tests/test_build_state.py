@@ -122,9 +122,26 @@ def test_private_folders_of_a_killed_build_are_removed(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def tex_running_in(folder: Path) -> list[int]:
+    """Process ids of TeX programs whose working folder is inside `folder`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = (proc / "cwd").readlink()
+            name = (proc / "comm").read_text().strip()
+        except OSError:
+            continue  # not a process, or gone
+        if name in ("pdflatex", "latexmk", "perl") and cwd.is_relative_to(folder):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_an_interrupted_build_leaves_the_previous_one_and_no_private_folders(
-    tmp_path: Path,
+    tmp_path: Path, signum: int
 ) -> None:
+    """The signal goes to the process alone, not its group: it stops TeX itself (TeX once
+    ran on to the end of its pass, and a SIGKILL after that left a private folder)."""
     assert build(tmp_path) == 0
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     run = subprocess.Popen(
@@ -135,8 +152,9 @@ def test_an_interrupted_build_leaves_the_previous_one_and_no_private_folders(
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".build-*/.*-*")) and time.monotonic() < deadline:
         time.sleep(0.05)  # until LaTeX is at work in the staging folder
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(signum)
     _, err = run.communicate(timeout=120)
+    assert tex_running_in(tmp_path) == []  # stopped, not left running
     assert run.returncode == 130 and err.strip() == "workbook: interrupted"
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 

@@ -117,7 +117,9 @@ class Builder:
                 (out / f"{n}.failed.log").unlink(missing_ok=True)
             if self.req.tex_only:
                 self.drop_stale(names)
-        self.say(f"done in {time.perf_counter() - t0:.1f} s")
+        pdfs = [p.name for p in written if p.suffix == ".pdf"]
+        where = f": {', '.join(pdfs)} in {out}" if pdfs else f" in {out}"
+        self.say(f"done in {time.perf_counter() - t0:.1f} s{where}")
         return written
 
     def drop_stale(self, names: list[str]) -> None:
@@ -230,10 +232,9 @@ class Builder:
             parts=parts,
             spare=spare,
         )
-        final = self.req.output / f"{name}.pdf"
         warn = f", {result.overfull} overfull lines" if result.overfull else ""
         took = time.perf_counter() - t2
-        self.say(f"made {final} ({result.pages} pages{chunked}, {took:.1f} s{warn})")
+        self.say(f"compiled {name}.pdf ({result.pages} pages{chunked}, {took:.1f} s{warn})")
         return [self.stage / f"{name}{s}" for s in (".tex", ".pdf", ".log", ".aux")]
 
     def workbook_aux(self) -> bytes:

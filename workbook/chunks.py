@@ -37,6 +37,8 @@ from pypdf.generic import (
     TextStringObject,
 )
 
+from .texrun import run_tex
+
 MAX_ROUNDS = 8  # latexmk gives up after 5 passes; chunks need about one round more
 
 LABELS, LATER_TOC, COUNTERS = "wb-others.lab", "wb-later.toc", "wb-counters.tex"
@@ -188,15 +190,8 @@ def run_passes(
 
 
 def pdflatex_pass(chunk: Chunk, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"],
-        cwd=chunk.folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        errors="replace",  # TeX writes a T1 glyph's byte, not UTF-8 (ĳ is 0xBC)
-        stdin=subprocess.DEVNULL,
-    )
+    cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"]
+    return run_tex(cmd, chunk.folder, env)
 
 
 # --- the joined aux file ------------------------------------------------------------------

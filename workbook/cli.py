@@ -23,6 +23,7 @@ from .config import KEYS, Config, ConfigError, load
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
+from .texrun import StoppedError, stop_all
 
 
 class UsageError(Exception):
@@ -380,15 +381,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"workbook: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StoppedError):
         print("workbook: interrupted", file=sys.stderr)
         return 130
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt  # unwinds like Ctrl-C: private folders are removed on the way
+    """SIGTERM or SIGINT: stop TeX at once (it runs in process groups of its own, which a
+    Ctrl-C to the terminal does not reach), then unwind like Ctrl-C: private folders are
+    removed on the way and nothing is moved into place."""
+    stop_all()
+    raise KeyboardInterrupt
 
 
 def entry() -> NoReturn:
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     sys.exit(main())

@@ -8,7 +8,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import chunks
+from .texrun import run_tex
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
@@ -177,15 +177,7 @@ def _latexmk(work: Path, epoch: int | None) -> tuple[bool, str]:
         "-no-shell-escape",
         "doc.tex",
     ]
-    run = subprocess.run(
-        cmd,
-        cwd=work,
-        env=isolated_env(work, epoch),
-        capture_output=True,
-        text=True,
-        errors="replace",  # TeX writes a T1 glyph's byte, not UTF-8 (ĳ is 0xBC)
-        stdin=subprocess.DEVNULL,
-    )
+    run = run_tex(cmd, work, isolated_env(work, epoch))
     log_file = work / "doc.log"
     log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
     log_text = log_text or run.stdout + run.stderr
