@@ -173,6 +173,19 @@ def test_the_key_says_how_much_each_handout_asks() -> None:
     assert workload(h) == [("2.1", 7, 28), ("3.1", 10, 20), ("3.3", 9, 0)]
 
 
+def test_a_name_never_becomes_a_spreadsheet_formula() -> None:
+    from workbook.handouts import spreadsheet_text
+
+    assert spreadsheet_text('=HYPERLINK("http://x","y")') == '\'=HYPERLINK("http://x","y")'
+    assert [spreadsheet_text(x) for x in ("+1", "-a", "@b", "Zoë", "")] == [
+        "'+1",
+        "'-a",
+        "'@b",
+        "Zoë",
+        "",
+    ]
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

@@ -293,10 +293,22 @@ def grades(parts: list[Part]) -> bytes:
     return _csv(rows)
 
 
+def spreadsheet_text(text: str) -> str:
+    """A name as a spreadsheet cell that stays text: one starting with = + - or @ would be
+    run as a formula (=HYPERLINK(…)), so it gets a leading apostrophe, as spreadsheets do."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+
+
 def variants(parts: list[Part]) -> bytes:
     rows: list[list[object]] = [["student_id", "name", "variant", "seed", "sentence"]]
     rows += [
-        [p.reader.id, p.reader.name, p.variant.code, p.variant.seed, p.config.sentence]
+        [
+            p.reader.id,
+            spreadsheet_text(p.reader.name),
+            p.variant.code,
+            p.variant.seed,
+            p.config.sentence,
+        ]
         for p in parts
     ]
     return _csv(rows)
