@@ -172,6 +172,7 @@ def test_toml_tables_are_rejected(tmp_path, capsys) -> None:
         (["summary", "--d-modle", "32"], ["--d-modle 32", "did you mean --d-model?"]),
         (["export", "--fromat", "json"], ["--fromat json", "did you mean --format?"]),
         (["summary", "--colour"], ["--colour"]),
+        (["handouts", "--tex-only"], ["--tex-only is an option of build)"]),
         (["frobnicate"], ["'frobnicate'"]),
         ([], ["COMMAND"]),
         (["export", "--format", "xml"], ["--format", "'xml'"]),

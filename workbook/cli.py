@@ -35,11 +35,27 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments"):
             flags = _all_flags(self)
             for word in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(word.split("=")[0], flags, n=1)
+                name = word.split("=")[0]
+                owners = _commands_with(self, name)
+                if owners:  # right flag, wrong command
+                    message += f" ({name} is an option of {' and '.join(owners)})"
+                    break
+                close = difflib.get_close_matches(name, flags, n=1)
                 if close:
                     message += f" (did you mean {close[0]}?)"
                     break
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _commands_with(p: argparse.ArgumentParser, flag: str) -> list[str]:
+    """The subcommands that take `flag`."""
+    return [
+        name
+        for a in p._actions
+        if isinstance(a, argparse._SubParsersAction)
+        for name, sub in a.choices.items()
+        if flag in _all_flags(sub)
+    ]
 
 
 def _all_flags(p: argparse.ArgumentParser) -> list[str]:
