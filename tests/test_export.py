@@ -229,6 +229,18 @@ def test_csv_into_a_folder_of_another_export_leaves_only_this_one(tmp_path, caps
     assert {p.relative_to(reused).as_posix() for p in reused.rglob("*")} == files
 
 
+def test_csv_never_writes_or_removes_through_a_linked_folder(tmp_path, capsys) -> None:
+    outside, root = tmp_path / "outside", tmp_path / "csv"
+    outside.mkdir()
+    root.mkdir()
+    (outside / "precious.csv").write_text("x\n")
+    (root / "activations").symlink_to(outside)
+    assert cli.main(["export", "--format", "csv", "--output", str(root)]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert [p.name for p in outside.iterdir()] == ["precious.csv"]
+    assert not (root / "parameters").exists()  # refused before anything was written
+
+
 def test_csv_to_standard_output_is_refused(capsys) -> None:
     assert cli.main(["export", "--format", "csv", "--output", "-"]) == 2
     err = capsys.readouterr().err

@@ -385,6 +385,22 @@ def test_a_smaller_roster_into_the_same_folder_leaves_only_its_students(tmp_path
     assert sorted(p.name for p in (out / "students").iterdir()) == ["s2.pdf"]
 
 
+def test_handouts_never_write_or_remove_through_a_linked_students_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside, out = tmp_path / "outside", tmp_path / "lesson"
+    outside.mkdir()
+    out.mkdir()
+    (outside / "thesis.pdf").write_text("x")
+    (out / "students").symlink_to(outside)
+    roster = tmp_path / "r.csv"
+    roster.write_text("id,name\ns1,A\n")
+    argv = ["handouts", "--preset", "classroom", "--roster", str(roster), "-o", str(out), "-q"]
+    assert cli.main(argv) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert [p.name for p in outside.iterdir()] == ["thesis.pdf"]
+
+
 @pytest.mark.tex
 def test_key_for_a_code_regenerates_that_students_key(made: Path) -> None:
     row = next(csv.DictReader((made / "A" / "variants.csv").open(encoding="utf-8")))

@@ -93,6 +93,7 @@ def export_json(c: Config, t: Trace, output: str) -> None:
     text = json.dumps(to_json_dict(c, t), indent=1) + "\n"
     if output == "-":
         sys.stdout.write(text)
+        sys.stdout.flush()  # a reader that went away is seen here, as a BrokenPipeError
     else:
         write_atomic(Path(output), text.encode())
 
@@ -104,6 +105,7 @@ def export_npz(c: Config, t: Trace, output: str) -> None:
     np.savez(buf, config=np.array(json.dumps(config_dict(c))), **arrays)
     if output == "-":
         sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.flush()
     else:
         write_atomic(Path(output), buf.getvalue())
 
@@ -123,12 +125,25 @@ def csv_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
 
 
+def _no_links_below(root: Path, folder: Path) -> None:
+    """Refuse a section folder reached through a symbolic link under the output folder: its
+    files would be written, and stale ones removed, somewhere else."""
+    for part in [folder, *folder.parents]:
+        if part == root or root not in part.parents:
+            return
+        if part.is_symlink():
+            raise ConfigError(f"{part} is a symbolic link; the export writes only into {root}")
+
+
 def export_csv(c: Config, t: Trace, output: str) -> None:
     """DIR/<section>/<name>.csv, one matrix per file; masked scores are empty cells."""
     if output == "-":
         raise ConfigError("--format csv writes a folder of files: give --output DIR, not -")
     root = Path(output)
-    for sec, group in sections(c, t).items():
+    groups = sections(c, t)
+    for sec in groups:  # every folder checked before anything is written
+        _no_links_below(root, root.joinpath(*sec.split(".")))
+    for sec, group in groups.items():
         folder = root.joinpath(*sec.split("."))
         written = set()
         for name, a in group.items():

@@ -128,6 +128,10 @@ class Classroom:
             self.say(f"student {k}/{len(pairs)}: made the step and its pages")
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
+        if (out / "students").is_symlink():  # its files would go, and be removed, elsewhere
+            raise ConfigError(
+                f"{out / 'students'} is a symbolic link; handouts write only into {out}"
+            )
         tex.remove_stale(out, "handouts")
         with tempfile.TemporaryDirectory(dir=out, prefix=".handouts-") as tmp:
             stage = Path(tmp)
