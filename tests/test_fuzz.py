@@ -128,11 +128,22 @@ def test_settings_that_used_to_crash_are_refused_in_one_line(
         assert err.count("\n") == 1 and "Traceback" not in err, err
 
 
-def test_tiny_parameters_build_with_the_underflow_rule(tmp_path: Path) -> None:
-    """1e-320 once divided by zero in the key's tolerances; now every value below 1e-99 is
-    written as 0 by the stated rule, and the sources are made."""
+def test_tiny_parameters_build_with_the_underflow_rule_or_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1e-320 once divided by zero in the key's tolerances, and later printed a model of
+    zeros (every weight below 10^-99 is written as 0): weights that would print as 0 are
+    refused, naming init_scale. Small weights whose later products fall below 10^-99 build,
+    those products written as 0 by the stated rule."""
     argv = ["build", "-o", str(tmp_path), "--tex-only", "-q", "--detail", "results"]
-    assert cli.main([*argv, "--init-scale", "1e-320"]) == 0
+    for scale in ("1e-320", "1e-100"):
+        assert cli.main([*argv, "--init-scale", scale]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "would print as 0; use --init-scale" in err, err
+    assert cli.main([*argv, "--init-scale", "1e-60"]) == 0
+    # a LayerNorm variance that prints as 0 yet outweighs ε made x̂ 10^5 times too large
+    assert cli.main([*argv, "--init-scale", "1e-60", "--ln-eps", "1e-150"]) == 2
+    assert "not negligible beside ε" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -263,6 +263,7 @@ def check_numbers(c: Config, t: Trace) -> None:
     """Refuse settings whose step overflows or saturates: every value finite (masked scores
     apart), and no softmax entry rounded to exactly 0 or 1 in double precision, where the
     chain rule would have nothing left to say. One line naming the setting to change."""
+    _check_printable_weights(c, t)
     for step in t.steps:
         value = np.asarray(step.result)
         if not np.all(np.isfinite(value) | t.masked(step.name)):
@@ -284,7 +285,20 @@ def check_numbers(c: Config, t: Trace) -> None:
 
 
 PRINTED_MIN = 1e-99  # a printed result below this is written as 0 (the rules of arithmetic)
+LN_NEGLIGIBLE = 1e-12  # a variance below ε × this changes no printed digit of σ
 MIN_LN_EPS_AT_ZERO_VARIANCE = 1e-196  # √ε = 10⁻⁹⁸: printable, with room for rounding
+
+
+def _check_printable_weights(c: Config, t: Trace) -> None:
+    """A weight below 10⁻⁹⁹ prints as 0: with init_scale near 1e-99 the pages would show a
+    model of zeros and every result computed from them, while the true step is not."""
+    for name in t.params:
+        value = np.abs(np.asarray(t[name], dtype=np.float64))
+        if np.any((value > 0) & (value < PRINTED_MIN)):
+            raise ConfigError(
+                f"init_scale = {c.init_scale:g}: weights of {name} are below 10^-99 and would "
+                "print as 0; use --init-scale 1e-90 or more"
+            )
 
 
 def _check_layernorm(c: Config, var: np.ndarray, eps: float) -> None:
@@ -292,6 +306,14 @@ def _check_layernorm(c: Config, var: np.ndarray, eps: float) -> None:
     and then √ε itself must stay clear of 10⁻⁹⁹ (ε ≥ 10⁻¹⁹⁶), or the hand chain divides 0
     by 0 and the exact one works in subnormal numbers, losing digits silently."""
     low = var[var < PRINTED_MIN]
+    if low.size and float(low.max()) > eps * LN_NEGLIGIBLE:
+        # printed as 0, the variance drops out of √(σ² + ε) although it outweighs ε: x̂ would
+        # come out orders of magnitude too large
+        raise ConfigError(
+            f"ln_eps = {eps:g}: with init_scale = {c.init_scale:g} a LayerNorm row's variance "
+            f"is {float(low.max()):.1e}, which prints as 0 but is not negligible beside ε; "
+            "use a larger --init-scale, or an --ln-eps far above that variance"
+        )
     if low.size and eps < MIN_LN_EPS_AT_ZERO_VARIANCE:
         raise ConfigError(
             f"ln_eps = {eps:g}: with init_scale = {c.init_scale:g} a LayerNorm row's variance "

@@ -582,7 +582,7 @@ def check_widths(c: Config, t: Trace, book: Book, layout: Layout) -> None:
             f"init_scale = {c.init_scale:g}: {what} spans {top.adjusted() - low.adjusted()} "
             f"orders of magnitude ({top:.3e} down to {low:.3e}), so its table would print "
             f"cells of {digits} digits, and at most {digits_within(bound)} fit (half a worked "
-            f"line, on {layout.paper} paper); use a smaller --init-scale"
+            f"line, on {layout.paper} paper); use an --init-scale nearer the default 0.1"
         )
 
 
