@@ -112,6 +112,24 @@ def test_personal_latexmk_configuration_is_not_read(
     assert (tmp_path / "B" / "workbook.pdf").stat().st_size > 10_000
 
 
+def test_a_second_run_into_a_busy_folder_is_refused_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two builds into one folder once made one of them remove the other's private folder
+    as stale and fail with a confusing line."""
+    live = tmp_path / ".build-live"
+    live.mkdir()
+    with tex.folder_lock(tmp_path):  # another run holds the folder
+        assert build(tmp_path, "--only", "workbook") == 2
+        err = capsys.readouterr().err
+        assert (
+            err
+            == f"workbook: another workbook run is writing into {tmp_path}; wait for it to end\n"
+        )
+        assert live.exists()  # the other run's private folder is untouched
+    assert not (tmp_path / tex.LOCK_NAME).exists()
+
+
 def test_private_folders_of_a_killed_build_are_removed(tmp_path: Path) -> None:
     stale = [tmp_path / ".workbook-killed", tmp_path / ".build-killed"]
     for folder in stale:

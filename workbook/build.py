@@ -104,6 +104,11 @@ class Builder:
         self.check_size(names)
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
+        with tex.folder_lock(out):
+            return self.write(names, trace, out, t0)
+
+    def write(self, names: list[str], trace: Trace, out: Path, t0: float) -> list[Path]:
+        """Compile in a private folder, then move every document's files into `out`."""
         for stem in ("build", *ORDER):  # left by a killed build (SIGKILL cannot be caught)
             tex.remove_stale(out, stem)
         with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:

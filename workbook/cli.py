@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from . import __version__, engine, export, params
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
-from .compile import TexFailedError, TexMissingError
+from .compile import FolderBusyError, TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
@@ -388,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TexFailedError as exc:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
-    except (UsageError, ConfigError, UnprintableError, TooLargeError) as exc:
+    except (UsageError, ConfigError, UnprintableError, TooLargeError, FolderBusyError) as exc:
         print(exc if isinstance(exc, UsageError) else f"workbook: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would

@@ -4,6 +4,8 @@ only when the new PDF is complete."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -11,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +107,34 @@ def isolated_env(work: Path, epoch: int | None = None) -> dict[str, str]:
         "openin_any": "p",
         "shell_escape": "f",
     }
+
+
+class FolderBusyError(RuntimeError):
+    """Another workbook run is writing into the same output folder."""
+
+
+LOCK_NAME = ".workbook.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the output folder for one run: a second run into it is refused at once (it
+    would remove the first one's private folders as stale). The lock file goes at the end;
+    a killed run's is harmless, since the lock dies with its process."""
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise FolderBusyError(
+            f"another workbook run is writing into {folder}; wait for it to end"
+        ) from None
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def remove_stale(folder: Path, stem: str) -> None:

@@ -132,6 +132,11 @@ class Classroom:
             raise ConfigError(
                 f"{out / 'students'} is a symbolic link; handouts write only into {out}"
             )
+        with tex.folder_lock(out):
+            return self.write(parts, out, t0)
+
+    def write(self, parts: list[Part], out: Path, t0: float) -> list[Path]:
+        """Compile in a private folder, then move every file into `out`."""
         tex.remove_stale(out, "handouts")
         with tempfile.TemporaryDirectory(dir=out, prefix=".handouts-") as tmp:
             stage = Path(tmp)
