@@ -42,7 +42,7 @@ def test_a_step_whose_numbers_span_too_many_orders_is_refused_up_front(
     assert capsys.readouterr().err == (
         "workbook: init_scale = 1.72: l0.attn.0 spans 77 orders of magnitude (1.000e+0 down "
         "to 1.009e-77), so its table would print cells of 81 digits, and at most 38 fit (half "
-        "a worked line, on a4 paper); use a smaller --init-scale\n"
+        "a worked line, on a4 paper); use an --init-scale nearer the default 0.1\n"
     )
     assert not out.exists()  # refused before anything is written
     assert cli.main(["build", "-q", "-o", str(out), "--paper", "letter", *SATURATED]) == 2
