@@ -259,51 +259,20 @@ class Exercises(Renderer):
         line = steps.work(step, self.book, origin, self.f)
         return rf"\example{{{line}}}", True
 
-    def operand_cells(self, step: Contraction, idx: tuple[int, ...]) -> list[list[object]]:
-        """Which operand element each printed factor of result[idx] is, as (name, index), in
-        the order the sum writes them: the left factors, the right ones, then the bias.
-        A Jacobian's entries are numbers, not an operand's cells."""
-        where = {}
-        for name in step.operands:
-            cells = np.empty(self.t.values[name].shape, dtype=object)
-            for i in np.ndindex(cells.shape):
-                cells[i] = (name, i)
-            where[name] = cells
-        a, b = step.factors(where, idx)
-        bias = [(step.bias, tuple(idx[-1:]))] if step.bias is not None else []
-        return [list(a.ravel()), list(np.ravel(b)), bias]
-
-    def own_work(self, step: Contraction, idx: tuple[int, ...]) -> set[tuple[str, tuple]]:
+    def own_work(self, step: Contraction, idx: tuple[int, ...]) -> set[steps.Cell]:
         """The operand elements result[idx] reads that an earlier exercise asks for."""
         asked = {(c[0], c[1]) for cells in self.blanks.values() for c in cells}
-        read = [c for part in self.operand_cells(step, idx) for c in part]
+        read = [c for part in steps.factor_cells(step, self.book, idx) for c in part]
         return {c for c in read if isinstance(c, tuple) and c in asked}
 
     def started_sum(self, step: Contraction, idx: tuple[int, ...], own: set) -> str:
         """The products of a started element: as printed, except that a factor the learner
         found in an earlier exercise is named, not given away."""
-        if not own:
-            return steps.expansion(step, self.book, idx, self.f)
-        a, b, bias = self.operand_cells(step, idx)
 
-        def term(cell: object) -> str:
-            if not isinstance(cell, tuple):
-                return ""
-            name, i = cell
-            if cell in own:
-                return f"({element(self.symbol(name), i)})"
-            return self.f.paren(self.book.num(name, i))
+        def named(cell: steps.Cell) -> str | None:
+            return f"({element(self.symbol(cell[0]), cell[1])})" if cell in own else None
 
-        if step.kind == "colsum":
-            body = " + ".join(term(x) for x in a)
-        else:
-            if step.kind == "jacobian":  # the right factors: the given Jacobian's column
-                col = self.book.jacobian(step.name, idx[0])[:, idx[1]]
-                b = [self.f.paren(x) for x in col]
-            else:
-                b = [term(x) for x in b]
-            body = " + ".join(term(x) + y for x, y in zip(a, b, strict=True))
-        return body + "".join(f" + {term(x)}" for x in bias)
+        return steps.expansion(step, self.book, idx, self.f, named)
 
     def self_check(self, step: Step) -> str:
         """A check printed under the grid that does not give the answer away: a softmax's

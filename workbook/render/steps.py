@@ -7,7 +7,7 @@ only formatted, so each line shows exactly the numbers its value was computed fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -245,20 +245,60 @@ def work(step: Step, book: Book, idx: Index, f: Fmt) -> str:
     raise TypeError(step)
 
 
-def expansion(step: Contraction, book: Book, idx: Index, f: Fmt) -> str:
-    """The sum of products, in index order, with the operands as their tables print them."""
+Cell = tuple[str, Index]  # an operand's element: its name and index
+
+
+def factor_cells(step: Contraction, book: Book, idx: Index) -> tuple[list, list, list[Cell]]:
+    """Which operand element each factor of result[idx] is, in the order the sum writes them:
+    the left factors, the right ones, then the bias. A Jacobian's entries (and a column
+    sum's implicit ones) are numbers, not an operand's cells."""
+    where = {}
+    for name in step.operands:
+        cells = np.empty(book.nums(name).shape, dtype=object)
+        for i in np.ndindex(cells.shape):
+            cells[i] = (name, i)
+        where[name] = cells
+    a, b = step.factors(where, idx)
+    bias = [(step.bias, tuple(idx[-1:]))] if step.bias is not None else []
+    return list(a.ravel()), list(np.ravel(b)), bias
+
+
+def expansion(
+    step: Contraction,
+    book: Book,
+    idx: Index,
+    f: Fmt,
+    named: Callable[[Cell], str | None] | None = None,
+) -> str:
+    """The sum of products, in index order, with the operands as their tables print them.
+    `named` may name a factor instead of printing it (a learner's own earlier answer); a sum
+    with a named factor prints every other one in full, with no shared power of ten."""
     if step.kind == "colsum":
-        col = book.nums(step.operands[0])[:, idx[0]]
-        return f.plus(list(col))
-    if step.kind == "jacobian":
+        a, b = list(book.nums(step.operands[0])[:, idx[0]]), None
+    elif step.kind == "jacobian":
         i, j = idx
-        a, b = book.nums(step.operands[0])[i], book.jacobian(step.name, i)[:, j]
+        a, b = list(book.nums(step.operands[0])[i]), list(book.jacobian(step.name, i)[:, j])
     else:
-        a, b = step.factors({n: book.nums(n) for n in step.operands}, idx)
-    body = f.products(list(zip(a, b, strict=True)))
-    if step.bias is None:
-        return body
-    return rf"{body} + {f.paren(book.num(step.bias, idx[-1:]))}"
+        a, b = (list(x) for x in step.factors({n: book.nums(n) for n in step.operands}, idx))
+    bias = [book.num(step.bias, idx[-1:])] if step.bias is not None else []
+    cells_a, cells_b, cells_bias = factor_cells(step, book, idx)
+
+    def names(cells: list) -> list[str | None]:
+        return [named(c) if named and isinstance(c, tuple) else None for c in cells]
+
+    na, nb, nbias = names(cells_a), names(cells_b), names(cells_bias)
+    if not any(na + nb + nbias):
+        body = f.plus(a) if b is None else f.products(list(zip(a, b, strict=True)))
+        return body + "".join(f" + {f.paren(x)}" for x in bias)
+
+    def term(x: Num, name: str | None) -> str:
+        return name or f.paren(x)
+
+    if b is None:
+        body = " + ".join(term(x, n) for x, n in zip(a, na, strict=True))
+    else:
+        body = " + ".join(term(x, n) + term(y, m) for x, n, y, m in zip(a, na, b, nb, strict=True))
+    return body + "".join(f" + {term(x, n)}" for x, n in zip(bias, nbias, strict=True))
 
 
 def _work_reduction(step: RowWise, book: Book, idx: Index, f: Fmt) -> str:
