@@ -333,6 +333,21 @@ def test_every_handout_starts_on_an_odd_page_with_its_name_on_every_page(made: P
 
 
 @pytest.mark.tex
+def test_a_continued_page_names_its_exercises_chapter(made: Path) -> None:
+    """A page that begins in Exercise 2.2's working space is headed by chapter 2, even when
+    chapter 3 starts lower on the page (the running head used to name the later chapter)."""
+    pages = pdf_text(made / "A" / "handouts.pdf").split("\f")[:-1]
+    mixed = 0
+    for k, page in enumerate(pages):
+        found = re.search(r"Exercise (\d+)\.\d+ \(continued\)", page)
+        if found:
+            head = page.lstrip().split("\n", 1)[0]
+            assert head.startswith(f"{found.group(1)}. "), f"page {k + 1}: {head!r}"
+            mixed += bool(re.search(rf"\n{int(found.group(1)) + 1} [A-Z]", page))
+    assert mixed  # the case the rule is for occurs in this build
+
+
+@pytest.mark.tex
 def test_every_hostile_name_prints(made: Path) -> None:
     text = pdf_text(made / "A" / "handouts.pdf")
     for name in HOSTILE:

@@ -91,6 +91,9 @@ def test_a_page_of_working_space_names_its_exercise(pdf_texts: dict[str, str]) -
         n = re.search(r"Exercise (\d+\.\d+) \(continued\)", page).group(1)
         started = [j for j, p in enumerate(pages) if re.search(rf"Exercise {n}\n", p)]
         assert started and started[0] < k, f"page {k + 1}: Exercise {n} starts later"
+        # the running head names the exercise's chapter, even when the next one starts lower
+        head = page.lstrip().split("\n", 1)[0]
+        assert head.startswith(f"{n.split('.')[0]}. "), f"page {k + 1}: {head!r}"
 
 
 def test_answer_key_prints_what_each_step_writes_on_the_way(trace, book) -> None:
