@@ -289,25 +289,55 @@ def classroom_exercises(**opts) -> tuple[Exercises, str]:
 
 def test_a_right_answer_always_passes_its_self_check() -> None:
     """Every stated check holds for the printed answers, within the stated tolerance: a
-    learner who got every entry right is never told otherwise."""
+    learner who got every entry right is never told otherwise. Products (masked ones too)
+    and the scaling check their column sums, over the entries a learner writes; a column
+    with one such entry is left out, since its sum would be the answer."""
+    from workbook.render import steps
+
     ex, tex = classroom_exercises()
-    checks = re.findall(r"come to \$(.*?)\$ .*?each within \$([\d.]+)\$", tex)
-    products = [
-        s for s in ex.t.steps if ex.numbers.get(s.name) and getattr(s, "kind", "") == "matmul"
-    ]
-    products = [s for s in products if not s.desc.causal]
-    assert len(checks) == len(products) > 10
-    for (cells, tol), step in zip(checks, products, strict=True):
-        want = [Decimal(x.replace(r"\cdot 10^{", "E").rstrip("}")) for x in cells.split(r",\ ")]
-        got = ex.book.shown(step.name).sum(axis=0)
-        assert all(abs(g - w) <= Decimal(tol) for g, w in zip(got, want, strict=True)), step.name
-    rows = re.findall(r"adds up to 1, within \$([\d.]+)\$", tex)
-    softmaxes = [
-        s for s in ex.t.steps if getattr(s, "kind", "") == "softmax" and s.name in ex.numbers
-    ]
-    assert len(rows) == len(softmaxes)
-    for tol, step in zip(rows, softmaxes, strict=True):
-        assert all(abs(sum(r) - 1) <= Decimal(tol) for r in ex.book.shown(step.name))
+    found = {}
+    for part in tex.split("\\exercise{")[1:]:
+        check = re.search(r"\\selfcheck\{(.*?)\}\n", part)
+        found[part.split("}", 1)[0]] = check[1] if check else ""
+    by_number = {num: ex.t.step(name) for name, num in ex.numbers.items()}
+    checked = {"matmul": 0, "causal": 0, "scale": 0, "softmax": 0}
+    for num, step in by_number.items():
+        text = found.get(num, "")
+        if getattr(step, "kind", "") == "softmax":
+            tol = Decimal(re.fullmatch(r"each row .* adds up to 1, within \$([\d.]+)\$\.", text)[1])
+            assert all(abs(sum(r) - 1) <= tol for r in ex.book.shown(step.name)), num
+            checked["softmax"] += 1
+            continue
+        scale = getattr(getattr(step, "formula", None), "name", "") in ("scale", "scale_mask")
+        if not (getattr(step, "kind", "") == "matmul" or scale):
+            assert not text, num
+            continue
+        shown = ex.book.shown(step.name)
+        rows, cols = shown.shape
+        live = [
+            [
+                i
+                for i in range(rows)
+                if not (steps.masked_product(step, (i, j)) or steps.is_masked(step, (i, j)))
+            ]
+            for j in range(cols)
+        ]
+        want_cols = [j for j in range(cols) if len(live[j]) > 1]
+        m = re.fullmatch(
+            r"the (?:column )?sums? of (.*?) comes? to \$(.*?)\$ .*within \$([\d.]+)\$\.", text
+        )
+        assert m, (num, text)
+        if len(want_cols) < cols:
+            assert m[1].startswith("column") and "single entry is not checked" in text, text
+        want = [Decimal(x.replace(r"\cdot 10^{", "E").rstrip("}")) for x in m[2].split(r",\ ")]
+        assert len(want) == len(want_cols), num
+        for j, w in zip(want_cols, want, strict=True):
+            got = sum((shown[i, j] for i in live[j]), Decimal(0))
+            assert abs(got - w) <= Decimal(m[3]), (num, j, got, w)
+        checked["scale" if scale else "causal" if step.desc.causal else "matmul"] += 1
+    # QKᵀ of each head; S of each head and the gradient back through the scaling
+    assert checked["matmul"] > 10 and checked["causal"] == 2 and checked["scale"] == 4, checked
+    assert checked["softmax"] == 3, checked
 
 
 def test_masked_weights_are_printed_and_not_asked() -> None:

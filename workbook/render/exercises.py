@@ -9,7 +9,7 @@ import numpy as np
 from pylatex import Document, NoEscape
 from pylatex.section import Chapter, Section
 
-from ..hand import ZERO
+from ..hand import ZERO, derived_const
 from ..printed import Num, single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, RowWise, Step
@@ -43,6 +43,17 @@ def grid_place(idx: tuple[int, ...]) -> tuple[int | None, int | None]:
     if len(idx) == 2:
         return idx[0] + 1, idx[1] + 1
     return (1, idx[0] + 1) if idx else (None, None)
+
+
+def spans(cols: list[int]) -> str:
+    """0-based column indices as a reader counts them: "column 2", "columns 1 to 3",
+    "columns 1 and 3"."""
+    n = [j + 1 for j in cols]
+    if len(n) == 1:
+        return f"column {n[0]}"
+    if len(n) > 2 and n == list(range(n[0], n[-1] + 1)):
+        return f"columns {n[0]} to {n[-1]}"
+    return "columns " + ", ".join(map(str, n[:-1])) + f" and {n[-1]}"
 
 
 class Exercises(Renderer):
@@ -277,33 +288,76 @@ class Exercises(Renderer):
     def self_check(self, step: Step) -> str:
         """A check printed under the grid that does not give the answer away: a softmax's
         rows sum to 1; a product's column sums are the left factor's column sums times the
-        right factor (plus the bias, once per row)."""
+        right factor (plus the bias, once per row); a scaling's column sums are its input's
+        times the scale. Under a causal mask only the entries on and below the diagonal
+        count, and a column with a single such entry is left out: its sum is the answer."""
         if not self.self_checks:
             return ""
         if isinstance(step, RowWise) and step.kind == "softmax":
             tol = self.rounding_bound(step.shape[1], 0)  # weights are at most 1
             return rf"\selfcheck{{each row of your result adds up to 1, within ${tol}$.}}"
-        if not (isinstance(step, Contraction) and step.kind == "matmul") or step.desc.causal:
+        rows, cols = step.shape if len(step.shape) == 2 else (0, 0)
+        live = [
+            [
+                i
+                for i in range(rows)
+                if not (steps.masked_product(step, (i, j)) or steps.is_masked(step, (i, j)))
+            ]
+            for j in range(cols)
+        ]
+        checked = [j for j in range(cols) if len(live[j]) > 1]
+        if not checked:
             return ""
-        a, b = (self.book.shown(n) for n in step.operands[:2])
-        a = a.T if step.transpose[0] else a
-        b = b.T if step.transpose[1] else b
-        sums = [sum(a[:, k], ZERO) for k in range(a.shape[1])]
-        want = []
-        for j in range(b.shape[1]):
-            total = sum((sums[k] * b[k, j] for k in range(b.shape[0])), ZERO)
-            if step.bias is not None:
-                total += a.shape[0] * self.book.shown(step.bias)[j]
-            want.append(single(total, self.opts.digits))
+        if isinstance(step, Contraction) and step.kind == "matmul":
+            want = self.product_column_sums(step, live, checked)
+            how = "the column sums of the left factor times the right factor"
+            if step.desc.causal:
+                how = (
+                    f"for column j: the left factor's rows j to {rows}, added, times the right"
+                    " factor's column j"
+                )
+        elif isinstance(step, Elementwise) and step.formula.name in ("scale", "scale_mask"):
+            x = self.book.shown(step.operands[0])
+            scale = derived_const(step.consts["scale"])
+            want = [
+                single(sum((x[i, j] for i in live[j]), ZERO) * scale, self.opts.digits)
+                for j in checked
+            ]
+            src = self.source(step.operands[0], step.chapter)
+            how = rf"the column sums of {src} times ${self.f.const(scale)}$"
+        else:
+            return ""
         cells = r",\ ".join(self.f(x) for x in want)
         # Each entry is rounded on its own, so a right column sums to within that much: the
         # bound uses only the table's largest power of ten, which its heading prints anyway.
-        top = max(abs(x) for x in self.book.shown(step.name).ravel())
-        tol = self.rounding_bound(step.shape[0], top.adjusted() if top else 0, want)
-        return (
-            rf"\selfcheck{{the column sums of your result come to ${cells}$ "
-            rf"(the column sums of the left factor times the right factor), each within ${tol}$.}}"
-        )
+        top = max(abs(x) for x in self.book.shown(step.name).ravel() if x.is_finite())
+        count = max(len(live[j]) for j in checked)
+        tol = self.rounding_bound(count, top.adjusted() if top else 0, want)
+        which, verb = "the column sums of your result", "come"
+        if len(checked) < cols:  # "the sums of columns 1 to 3 of your result come to"
+            which = f"the sum{'s' * (len(checked) > 1)} of {spans(checked)} of your result"
+            verb = "come" if len(checked) > 1 else "comes"
+            how += "; a column with a single entry is not checked"
+        each = "each within" if len(checked) > 1 else "within"
+        return rf"\selfcheck{{{which} {verb} to ${cells}$ ({how}), {each} ${tol}$.}}"
+
+    def product_column_sums(
+        self, step: Contraction, live: list[list[int]], cols: list[int]
+    ) -> list[Num]:
+        """Σ over the live rows i of result[i, j], from the printed factors, for each column j."""
+        a, b = (self.book.shown(n) for n in step.operands[:2])
+        a = a.T if step.transpose[0] else a
+        b = b.T if step.transpose[1] else b
+        want = []
+        for j in cols:
+            total = sum(
+                (sum((a[i, k] for i in live[j]), ZERO) * b[k, j] for k in range(b.shape[0])),
+                ZERO,
+            )
+            if step.bias is not None:
+                total += len(live[j]) * self.book.shown(step.bias)[j]
+            want.append(single(total, self.opts.digits))
+        return want
 
     def rounding_bound(self, count: int, exp: int, checks: list[Num] | None = None) -> str:
         """How far a sum of `count` entries, each below 10^(exp+1) and rounded to the digits,
