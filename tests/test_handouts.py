@@ -165,12 +165,19 @@ def test_the_key_says_how_much_each_handout_asks() -> None:
     from workbook.render.handout import Handout, Reader
 
     c = classroom()
-    opts = Options(sections=("2.1", "3.1", "3.3"), scaffold="faded")
+    opts = Options(sections=("2.1", "3.1", "3.3", "5.2"), scaffold="faded")
     h = Handout(c, engine.run(c), opts, reader=Reader("A", "a", "X"))
     h.tex()
     # Q is 4 × 2 from sums of 4 products, one worked; QKᵀ's lower triangle from sums of 2
-    # (d_k = 2); the weights' lower triangle but for row 1's 1: no products
-    assert workload(h) == [("2.1", 7, 28), ("3.1", 10, 20), ("3.3", 9, 0)]
+    # (d_k = 2); the weights' lower triangle but for row 1's 1: no products, but each row's
+    # maximum, exponentials and sum on the way (4 × 6, less the 6 masked exponentials);
+    # GELU of 4 × 8 entries, each with its u and tanh u
+    assert workload(h) == [
+        ("2.1", 7, 28, 0),
+        ("3.1", 10, 20, 0),
+        ("3.3", 9, 0, 18),
+        ("5.2", 32, 0, 64),
+    ]
 
 
 def test_a_name_never_becomes_a_spreadsheet_formula() -> None:

@@ -186,8 +186,11 @@ class Classroom:
         }
         self.compile(self.print_file(parts, pages), stage, "handouts", beside)
         load = workload(parts[0].handout)
-        cells, products = (sum(r[k] for r in load) for k in (1, 2))
-        self.say(f"each handout asks for {cells} cells, {products} products in their sums")
+        cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
+        self.say(
+            f"each handout asks for {cells} cells, {products} products in their sums"
+            f" and {written} values written on the way"
+        )
         self.say("compiling the key ...")
         self.compile(self.key_source(parts), stage, "key")
         write_atomic(stage / "grades.csv", grades(parts))
@@ -254,9 +257,10 @@ class Classroom:
         return doc.dumps()
 
 
-def workload(h: Handout) -> list[tuple[str, int, int]]:
-    """Per exercise of a laid-out handout: the cells a student fills in, and the products
-    their sums take (every variant of a class asks the same)."""
+def workload(h: Handout) -> list[tuple[str, int, int, int]]:
+    """Per exercise of a laid-out handout: the cells a student fills in, the products their
+    sums take, and the values written on the way (a softmax's row maxima, exponentials and
+    sums; GELU's u and tanh u). Every variant of a class asks the same."""
     rows = []
     for exercise, cells in h.blanks.items():
         products = 0
@@ -264,7 +268,8 @@ def workload(h: Handout) -> list[tuple[str, int, int]]:
             step = h.t.step(name)
             if isinstance(step, Contraction) and step.kind != "colsum":  # a column sum: adds
                 products += step.factors(h.t.values, idx)[0].size
-        rows.append((exercise, len(cells), products))
+        written = h.written_count(h.t.step(cells[0][0])) if cells else 0
+        rows.append((exercise, len(cells), products, written))
     return rows
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 
 import numpy as np
@@ -470,6 +471,28 @@ class Exercises(Renderer):
         exponentials and their sum (a masked position's exponential is 0, printed); GELU's
         u and tanh u. The key prints them, so a learner can find where they went wrong."""
         width = max(MIN_CELL_PT, self.typical_width)
+        grids = self.written_shapes(step)
+        if not grids:
+            return ""
+        if isinstance(step, RowWise):
+            ((shape, fill),) = grids
+            return table(
+                shape,
+                fill,
+                self.layout,
+                widest=width,
+                ruled=True,
+                title="write them here, row by row",
+                col_labels=softmax_written_heads(step.shape[1]),
+            )
+        titles = (r"$u$, written here", r"$\tanh u$, written here")
+        return "\n".join(
+            table(shape, fill, self.layout, widest=width, ruled=True, title=t)
+            for (shape, fill), t in zip(grids, titles, strict=True)
+        )
+
+    def written_shapes(self, step: Step) -> list[tuple[tuple[int, int], Callable]]:
+        """The grids of written_grids, as (shape, fill): fill(idx) is "" for a blank cell."""
         if isinstance(step, RowWise) and step.kind == "softmax":
             source = self.t.producer(step.operands[0])
             rows, cols = step.shape
@@ -481,22 +504,18 @@ class Exercises(Renderer):
                 )
                 return "0" if masked else ""
 
-            labels = softmax_written_heads(cols)
-            return table(
-                (rows, cols + 2),
-                fill,
-                self.layout,
-                widest=width,
-                ruled=True,
-                title="write them here, row by row",
-                col_labels=labels,
-            )
+            return [((rows, cols + 2), fill)]
         if isinstance(step, Elementwise) and step.formula.name == "gelu":
-            return "\n".join(
-                table(step.shape, lambda idx: "", self.layout, widest=width, ruled=True, title=t)
-                for t in (r"$u$, written here", r"$\tanh u$, written here")
-            )
-        return ""
+            return [(step.shape, lambda idx: "")] * 2
+        return []
+
+    def written_count(self, step: Step) -> int:
+        """How many values a learner writes on the way to this step's result."""
+        return sum(
+            fill(idx) == ""
+            for shape, fill in self.written_shapes(step)
+            for idx in np.ndindex(shape)
+        )
 
     def need(self, step: Step) -> float:
         """The height (pt) an exercise's heading needs below it: its lines and grid's top
