@@ -20,6 +20,7 @@ HOSTILE = [
     "O'Brien",
     "Zoë",
     "李雷",
+    "山田 さくら",
     "محمد",
     "100%",
     "$",
@@ -356,13 +357,28 @@ def test_a_continued_page_names_its_exercises_chapter(made: Path) -> None:
 
 @pytest.mark.tex
 def test_every_hostile_name_prints(made: Path) -> None:
-    text = pdf_text(made / "A" / "handouts.pdf")
-    for name in HOSTILE:
-        if all(ord(ch) < 0x180 for ch in name):
-            assert name in text, name
-        else:  # letters the fonts lack print as their code points, in order
-            assert "".join(f"⟨U+{ord(ch):04X}⟩" for ch in name) in text, name
-    assert "root:" not in text  # \input{/etc/passwd} printed, not read
+    """Latin and TeX's special characters as typed; Chinese and Japanese in the CJK fonts
+    the setup installs; Arabic, which no installed font has, as its code points."""
+    for doc in ("handouts.pdf", "key.pdf"):
+        text = pdf_text(made / "A" / doc)
+        for name in HOSTILE:
+            if name == "محمد":
+                assert "⟨U+0645⟩⟨U+062D⟩⟨U+0645⟩⟨U+062F⟩" in text, doc
+            else:
+                assert name in text, (doc, name)
+        assert "root:" not in text  # \input{/etc/passwd} printed, not read
+
+
+@pytest.mark.tex
+def test_a_name_prints_in_the_font_that_has_its_letters() -> None:
+    from workbook.render.handout import name_tex
+
+    assert name_tex("李雷") == r"\cjk{gbsn}{李雷}"  # simplified Chinese
+    assert name_tex("張偉") == r"\cjk{bsmi}{張偉}"  # 張 is only in the traditional font
+    assert name_tex("山田 さくら") == r"\cjk{gbsn}{山田} \cjk{gbsn}{さくら}"
+    assert name_tex("Zoë_1") == r"Zoë\_1"
+    assert name_tex("김") == r"\codepoint{AE40}"  # no Korean font
+    assert name_tex("李雷 Lee") == r"\cjk{gbsn}{李雷} Lee"
 
 
 @pytest.mark.tex

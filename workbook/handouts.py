@@ -34,7 +34,7 @@ from .printed import Book
 from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.fmt import tex_escape
-from .render.handout import CODEPOINT, Handout, Reader, name_tex
+from .render.handout import Handout, Reader, name_macros, name_tex
 from .render.matrix import Layout
 from .trace import Contraction, Trace
 
@@ -231,7 +231,7 @@ class Classroom:
         first = parts[0].key
         doc = first.skeleton()
         doc.preamble.append(NoEscape(r"\pdftrailerid{}"))
-        doc.preamble.append(NoEscape(CODEPOINT))
+        doc.preamble.append(NoEscape(name_macros([p.reader.name for p in parts])))
         doc.append(NoEscape(r"\pagestyle{fancy}\fancyhead[L]{\small Teacher's key: \leftmark}"))
         handout = parts[0].handout
         if not handout.blanks:  # --key-for: the handout was not laid out
