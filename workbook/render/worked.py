@@ -110,7 +110,8 @@ class Worked(Renderer):
         return rf"{lhs} = 0 \quad\text{{(masked:}}\allowbreak\ \text{{{later})}}"
 
     def work_lines(self, step: Step) -> Iterable[str]:
-        if isinstance(step, Gather) and step.kind in ("lookup", "concat", "slice"):
+        copy = isinstance(step, Elementwise) and step.formula.name == "copy"
+        if copy or (isinstance(step, Gather) and step.kind in ("lookup", "concat", "slice")):
             return  # copies: the note and the result say it all
         if isinstance(step, RowWise) and step.kind == "softmax":
             rows = sorted({idx[0] for idx in self.worked(step)})
