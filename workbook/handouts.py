@@ -211,17 +211,24 @@ class Classroom:
 
     # --- documents ------------------------------------------------------------------------
     def print_file(self, parts: list[Part], pages: list[int]) -> str:
-        """Every handout in roster order, each starting on an odd page."""
+        """Every handout in roster order, each starting on an odd page (for printing on both
+        sides): after an odd count, a page that says why it is otherwise empty."""
         paper = f"{self.req.options.paper}paper"
         lines = [
             rf"\documentclass[{paper}]{{article}}",
             r"\usepackage{pdfpages}",
             r"\pdftrailerid{}",
+            r"\pagestyle{empty}",
             r"\begin{document}",
         ]
         for part, n in zip(parts, pages, strict=True):
-            pad = ",{}" if n % 2 else ""  # an empty page after an odd count: duplex
-            lines.append(rf"\includepdf[pages={{-{pad}}},fitpaper]{{student-{part.reader.id}.pdf}}")
+            lines.append(rf"\includepdf[pages=-,fitpaper]{{student-{part.reader.id}.pdf}}")
+            if n % 2:
+                lines.append(
+                    r"\null\vfill\begin{center}\small This side is left blank: printed on both"
+                    r" sides, each handout starts on a sheet of its own.\end{center}"
+                    r"\vfill\clearpage"
+                )
         lines.append(r"\end{document}")
         return "\n".join(lines) + "\n"
 

@@ -309,13 +309,17 @@ class Exercises(Renderer):
         checked = [j for j in range(cols) if len(live[j]) > 1]
         if not checked:
             return ""
+        cells: str | None = None
         if isinstance(step, Contraction) and step.kind == "matmul":
             want = self.product_column_sums(step, live, checked)
             how = "the column sums of the left factor times the right factor"
             if step.desc.causal:
+                a, b = (self.symbol(n) for n in step.operands[:2])
+                row_a = "columns" if step.transpose[0] else "rows"
+                col_b = "row" if step.transpose[1] else "column"
                 how = (
-                    f"for column j: the left factor's rows j to {rows}, added, times the right"
-                    " factor's column j"
+                    rf"for column $j$: {row_a} $j$ to {rows} of ${a}$, added, times {col_b} $j$"
+                    rf" of ${b}$; a cell marked -- is not in the sum"
                 )
         elif isinstance(step, Elementwise) and step.formula.name in ("scale", "scale_mask"):
             x = self.book.shown(step.operands[0])
@@ -326,21 +330,29 @@ class Exercises(Renderer):
             ]
             src = self.source(step.operands[0], step.chapter)
             how = rf"the column sums of {src} times ${self.f.const(scale)}$"
+            if step.operands[0] not in self.given_at:
+                # the learner's own answer: a check from the right one would fail a right
+                # scaling of a wrong input, so the check is the relation itself
+                cells, want = rf"the same sums of {src} times ${self.f.const(scale)}$", []
         else:
             return ""
-        cells = r",\ ".join(self.f(x) for x in want)
         # Each entry is rounded on its own, so a right column sums to within that much: the
         # bound uses only the table's largest power of ten, which its heading prints anyway.
         top = max(abs(x) for x in self.book.shown(step.name).ravel() if x.is_finite())
         count = max(len(live[j]) for j in checked)
         tol = self.rounding_bound(count, top.adjusted() if top else 0, want)
-        which, verb = "the column sums of your result", "come"
-        if len(checked) < cols:  # "the sums of columns 1 to 3 of your result come to"
+        which, many = "the column sums of your result", True
+        if len(checked) < cols:  # "the sums of columns 1 to 3 of your result"
             which = f"the sum{'s' * (len(checked) > 1)} of {spans(checked)} of your result"
-            verb = "come" if len(checked) > 1 else "comes"
-            how += "; a column with a single entry is not checked"
-        each = "each within" if len(checked) > 1 else "within"
-        return rf"\selfcheck{{{which} {verb} to ${cells}$ ({how}), {each} ${tol}$.}}"
+            many = len(checked) > 1
+        each = "each within" if many else "within"
+        alone = " (a column with a single entry is not checked)" if len(checked) < cols else ""
+        if cells is not None:
+            verb = "are" if many else "is"
+            return rf"\selfcheck{{{which} {verb} {cells}, {each} ${tol}${alone}.}}"
+        verb = "come to" if many else "comes to"
+        cells = r",\ ".join(self.f(x) for x in want)
+        return rf"\selfcheck{{{which} {verb} ${cells}$ ({how}), {each} ${tol}${alone}.}}"
 
     def product_column_sums(
         self, step: Contraction, live: list[list[int]], cols: list[int]

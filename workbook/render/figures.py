@@ -30,7 +30,7 @@ from .matrix import (
     label_pt,
 )
 
-DARKEST = 0.45  # the grey of the largest value: black digits stay legible on it
+DARKEST = 0.6  # the grey of the largest value: black digits stay legible on it, photocopied too
 SCALE = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
