@@ -111,6 +111,13 @@ def test_the_rules_name_only_the_constants_the_exercises_use(trace) -> None:
     reader = Reader("Ann", "s1", "ABC123")
     handout = rules(("3.2",), view=Handout, reader=reader)
     assert "title page of the worked workbook" not in handout  # a student has no workbook
+    # the functions to apply and the values written on the way: only the exercises' own
+    assert "apply exp, ln, tanh and the square root to" in every
+    assert r"$u$ and $\tanh u$ inside GELU, the exponentials of a softmax" in every
+    assert "apply" not in scale_only and "on the way" not in scale_only
+    softmax = rules(("3.3",))
+    assert "apply exp to" in softmax and "such as the exponentials of a softmax and" in softmax
+    assert "GELU" not in softmax
 
 
 def test_no_graded_cell_is_printed_by_a_scaffold_or_forced() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +24,7 @@ from ..config import Config, ConfigError
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book, Num, UnprintableError, factor_exp
 from ..trace import Chapter as ChapterInfo
-from ..trace import Contraction, Elementwise, Step, Trace
+from ..trace import Contraction, Elementwise, RowWise, Step, Trace
 from . import steps
 from .fmt import Fmt, element, shape, shown_words, tex_escape
 from .matrix import (
@@ -140,6 +140,27 @@ def minus_example(digits: int) -> str:
 def _m(tex: str) -> NoEscape:
     """Inline math for a template."""
     return NoEscape(f"${tex}$")
+
+
+# The functions a learner applies, and the values written on the way, by the steps that need
+# them: a handout names only those of its own exercises.
+FUNCTIONS = (
+    ("exp", {"softmax"}),
+    ("ln", {"nll"}),
+    ("tanh", {"gelu", "gelu_backward"}),
+    ("the square root", {"normalize", "ln_backward_fast", "adam_update"}),
+)
+ON_THE_WAY = (
+    (r"$u$ and $\tanh u$ inside GELU", {"gelu", "gelu_backward"}),
+    ("the exponentials of a softmax and their sum", {"softmax"}),
+    (r"a LayerNorm row's $\sigma$", {"normalize", "ln_backward_fast"}),
+)
+
+
+def _listed(items: Iterable[str]) -> str:
+    """a, b and c."""
+    xs = list(items)
+    return ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else "".join(xs)
 
 
 class Renderer:
@@ -271,9 +292,12 @@ class Renderer:
         derived = [rf"1/\sqrt{{d_k}} = {self.f.const(derived_const(self.scale))}"] * (
             "scale" in consts
         ) + [rf"\sqrt{{2/\pi}} = {self.f.const(hand.SQRT_2_OVER_PI)}"] * gelu
+        kinds = formulas | {s.kind for s in shown if isinstance(s, RowWise)}
         return {
             "derived": NoEscape(" and ".join(map(_m, derived))),
             "gelu": gelu,
+            "functions": _listed(f for f, uses in FUNCTIONS if kinds & uses),
+            "written": NoEscape(_listed(w for w, uses in ON_THE_WAY if kinds & uses)),
             # With their values: a handout is the student's only page, and a symbol alone
             # leaves ε unknown.
             "settings": NoEscape(
