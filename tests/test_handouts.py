@@ -360,6 +360,20 @@ def test_a_continued_page_names_its_exercises_chapter(made: Path) -> None:
             assert head.startswith(f"{found.group(1)}. "), f"page {k + 1}: {head!r}"
             mixed += bool(re.search(rf"\n{int(found.group(1)) + 1} [A-Z]", page))
     assert mixed  # the case the rule is for occurs in this build
+    # and the head names the exercises that begin on the page, first to last
+    for k, page in enumerate(pages):
+        head, body = page.lstrip().split("\n", 1)
+        if not re.search(r"\d$", head):  # a first page: no running head
+            continue
+        begun = re.findall(r"^Exercise (\d+\.\d+) ", body, re.M)
+        after = head.split("(continued)")[-1]
+        assert ("·" in head) == ("(continued)" in head and bool(begun)), (k + 1, head)
+        if not begun:
+            assert "Exercise" not in after, (k + 1, head)
+        elif len(begun) == 1:
+            assert f"Exercise {begun[0]} " in after, (k + 1, head)
+        else:
+            assert f"Exercises {begun[0]}–{begun[-1]} " in after, (k + 1, head)
 
 
 @pytest.mark.tex

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,17 +84,40 @@ def test_a_selection_keeps_the_workbooks_numbers(tmp_path: Path) -> None:
 
 
 @tex
-def test_a_page_of_working_space_names_its_exercise(pdf_texts: dict[str, str]) -> None:
+def test_a_page_of_working_space_names_its_exercise(
+    pdf_texts: dict[str, str], default_build: Path
+) -> None:
+    """The running head of a page names the exercise whose working space it continues, with
+    that exercise's chapter, and the exercises that begin on it, first to last."""
     pages = pdf_texts["exercises"].split("\f")
-    continued = [(k, p) for k, p in enumerate(pages) if "(continued)" in p]
+    laid_out = subprocess.run(
+        ["pdftotext", "-layout", str(default_build / "exercises.pdf"), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\f")
+    heads = [" ".join(p.strip().split("\n", 1)[0].split()) for p in laid_out]
+    continued = [k for k, p in enumerate(pages) if "(continued)" in p]
     assert continued
-    for k, page in continued:
-        n = re.search(r"Exercise (\d+\.\d+) \(continued\)", page).group(1)
+    for k in continued:
+        n = re.search(r"Exercise (\d+\.\d+) \(continued\)", pages[k]).group(1)
         started = [j for j, p in enumerate(pages) if re.search(rf"Exercise {n}\n", p)]
         assert started and started[0] < k, f"page {k + 1}: Exercise {n} starts later"
         # the running head names the exercise's chapter, even when the next one starts lower
-        head = page.lstrip().split("\n", 1)[0]
-        assert head.startswith(f"{n.split('.')[0]}. "), f"page {k + 1}: {head!r}"
+        assert heads[k].startswith(f"{n.split('.')[0]}. "), f"page {k + 1}: {heads[k]!r}"
+    named = 0
+    for k, page in enumerate(laid_out[:-1]):
+        # a heading: its number, then a wide space and the title ("columns 9–16" continues)
+        begun = re.findall(r"^\s*Exercise (\d+\.\d+) {2,}\S", page, re.M)
+        head = heads[k]
+        if not re.search(r"\d$", head):  # a chapter's first page: no running head
+            continue
+        assert ("·" in head) == ("(continued)" in head and bool(begun)), (k + 1, head)
+        if begun:
+            many = f"Exercises {begun[0]}–{begun[-1]}"
+            assert (f"Exercise {begun[0]} " if len(begun) == 1 else many) in head, head
+            named += 1
+    assert named > 20
 
 
 def test_answer_key_prints_what_each_step_writes_on_the_way(trace, book) -> None:
