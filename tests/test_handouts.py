@@ -379,27 +379,36 @@ def test_a_continued_page_names_its_exercises_chapter(made: Path) -> None:
 @pytest.mark.tex
 def test_every_hostile_name_prints(made: Path) -> None:
     """Latin and TeX's special characters as typed; Chinese and Japanese in the CJK fonts
-    the setup installs; Arabic, which no installed font has, as its code points."""
-    for doc in ("handouts.pdf", "key.pdf"):
+    the setup installs; Arabic set by ArabTeX (its text layer is ArabTeX's own codes, so the
+    check is its font, on every student's handout and in the key, and no code point)."""
+    assert HOSTILE[4] == "محمد"  # student s04
+    for doc in ("handouts.pdf", "key.pdf", "students/s04.pdf", "students/s03.pdf"):
         text = pdf_text(made / "A" / doc)
-        for name in HOSTILE:
-            if name == "محمد":
-                assert "⟨U+0645⟩⟨U+062D⟩⟨U+0645⟩⟨U+062F⟩" in text, doc
-            else:
+        for name in HOSTILE if "/" not in doc else ():  # a student's file has their own
+            if name != "محمد":
                 assert name in text, (doc, name)
+        assert "⟨U+" not in text, doc  # every letter has a font
         assert "root:" not in text  # \input{/etc/passwd} printed, not read
+        fonts = subprocess.run(
+            ["pdffonts", str(made / "A" / doc)], capture_output=True, text=True, check=True
+        ).stdout
+        assert ("xnsh" in fonts) == (doc != "students/s03.pdf"), doc  # ArabTeX's font
 
 
 @pytest.mark.tex
 def test_a_name_prints_in_the_font_that_has_its_letters() -> None:
-    from workbook.render.handout import name_tex
+    from workbook.render.handout import arabic_file, arabic_runs, name_tex
 
     assert name_tex("李雷") == r"\cjk{gbsn}{李雷}"  # simplified Chinese
     assert name_tex("張偉") == r"\cjk{bsmi}{張偉}"  # 張 is only in the traditional font
-    assert name_tex("山田 さくら") == r"\cjk{gbsn}{山田} \cjk{gbsn}{さくら}"
+    assert name_tex("山田 さくら") == r"\cjk{gbsn}{山田 さくら}"
     assert name_tex("Zoë_1") == r"Zoë\_1"
     assert name_tex("김") == r"\codepoint{AE40}"  # no Korean font
     assert name_tex("李雷 Lee") == r"\cjk{gbsn}{李雷} Lee"
+    # two Arabic words are one run, so ArabTeX orders them right to left
+    both = arabic_file("فاطمة الزهراء")
+    assert name_tex("فاطمة الزهراء Ali") == rf"\arabicname{{{both}}} Ali"
+    assert arabic_runs(["محمد", "فاطمة الزهراء", "محمد Ali"]) == ["محمد", "فاطمة الزهراء"]
 
 
 @pytest.mark.tex

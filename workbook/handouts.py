@@ -34,7 +34,15 @@ from .printed import Book
 from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.fmt import tex_escape
-from .render.handout import Handout, Reader, name_macros, name_tex
+from .render.handout import (
+    Handout,
+    Reader,
+    arabic_file,
+    arabic_runs,
+    arabic_source,
+    name_macros,
+    name_tex,
+)
 from .render.matrix import Layout
 from .trace import Contraction, Trace
 
@@ -161,16 +169,31 @@ class Classroom:
 
     def key_only(self, stage: Path, part: Part) -> list[Path]:
         stem = f"key-{part.variant.code}"
-        self.compile(self.key_source([part]), stage, stem)
+        names = self.name_pictures(stage, [part])
+        self.compile(self.key_source([part]), stage, stem, names)
         return [Path(f"{stem}.pdf")]
+
+    def name_pictures(self, stage: Path, parts: list[Part]) -> dict[str, bytes]:
+        """The Arabic runs of the students' names, each set by ArabTeX in a PDF of its own
+        (its patches stay out of the handouts), by the file name name_tex gives it."""
+        runs = arabic_runs([p.reader.name for p in parts])
+        if runs:
+            self.say(f"setting {len(runs)} Arabic name(s) ...")
+        pictures = {}
+        for run in runs:
+            stem = arabic_file(run).removesuffix(".pdf")
+            self.compile(arabic_source(run), stage / "names", stem)
+            pictures[f"{stem}.pdf"] = (stage / "names" / f"{stem}.pdf").read_bytes()
+        return pictures
 
     def everything(self, stage: Path, parts: list[Part]) -> list[Path]:
         students = stage / "students"
         students.mkdir()
         done = [0]
+        names = self.name_pictures(stage, parts)
 
         def one(part: Part) -> int:
-            result = self.compile(part.handout.tex(), students, part.reader.id)
+            result = self.compile(part.handout.tex(), students, part.reader.id, names)
             for suffix in (".tex", ".log", ".aux"):
                 (students / f"{part.reader.id}{suffix}").unlink()
             done[0] += 1
@@ -192,7 +215,7 @@ class Classroom:
             f" and {written} values written on the way"
         )
         self.say("compiling the key ...")
-        self.compile(self.key_source(parts), stage, "key")
+        self.compile(self.key_source(parts), stage, "key", names)
         write_atomic(stage / "grades.csv", grades(parts))
         write_atomic(stage / "variants.csv", variants(parts))
         return [
