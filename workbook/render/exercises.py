@@ -483,28 +483,16 @@ class Exercises(Renderer):
         exponentials and their sum (a masked position's exponential is 0, printed); GELU's
         u and tanh u. The key prints them, so a learner can find where they went wrong."""
         width = max(MIN_CELL_PT, self.typical_width)
-        grids = self.written_shapes(step)
-        if not grids:
-            return ""
-        if isinstance(step, RowWise):
-            ((shape, fill),) = grids
-            return table(
-                shape,
-                fill,
-                self.layout,
-                widest=width,
-                ruled=True,
-                title="write them here, row by row",
-                col_labels=softmax_written_heads(step.shape[1]),
-            )
-        titles = (r"$u$, written here", r"$\tanh u$, written here")
         return "\n".join(
-            table(shape, fill, self.layout, widest=width, ruled=True, title=t)
-            for (shape, fill), t in zip(grids, titles, strict=True)
+            table(shape, fill, self.layout, widest=width, ruled=True, title=title, col_labels=heads)
+            for shape, fill, title, heads in self.written_shapes(step)
         )
 
-    def written_shapes(self, step: Step) -> list[tuple[tuple[int, int], Callable]]:
-        """The grids of written_grids, as (shape, fill): fill(idx) is "" for a blank cell."""
+    def written_shapes(
+        self, step: Step
+    ) -> list[tuple[tuple[int, int], Callable, str, list | None]]:
+        """The grids of written_grids, as (shape, fill, title, column labels): fill(idx) is
+        "" for a blank cell."""
         if isinstance(step, RowWise) and step.kind == "softmax":
             source = self.t.producer(step.operands[0])
             rows, cols = step.shape
@@ -516,16 +504,18 @@ class Exercises(Renderer):
                 )
                 return "0" if masked else ""
 
-            return [((rows, cols + 2), fill)]
+            heads = softmax_written_heads(cols)
+            return [((rows, cols + 2), fill, "write them here, row by row", heads)]
         if isinstance(step, Elementwise) and step.formula.name == "gelu":
-            return [(step.shape, lambda idx: "")] * 2
+            titles = (r"$u$, written here", r"$\tanh u$, written here")
+            return [(step.shape, lambda idx: "", t, None) for t in titles]
         return []
 
     def written_count(self, step: Step) -> int:
         """How many values a learner writes on the way to this step's result."""
         return sum(
             fill(idx) == ""
-            for shape, fill in self.written_shapes(step)
+            for shape, fill, *_ in self.written_shapes(step)
             for idx in np.ndindex(shape)
         )
 
