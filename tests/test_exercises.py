@@ -300,7 +300,14 @@ def test_a_right_answer_always_passes_its_self_check() -> None:
         check = re.search(r"\\selfcheck\{(.*?)\}\n", part)
         found[part.split("}", 1)[0]] = check[1] if check else ""
     by_number = {num: ex.t.step(name) for name, num in ex.numbers.items()}
-    checked = {"matmul": 0, "causal": 0, "scale": 0, "softmax": 0, "relation": 0}
+    checked = {
+        "matmul": 0,
+        "causal": 0,
+        "scale": 0,
+        "softmax": 0,
+        "relation": 0,
+        "product relation": 0,
+    }
     for num, step in by_number.items():
         text = found.get(num, "")
         if getattr(step, "kind", "") == "softmax":
@@ -325,18 +332,23 @@ def test_a_right_answer_always_passes_its_self_check() -> None:
         want_cols = [j for j in range(cols) if len(live[j]) > 1]
         m = re.fullmatch(
             r"the (?:column )?sums? of (.*?) (?:comes? to \$(.*?)\$|are the same sums of .*? times"
-            r" \$([\d.]+)\$),? .*within \$([\d.]+)\$( \(a column with a single entry is not"
-            r" checked\))?\.",
+            r" \$([\d.]+)\$|(?:is|are) (?:the column sums of .* times .*|the sum of .* for column"
+            r" \$j\$ \(a cell marked -- is not in the sum\))),? .*within \$([\d.]+)\$( \(a column"
+            r" with a single entry is not checked\))?\.",
             text,
         )
         assert m, (num, text)
         assert (len(want_cols) < cols) == bool(m[5]) == m[1].startswith("column"), text
         if m[2]:  # printed sums
             want = [Decimal(x.replace(r"\cdot 10^{", "E").rstrip("}")) for x in m[2].split(r",\ ")]
-        else:  # the relation to the learner's own input: here, the right input
+        elif m[3]:  # the relation to the learner's own input: here, the right input
             checked["relation"] += 1
             x = ex.book.shown(step.operands[0])
             want = [sum((x[i, j] for i in live[j]), Decimal(0)) * Decimal(m[3]) for j in want_cols]
+        else:  # a product of the learner's own factors: the relation, from the right ones
+            assert "Exercise" in text, (num, text)
+            checked["product relation"] += 1
+            want = [x.value for x in ex.product_column_sums(step, live, want_cols)]
         assert len(want) == len(want_cols), num
         for j, w in zip(want_cols, want, strict=True):
             got = sum((shown[i, j] for i in live[j]), Decimal(0))
@@ -346,6 +358,8 @@ def test_a_right_answer_always_passes_its_self_check() -> None:
     assert checked["matmul"] > 10 and checked["causal"] == 2 and checked["scale"] == 4, checked
     assert checked["softmax"] == 3, checked
     assert checked["relation"] == 4, checked  # each scaling's input is the learner's own
+    # products of a learner's own answers (C W_Oᵀ, the gradients, ...) state the relation
+    assert checked["product relation"] > 10, checked
 
 
 def test_masked_weights_are_printed_and_not_asked() -> None:

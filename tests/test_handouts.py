@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 from workbook import cli, engine
-from workbook.classroom import Student, Variant, assign, decode, lively, read_roster, sentences
+from workbook.classroom import (
+    OtherSettingsError,
+    Student,
+    Variant,
+    assign,
+    decode,
+    lively,
+    read_roster,
+    sentences,
+)
 from workbook.config import ConfigError, from_mapping, load, preset
 from workbook.render import Exercises, Options, select_sections
 
@@ -239,19 +248,23 @@ def test_a_draw_the_page_cannot_print_is_drawn_again() -> None:
 def test_variants_differ_and_their_codes_read_back() -> None:
     c = classroom()
     students = [Student(f"s{k:02d}", f"Student {k}") for k in range(40)]
-    variants = assign(c, students, class_seed=3)
+    variants = assign(c, students, class_seed=3, settings=700)
     assert len({v.number for v in variants.values()}) == 40
     for v in variants.values():
-        assert decode(v.code, c) == v
-        assert decode(v.code.lower().replace("0", "o"), c) == v  # as a student might type it
+        assert decode(v.code, c, 700) == v
+        assert decode(v.code.lower().replace("0", "o"), c, 700) == v  # as a student types it
+        with pytest.raises(OtherSettingsError, match="made with other settings"):
+            decode(v.code, c, 701)  # the code of a class with other settings
         assert lively(engine.run(v.config(c)))
-    assert assign(c, students, class_seed=3) == variants
-    assert assign(c, students, class_seed=4) != variants
+    assert assign(c, students, class_seed=3, settings=700) == variants
+    assert assign(c, students, class_seed=4, settings=700) != variants
     answers = {sid: float(engine.run(v.config(c)).loss.result) for sid, v in variants.items()}
     assert len(set(answers.values())) == 40  # no two students share their answers
     assert sentences(c)[0] == "I like" and len(sentences(c)) == 6
     with pytest.raises(ConfigError, match="check digit"):
-        decode(Variant(12345).code[:5] + "Z", c)
+        decode(Variant(12345, 700).code[:-1] + "Z", c, 700)
+    with pytest.raises(ConfigError, match="8 letters and digits"):
+        decode("0000E6", c, 700)  # a code of the old, shorter form
 
 
 ROSTER_ERRORS = [

@@ -54,9 +54,17 @@ def test_a_step_whose_numbers_span_too_many_orders_is_refused_up_front(
 def test_a_handout_key_for_a_saturated_variant_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Variant 14 (code 0000E6: "I like", seed 14) of the two-block classroom model at 1.72."""
+    """Variant 14 ("I like", seed 14) of the two-block classroom model at 1.72."""
+    from workbook.classroom import Variant
+    from workbook.config import load
+    from workbook.handouts import Classroom, HandoutRequest
+    from workbook.render import Options
+
     argv = ["handouts", "--preset", "classroom", "--layers", "2", "--init-scale", "1.72"]
-    assert cli.main([*argv, "--key-for", "0000E6", "-o", str(tmp_path / "out")]) == 2
+    c = load(None, {"preset": "classroom", "layers": "2", "init_scale": "1.72"})
+    opts = Options(scaffold="faded", givens="start")
+    code = Variant(14, Classroom(c, HandoutRequest(tmp_path, opts)).fingerprint()).code
+    assert cli.main([*argv, "--key-for", code, "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "l0.attn.0 spans 46 orders of magnitude" in err and "cells of 50 digits" in err

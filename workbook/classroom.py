@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import itertools
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import engine
-from .config import SPECIALS, Config, ConfigError, read_small
+from .config import SPECIALS, Config, ConfigError, read_text
 from .printed import UnprintableError
 from .trace import Trace
 
@@ -70,16 +71,7 @@ def read_roster(path: Path) -> list[Student]:
     """Students of a UTF-8 CSV with columns id and name (others ignored), in roster order.
     Every problem is one ConfigError line naming the file and the row."""
     where = f"roster {str(path)!r}"
-    try:
-        text = read_small(path, where).decode("utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{where}: is a folder, not a CSV file") from None
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: not UTF-8 text") from None
+    text = read_text(path, where)
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:
@@ -143,6 +135,7 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford's base 32: no I, L, O
 @dataclass(frozen=True)
 class Variant:
     number: int  # sentence index × SEEDS + seed
+    fingerprint: int = 0  # of the settings it belongs to (see `fingerprint`)
 
     @property
     def seed(self) -> int:
@@ -153,36 +146,68 @@ class Variant:
 
     @property
     def code(self) -> str:
-        """Five base-32 digits and a check digit: what a student's page shows."""
-        digits = []
-        n = self.number
-        for _ in range(5):
-            n, d = divmod(n, 32)
-            digits.append(ALPHABET[d])
-        body = "".join(reversed(digits))
-        return body + ALPHABET[_check(body)]
+        """What a student's page shows: five base-32 digits of the variant, two of the
+        settings' fingerprint and a check digit, as XXXX-XXXX."""
+        body = _base32(self.number, 5) + _base32(self.fingerprint, 2)
+        text = body + ALPHABET[_check(body)]
+        return f"{text[:4]}-{text[4:]}"
 
     def config(self, c: Config) -> Config:
         return replace(c, seed=self.seed, sentence=self.sentence(c))
+
+
+CODE_LENGTH = 8
+FINGERPRINTS = 32**2
+
+
+def _base32(n: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        n, d = divmod(n, 32)
+        digits.append(ALPHABET[d])
+    return "".join(reversed(digits))
+
+
+def _number(digits: str) -> int:
+    n = 0
+    for ch in digits:
+        n = n * 32 + ALPHABET.index(ch)
+    return n
 
 
 def _check(body: str) -> int:
     return sum((k + 1) * ALPHABET.index(ch) for k, ch in enumerate(body)) % 32
 
 
-def decode(code: str, c: Config) -> Variant:
-    """The variant of a code from a student's page; a mistyped code is refused."""
+def fingerprint(c: Config, **settings: object) -> int:
+    """A number for the settings a student's key depends on beyond their variant: the model
+    (less its seed and sentence, which the variant sets) and, in `settings`, what the
+    handouts ask (the exercises, the scaffold, the givens) and how they print it (digits).
+    A code carries it, so a code used with other settings is refused, never keyed wrong."""
+    model = {k: v for k, v in c.to_dict().items() if k not in ("seed", "sentence", "preset")}
+    text = json.dumps({"model": model, **settings}, sort_keys=True)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") % FINGERPRINTS
+
+
+class OtherSettingsError(ConfigError):
+    """A valid code of settings other than the ones given."""
+
+
+def decode(code: str, c: Config, settings: int, what: str = "--key-for") -> Variant:
+    """The variant of a code from a student's page, under the settings whose fingerprint is
+    `settings`; a mistyped code, or one of other settings, is refused."""
     text = code.strip().upper().replace("-", "").translate(str.maketrans("OIL", "011"))
-    if len(text) != 6 or any(ch not in ALPHABET for ch in text):
-        raise ConfigError(f"--key-for {code!r}: a variant code has 6 letters and digits")
-    if ALPHABET.index(text[5]) != _check(text[:5]):
-        raise ConfigError(f"--key-for {code!r}: not a variant code (its check digit is wrong)")
-    number = 0
-    for ch in text[:5]:
-        number = number * 32 + ALPHABET.index(ch)
-    if number // SEEDS >= len(sentences(c)):
-        raise ConfigError(f"--key-for {code!r}: not a variant of these settings")
-    return Variant(number)
+    if len(text) != CODE_LENGTH or any(ch not in ALPHABET for ch in text):
+        raise ConfigError(
+            f"{what} {code!r}: a variant code has {CODE_LENGTH} letters and digits, "
+            "as on the handout's pages (XXXX-XXXX)"
+        )
+    if ALPHABET.index(text[-1]) != _check(text[:-1]):
+        raise ConfigError(f"{what} {code!r}: not a variant code (its check digit is wrong)")
+    number, marked = _number(text[:5]), _number(text[5:7])
+    if marked != settings or number // SEEDS >= len(sentences(c)):
+        raise OtherSettingsError(f"{what} {code!r}: a code of handouts made with other settings")
+    return Variant(number, marked)
 
 
 def sentences(c: Config) -> list[str]:
@@ -209,18 +234,23 @@ Printable = Callable[[Config, Trace], None]  # raises UnprintableError, or retur
 
 
 def assign(
-    c: Config, students: list[Student], class_seed: int, printable: Printable | None = None
+    c: Config,
+    students: list[Student],
+    class_seed: int,
+    printable: Printable | None = None,
+    settings: int = 0,
 ) -> dict[str, Variant]:
     """Each student's variant: drawn from the class seed and the id, redrawn until it is
     lively (or, for a model that never is, valid), `printable` on the handout's paper, and
-    nobody else has it: one student's unprintable draw must not stop the class's job."""
+    nobody else has it: one student's unprintable draw must not stop the class's job.
+    `settings`: the fingerprint the codes carry."""
     taken: set[int] = set()
     out: dict[str, Variant] = {}
     space = len(sentences(c)) * SEEDS
     for st in students:
         for attempt in range(MAX_TRIES):
             digest = hashlib.sha256(f"{class_seed}\x00{st.id}\x00{attempt}".encode()).digest()
-            v = Variant(int.from_bytes(digest[:8], "big") % space)
+            v = Variant(int.from_bytes(digest[:8], "big") % space, settings)
             strict = attempt < LIVELY_TRIES
             if v.number not in taken and usable(v.config(c), strict, printable):
                 break

@@ -13,13 +13,16 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, engine, export, params
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
+from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
+from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
@@ -171,10 +174,68 @@ def build_parser() -> argparse.ArgumentParser:
         "--key-for",
         metavar="CODE",
         help="only the key of the variant with this code (from a student's page); "
-        "give the same settings as for the handouts",
+        "with --class DIR, the settings are the class's",
+    )
+    h.add_argument(
+        "--class",
+        dest="class_dir",
+        type=Path,
+        metavar="DIR",
+        help="with --key-for: the folder the class's handouts were written to; its "
+        "class.toml holds their settings, so no other setting is given",
     )
     _document_flags(h, "handouts")
     _config_flags(h)
+
+    g = sub.add_parser(
+        "grade",
+        help="a class's typed answers → scores, a graded sheet, a gradebook, feedback per "
+        "student and a class report",
+    )
+    g.add_argument(
+        "--class",
+        dest="class_dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the folder `workbook handouts` wrote (class.toml, variants.csv)",
+    )
+    g.add_argument(
+        "--answers",
+        type=Path,
+        required=True,
+        metavar="FILE.csv",
+        help="the typed answers: answers.csv filled in, or the shape of grades.csv; "
+        "commas or semicolons, a decimal comma and a Unicode minus are read as meant",
+    )
+    g.add_argument(
+        "--output",
+        "-o",
+        type=_folder,
+        default=None,
+        metavar="DIR",
+        help="where the results go (default: DIR/graded of the class)",
+    )
+    g.add_argument(
+        "--follow-through",
+        choices=FOLLOW_THROUGH_CHOICES,
+        default="full",
+        help="credit for a value that is right from the student's own wrong earlier "
+        "answers: a full point, half, or none (default: full)",
+    )
+    g.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop (exit 2) if any row of the answers cannot be graded, instead of listing "
+        "it in problems.csv",
+    )
+    g.add_argument(
+        "--csv-only",
+        dest="pdf",
+        action="store_false",
+        help="write the CSV files only: no feedback PDFs and no report (no TeX needed)",
+    )
+    g.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return p
 
 
@@ -326,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
     try:
         args = build_parser().parse_args(argv)
-        c = config_from_args(args)
+        c = config_from_args(args) if hasattr(args, "config") else None
         writes_stdout = args.command == "summary" or (
             args.command == "export" and args.output == "-"
         )
@@ -362,6 +423,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yes=args.yes,
             )
             build(c, req)
+        elif args.command == "grade":
+            grade(
+                GradeRequest(
+                    args.class_dir,
+                    args.answers,
+                    args.output,
+                    args.follow_through,
+                    args.strict,
+                    args.pdf,
+                    args.quiet,
+                )
+            )
+        elif args.command == "handouts" and args.class_dir is not None:
+            handouts(*class_key_request(args, argv))
         elif args.command == "handouts":
             hreq = HandoutRequest(
                 args.output,
@@ -400,6 +475,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, StoppedError):
         print("workbook: interrupted", file=sys.stderr)
         return 130
+
+
+# What --class DIR carries: given with it, each would contradict the class's settings.
+CLASS_CARRIES = {f"--{k.replace('_', '-')}" for k in KEYS} | {
+    "--config",
+    "--roster",
+    "--sections",
+    "--chapters",
+    "--class-seed",
+    "--digits",
+    "--paper",
+    "--layout",
+}
+
+
+def class_key_request(args: argparse.Namespace, argv: list[str]) -> tuple[Config, HandoutRequest]:
+    """handouts --key-for CODE --class DIR: the class folder's settings, and nothing else."""
+    if args.key_for is None:
+        raise UsageError(
+            "workbook handouts: --class goes with --key-for CODE (handouts write class.toml)"
+        )
+    given = sorted({a.split("=")[0] for a in argv} & CLASS_CARRIES)
+    if given:
+        raise UsageError(
+            f"workbook handouts: {given[0]} with --class: the class folder holds the settings"
+        )
+    s = load_class(args.class_dir)
+    req = handout_request(s, args.class_dir, args.quiet)
+    return s.config, replace(req, output=args.output, key_for=args.key_for)
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:

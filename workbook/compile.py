@@ -144,6 +144,22 @@ def remove_stale(folder: Path, stem: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def move_set(stage: Path, out: Path, staged: list[Path], pdfs: str | None = None) -> list[Path]:
+    """Move a run's files from its private folder into `out`; then, in the subfolder `pdfs`,
+    remove the PDFs this run did not make (a student no longer in the class)."""
+    written = []
+    for rel in staged:
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(stage / rel, target)
+        written.append(target)
+    if pdfs is not None:
+        for old in (out / pdfs).glob("*.pdf"):
+            if old not in written:
+                old.unlink()
+    return written
+
+
 def compile_document(
     source: str,
     out: Path,

@@ -270,9 +270,11 @@ def from_mapping(
 MAX_FILE_BYTES = 1 << 20  # a config file or a roster: far more than any needs
 
 
-def read_small(path: Path, where: str) -> bytes:
-    """A regular file's bytes, at most MAX_FILE_BYTES: a device (/dev/zero) or a FIFO would
-    be read forever or block. OSError for the caller to name (missing, folder, permission)."""
+def read_small(path: Path, where: str, limit: int | None = None) -> bytes:
+    """A regular file's bytes, at most `limit` (MAX_FILE_BYTES): a device (/dev/zero) or a
+    FIFO would be read forever or block. OSError for the caller to name (missing, folder,
+    permission)."""
+    limit = MAX_FILE_BYTES if limit is None else limit
     try:
         info = path.stat()
     except OSError:
@@ -280,10 +282,25 @@ def read_small(path: Path, where: str) -> bytes:
     if info is not None and not stat.S_ISDIR(info.st_mode) and not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"{where}: not a regular file")
     with path.open("rb") as f:
-        data = f.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{where}: larger than {MAX_FILE_BYTES // 1024} KiB")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ConfigError(f"{where}: larger than {limit // 1024} KiB")
     return data
+
+
+def read_text(path: Path, where: str, limit: int | None = None, hint: str = "") -> str:
+    """A small UTF-8 text file (a roster, an answers sheet), a BOM allowed; every problem one
+    ConfigError line that starts with `where`."""
+    try:
+        return read_small(path, where, limit).decode("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a folder, not a CSV file") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text{hint}") from None
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 writes, and how the page shows it (handcalcs' rhythm: formula → numbers → result).
 
 `compute` works on float64 arrays (the engine); `hand` redoes one element from written
-decimals and returns the intermediates a line writes on the way (the printed chain);
+decimals and returns the intermediates a line writes on the way (the printed chain), taking
+any of them a learner wrote instead (`own`: the chain followed on from their numbers);
 `general` is the formula in symbols and `substitute` the same formula with the printed
 numbers, given a formatter `f` (render.fmt.Fmt) so this module stays free of LaTeX layout.
 Because all four live together, the page and the numbers cannot drift apart.
@@ -18,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from . import hand, ops
-from .hand import HALF, NEG_INF, ZERO, Rounder, config_const, derived_const
+from .hand import HALF, NEG_INF, ZERO, Rounder, config_const, derived_const, written
 
 Parts = dict[str, Decimal]
-HandFormula = Callable[[list[Decimal], Mapping[str, Any], Rounder], tuple[Decimal, Parts]]
+# (inputs, constants, rounder, the values a learner wrote on the way, if any) → value, parts
+HandFormula = Callable[..., tuple[Decimal, Parts]]
 
 
 @dataclass(frozen=True)
@@ -35,26 +37,37 @@ class Formula:
 
 def _plain(fn: Callable[..., Decimal]) -> HandFormula:
     """A hand formula with nothing written between its inputs and its value."""
-    return lambda xs, c, r: (r(fn(*xs, **c)), {})
+    return lambda xs, c, r, own=None: (r(fn(*xs, **c)), {})
 
 
 # --- GELU ---------------------------------------------------------------------------------
-def _gelu_hand(xs: list[Decimal], c: Mapping[str, Any], r: Rounder) -> tuple[Decimal, Parts]:
+def _gelu_parts(x: Decimal, r: Rounder, own: Parts | None) -> tuple[Decimal, Decimal]:
+    """u and tanh u, written on the way by GELU and reused by GELU′."""
+    u = written(own, "u", lambda: hand.gelu_u(x, r))
+    return u, written(own, "tanh", lambda: r(hand.tanh(u)))
+
+
+def _gelu_hand(
+    xs: list[Decimal], c: Mapping[str, Any], r: Rounder, own: Parts | None = None
+) -> tuple[Decimal, Parts]:
     """GELU writes u and tanh u on the way, as GELU′ does: the same two numbers serve both."""
     (x,) = xs
-    u = hand.gelu_u(x, r)
-    t = r(hand.tanh(u))
+    u, t = _gelu_parts(x, r, own)
     return r(HALF * x * (1 + t)), {"u": u, "tanh": t}
 
 
 def _gelu_backward_hand(
-    xs: list[Decimal], c: Mapping[str, Any], r: Rounder
+    xs: list[Decimal], c: Mapping[str, Any], r: Rounder, own: Parts | None = None
 ) -> tuple[Decimal, Parts]:
     dy, x = xs
-    u = hand.gelu_u(x, r)
-    t = r(hand.tanh(u))
-    grad = r(
-        HALF * (1 + t) + HALF * x * (1 - t * t) * hand.SQRT_2_OVER_PI * (1 + hand.GELU_DC * x * x)
+    u, t = _gelu_parts(x, r, own)
+    grad = written(
+        own,
+        "grad",
+        lambda: r(
+            HALF * (1 + t)
+            + HALF * x * (1 - t * t) * hand.SQRT_2_OVER_PI * (1 + hand.GELU_DC * x * x)
+        ),
     )
     return r(dy * grad), {"u": u, "tanh": t, "grad": grad}
 
@@ -90,17 +103,19 @@ def _scale_sub(xs, c, f, parts) -> str:
 
 
 # --- LayerNorm --------------------------------------------------------------------------------
-def _normalize_hand(xs: list[Decimal], c: Mapping[str, Any], r: Rounder) -> tuple[Decimal, Parts]:
+def _normalize_hand(
+    xs: list[Decimal], c: Mapping[str, Any], r: Rounder, own: Parts | None = None
+) -> tuple[Decimal, Parts]:
     x, mean, var = xs
-    s = hand.sigma(var, c["eps"], r)
+    s = written(own, "sigma", lambda: hand.sigma(var, c["eps"], r))
     return r((x - mean) / s), {"sigma": s}
 
 
 def _ln_backward_fast_hand(
-    xs: list[Decimal], c: Mapping[str, Any], r: Rounder
+    xs: list[Decimal], c: Mapping[str, Any], r: Rounder, own: Parts | None = None
 ) -> tuple[Decimal, Parts]:
     dh, dh_mean, xh, dhx_mean, var = xs
-    s = hand.sigma(var, c["eps"], r)
+    s = written(own, "sigma", lambda: hand.sigma(var, c["eps"], r))
     return r((dh - dh_mean - xh * dhx_mean) / s), {"sigma": s}
 
 
@@ -122,11 +137,13 @@ def _probs_backward_hand(p: Decimal, *, target: float, weight: float, count: int
 
 
 # --- AdamW --------------------------------------------------------------------------------------
-def _adam_update_hand(xs: list[Decimal], c: Mapping[str, Any], r: Rounder) -> tuple[Decimal, Parts]:
+def _adam_update_hand(
+    xs: list[Decimal], c: Mapping[str, Any], r: Rounder, own: Parts | None = None
+) -> tuple[Decimal, Parts]:
     """θ' writes √v̂ on the way, as a learner does before dividing by it."""
     theta, m_hat, v_hat = xs
     lr, wd, eps = (config_const(c[k]) for k in ("lr", "weight_decay", "eps"))
-    root = r(v_hat.sqrt())
+    root = written(own, "sqrt_v", lambda: r(v_hat.sqrt()))
     return r(theta * (1 - lr * wd) - lr * m_hat / (root + eps)), {"sqrt_v": root}
 
 

@@ -14,6 +14,7 @@ means: rounded (hand arithmetic) or unrounded (the exact chain, rounded only for
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
@@ -88,6 +89,12 @@ def tanh(u: Decimal) -> Decimal:
 Parts = dict[str, Decimal]
 
 
+def written(own: Parts | None, key: str, compute: Callable[[], Decimal]) -> Decimal:
+    """A value a line writes on the way: the one a learner wrote (`own`, to follow their
+    chain on from their own numbers) where given, else computed by the rules."""
+    return own[key] if own and key in own else compute()
+
+
 def gelu_u(x: Decimal, r: Rounder) -> Decimal:
     return r(SQRT_2_OVER_PI * (x + GELU_C * x**3))
 
@@ -98,12 +105,15 @@ def sigma(var: Decimal, eps: float, r: Rounder) -> Decimal:
 
 
 # --- rows ---------------------------------------------------------------------------------
-def softmax_row(row: list[Decimal], r: Rounder) -> tuple[list[Decimal], Parts]:
-    """max, e_j = exp(s_j − max) for the unmasked j, their sum, and p_j = e_j / sum."""
+def softmax_row(
+    row: list[Decimal], r: Rounder, own: Parts | None = None
+) -> tuple[list[Decimal], Parts]:
+    """max, e_j = exp(s_j − max) for the unmasked j, their sum, and p_j = e_j / sum; each
+    written value a learner's own where `own` has it."""
     live = [j for j, s in enumerate(row) if s.is_finite()]
-    top = max(row[j] for j in live)
-    exps = {j: r((row[j] - top).exp()) for j in live}
-    total = r(sum(exps.values(), ZERO))
+    top = written(own, "max", lambda: max(row[j] for j in live))
+    exps = {j: written(own, f"e{j}", lambda j=j: r((row[j] - top).exp())) for j in live}
+    total = written(own, "sum", lambda: r(sum(exps.values(), ZERO)))
     probs = [r(exps[j] / total) if j in exps else ZERO for j in range(len(row))]
     parts = {"max": top, "sum": total} | {f"e{j}": e for j, e in exps.items()}
     return probs, parts

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
 import tempfile
 import time
@@ -26,14 +25,18 @@ from pylatex import NoEscape
 
 from . import compile as tex
 from . import engine
-from .classroom import Variant, assign, decode, read_roster
+from .classfolder import CLASS_FILE, ClassSettings, dumps, roster_hash
+from .classroom import OtherSettingsError, Variant, assign, decode, fingerprint, read_roster
 from .config import Config, ConfigError
 from .export import write_atomic
-from .hand import sig
-from .printed import Book
+from .grading import Asked, asked, key_value
+from .hand import Rounder
+from .mistakes import Inputs, diagnosis
+from .printed import Book, single
 from .render import Options, check_widths, select
 from .render.answers import Answers
-from .render.fmt import tex_escape
+from .render.base import Selection
+from .render.fmt import element, tex_escape, unicode_tex
 from .render.handout import (
     Handout,
     Reader,
@@ -44,8 +47,9 @@ from .render.handout import (
     name_tex,
 )
 from .render.matrix import Layout
-from .trace import Contraction, Trace
+from .trace import Contraction, Step, Trace
 
+TELLING_CELLS = 6  # asked cells a key looks through for the one that tells mistakes apart
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
 
 
@@ -58,7 +62,23 @@ class HandoutRequest:
     sections: str | None = None
     class_seed: int = 0
     key_for: str | None = None  # a variant code: only that student's key
+    class_dir: Path | None = None  # where the settings came from (--class), for messages
     quiet: bool = False
+
+    def settings(self, c: Config) -> ClassSettings:
+        o = self.options
+        return ClassSettings(
+            c,
+            self.chapters,
+            self.sections,
+            self.class_seed,
+            o.digits,
+            o.paper,
+            o.layout,
+            o.scaffold,
+            o.givens,
+            roster_hash(self.roster),
+        )
 
 
 @dataclass
@@ -73,9 +93,39 @@ class Part:
 
 
 class KeyPart(Answers):
-    """One student's answers in the class key: no workbook to cite, a heading per student."""
+    """One student's answers in the class key: no workbook to cite, a heading per student;
+    the masked entries the grader uses, in grey; under each exercise, what its first asked
+    cell takes under the mistakes most likely there."""
 
     before_hyperref = ()
+    shows_unneeded = True
+    asks: tuple[Asked, ...] = ()  # what the student's handout asks (set once it is laid out)
+
+    def telling(self, step: Step) -> list[str]:
+        digits = self.opts.digits
+        right = Inputs(self.book.values, Rounder(digits), self.t)
+        # the cell (of the first few asked) where the likeliest mistakes show most
+        cells = [a for a in self.asks if a.step is step and not a.entry.part][:TELLING_CELLS]
+        best = max(
+            ((a, diagnosis(a.entry, right)) for a in cells),
+            key=lambda af: sum(10 - m.rank for m, _ in af[1]),
+            default=None,
+        )
+        lines = []
+        if step.desc.causal == "unneeded" and cells:
+            lines.append(
+                r"\par\noindent{\small Grey: entries above the diagonal, not asked; a "
+                r"transposed product puts them below it.}\par"
+            )
+        if best is not None and best[1]:
+            first, found = best
+            cell = element(step.desc.symbol, first.entry.idx)
+            shown = [rf"right ${self.f(single(key_value(self.book, first.entry), digits))}$"]
+            shown += [rf"{unicode_tex(m.name)} ${self.f(single(v, digits))}$" for m, v in found]
+            lines.append(
+                rf"\par\noindent{{\small\textit{{If ${cell}$ reads:}} {'; '.join(shown)}.}}\par"
+            )
+        return lines
 
     def where(self, name: str) -> str:
         """The earlier exercises whose answers this one starts from: where the student got
@@ -95,14 +145,41 @@ class Classroom:
         )
 
     # --- who gets what ------------------------------------------------------------------
+    def fingerprint(self) -> int:
+        """The settings' fingerprint that every code of this class carries: the model less
+        the variant's seed and sentence, the exercises asked, and how they are printed."""
+        t = engine.run(self.c)
+        opts = select(self.req.options, self.req.chapters, self.req.sections, t)
+        chosen = Selection(t, opts)
+        o = self.req.options
+        return fingerprint(
+            self.c,
+            exercises=sorted({chosen.numbers[n] for n in chosen.picked}),
+            digits=o.digits,
+            arithmetic=o.arithmetic,
+            scaffold=o.scaffold,
+            givens=o.givens,
+        )
+
     def readers(self) -> list[tuple[Reader, Variant]]:
+        settings = self.fingerprint()
         if self.req.key_for is not None:
-            variant = decode(self.req.key_for, self.c)
+            try:
+                variant = decode(self.req.key_for, self.c, settings)
+            except OtherSettingsError as exc:
+                where = self.req.class_dir
+                hint = (
+                    f", not the class in {where}"
+                    if where is not None
+                    else "; give --class DIR, the folder the class's handouts were written to "
+                    f"(its {CLASS_FILE} holds their settings)"
+                )
+                raise ConfigError(f"{exc}{hint}") from None
             return [(Reader("", "", variant.code), variant)]
         if self.req.roster is None:
             raise ConfigError("handouts need --roster FILE.csv (or --key-for CODE)")
         students = read_roster(self.req.roster)
-        variants = assign(self.c, students, self.req.class_seed, self.printable)
+        variants = assign(self.c, students, self.req.class_seed, self.printable, settings)
         return [(Reader(s.name, s.id, variants[s.id].code), variants[s.id]) for s in students]
 
     def printable(self, cv: Config, t: Trace) -> None:
@@ -154,16 +231,8 @@ class Classroom:
                 staged = self.everything(stage, parts)
             for stem in ("handouts", "key", *(p.reader.id for p in parts)):
                 (out / f"{stem}.failed.log").unlink(missing_ok=True)  # history now
-            written = []
-            for rel in staged:
-                target = out / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(stage / rel, target)
-                written.append(target)
-            if self.req.key_for is None:  # a student of an earlier roster is not in this class
-                for old in (out / "students").glob("*.pdf"):
-                    if old not in written:
-                        old.unlink()
+            # a student of an earlier roster is not in this class
+            written = tex.move_set(stage, out, staged, None if self.req.key_for else "students")
         self.say(f"done in {time.perf_counter() - t0:.1f} s")
         return written
 
@@ -174,17 +243,7 @@ class Classroom:
         return [Path(f"{stem}.pdf")]
 
     def name_pictures(self, stage: Path, parts: list[Part]) -> dict[str, bytes]:
-        """The Arabic runs of the students' names, each set by ArabTeX in a PDF of its own
-        (its patches stay out of the handouts), by the file name name_tex gives it."""
-        runs = arabic_runs([p.reader.name for p in parts])
-        if runs:
-            self.say(f"setting {len(runs)} Arabic name(s) ...")
-        pictures = {}
-        for run in runs:
-            stem = arabic_file(run).removesuffix(".pdf")
-            self.compile(arabic_source(run), stage / "names", stem)
-            pictures[f"{stem}.pdf"] = (stage / "names" / f"{stem}.pdf").read_bytes()
-        return pictures
+        return name_pictures(self.compile, stage, [p.reader.name for p in parts], self.say)
 
     def everything(self, stage: Path, parts: list[Part]) -> list[Path]:
         students = stage / "students"
@@ -218,12 +277,16 @@ class Classroom:
         self.compile(self.key_source(parts), stage, "key", names)
         write_atomic(stage / "grades.csv", grades(parts))
         write_atomic(stage / "variants.csv", variants(parts))
+        write_atomic(stage / "answers.csv", answer_sheet(parts))
+        write_atomic(stage / CLASS_FILE, dumps(self.req.settings(self.c)))
         return [
             Path("handouts.pdf"),
             Path("key.pdf"),
             Path("key.tex"),
             Path("grades.csv"),
             Path("variants.csv"),
+            Path("answers.csv"),
+            Path(CLASS_FILE),
             *(Path("students") / f"{p.reader.id}.pdf" for p in parts),
         ]
 
@@ -234,26 +297,8 @@ class Classroom:
 
     # --- documents ------------------------------------------------------------------------
     def print_file(self, parts: list[Part], pages: list[int]) -> str:
-        """Every handout in roster order, each starting on an odd page (for printing on both
-        sides): after an odd count, a page that says why it is otherwise empty."""
-        paper = f"{self.req.options.paper}paper"
-        lines = [
-            rf"\documentclass[{paper}]{{article}}",
-            r"\usepackage{pdfpages}",
-            r"\pdftrailerid{}",
-            r"\pagestyle{empty}",
-            r"\begin{document}",
-        ]
-        for part, n in zip(parts, pages, strict=True):
-            lines.append(rf"\includepdf[pages=-,fitpaper]{{student-{part.reader.id}.pdf}}")
-            if n % 2:
-                lines.append(
-                    r"\null\vfill\begin{center}\small This side is left blank: printed on both"
-                    r" sides, each handout starts on a sheet of its own.\end{center}"
-                    r"\vfill\clearpage"
-                )
-        lines.append(r"\end{document}")
-        return "\n".join(lines) + "\n"
+        files = [(f"student-{p.reader.id}.pdf", n) for p, n in zip(parts, pages, strict=True)]
+        return print_file(files, self.req.options.paper, "handout")
 
     def key_source(self, parts: list[Part]) -> str:
         """The teacher's key: per student, their name, id and variant, then each asked
@@ -263,9 +308,11 @@ class Classroom:
         doc.preamble.append(NoEscape(r"\pdftrailerid{}"))
         doc.preamble.append(NoEscape(name_macros([p.reader.name for p in parts])))
         doc.append(NoEscape(r"\pagestyle{fancy}\fancyhead[L]{\small Teacher's key: \leftmark}"))
+        for part in parts:
+            if not part.handout.blanks:  # --key-for: the handout was not laid out
+                part.handout.document()
+            part.key.asks = tuple(asked(part.handout))
         handout = parts[0].handout
-        if not handout.blanks:  # --key-for: the handout was not laid out
-            handout.tex()
         doc.append(first.prose("key_intro.tex.j2", load=workload(handout)))
         for part in parts:
             r, k = part.reader, part.key
@@ -285,6 +332,44 @@ class Classroom:
                 doc.append(NoEscape(rf"\subsection*{{{number}\quad {title}}}"))
                 doc.append(NoEscape("\n".join(k.answers(number))))
         return doc.dumps()
+
+
+def name_pictures(
+    compile_fn: Callable[..., tex.Compiled], stage: Path, names: list[str], say: Callable
+) -> dict[str, bytes]:
+    """The Arabic runs of these names, each set by ArabTeX in a PDF of its own (its patches
+    stay out of the documents that print the names), by the file name name_tex gives it."""
+    runs = arabic_runs(names)
+    if runs:
+        say(f"setting {len(runs)} Arabic name(s) ...")
+    pictures = {}
+    for run in runs:
+        stem = arabic_file(run).removesuffix(".pdf")
+        compile_fn(arabic_source(run), stage / "names", stem)
+        pictures[f"{stem}.pdf"] = (stage / "names" / f"{stem}.pdf").read_bytes()
+    return pictures
+
+
+def print_file(files: list[tuple[str, int]], paper: str, what: str) -> str:
+    """PDFs (file name, pages) one after another, each starting on an odd page (for printing
+    on both sides): after an odd count, a page that says why it is otherwise empty."""
+    lines = [
+        rf"\documentclass[{paper}paper]{{article}}",
+        r"\usepackage{pdfpages}",
+        r"\pdftrailerid{}",
+        r"\pagestyle{empty}",
+        r"\begin{document}",
+    ]
+    for name, n in files:
+        lines.append(rf"\includepdf[pages=-,fitpaper]{{{name}}}")
+        if n % 2:
+            lines.append(
+                r"\null\vfill\begin{center}\small This side is left blank: printed on both"
+                rf" sides, each {what} starts on a sheet of its own.\end{{center}}"
+                r"\vfill\clearpage"
+            )
+    lines.append(r"\end{document}")
+    return "\n".join(lines) + "\n"
 
 
 def workload(h: Handout) -> list[tuple[str, int, int, int]]:
@@ -311,29 +396,36 @@ def _csv(rows: list[list[object]]) -> bytes:
 
 
 def grades(parts: list[Part]) -> bytes:
-    """One row per graded cell: the printed answer and how far from it a careful
-    calculation may honestly land (0: every digit)."""
-    rows: list[list[object]] = [["student_id", "exercise", "row", "col", "answer", "tolerance"]]
+    """The key as a grade sheet: a row per value a student writes (answers.csv's rows), the
+    printed answer and how far from it a careful calculation may honestly land (0: every
+    digit)."""
+    return _sheet(parts, key=True)
+
+
+def answer_sheet(parts: list[Part]) -> bytes:
+    """A row per value each student writes, in the order the handout asks for them, the
+    answer left empty: for a teacher, an assistant or a student to fill in and grade."""
+    return _sheet(parts, key=False)
+
+
+def _sheet(parts: list[Part], key: bool) -> bytes:
+    head = ["student_id", "exercise", "quantity", "row", "col", "answer"]
+    rows: list[list[object]] = [[*head, "tolerance"] if key else head]
     for part in parts:
         h = part.handout  # laid out already: it recorded the cells it leaves blank
         digits = h.opts.digits
-        for exercise, cells in h.blanks.items():
-            for name, idx, row, col in cells:
-                if (name, idx) in h.printed_later:  # a worked line gives it away
-                    continue
-                value = sig(h.book.values[name][idx], digits)
-                units = h.book.tolerance(h.t.step(name))
-                unit = Decimal(1).scaleb(value.adjusted() - digits + 1) if value else Decimal(0)
-                rows.append(
-                    [
-                        part.reader.id,
-                        exercise,
-                        "" if row is None else row,
-                        "" if col is None else col,
-                        format(value, "f"),
-                        format(units * unit, "f") if units else "0",
-                    ]
-                )
+        for a in asked(h):
+            where = ["" if x is None else x for x in (a.row, a.col)]
+            if not key:
+                rows.append([part.reader.id, a.exercise, a.quantity, *where, ""])
+                continue
+            value = key_value(h.book, a.entry)
+            units = h.book.tolerance(a.step)
+            unit = Decimal(1).scaleb(value.adjusted() - digits + 1) if value else Decimal(0)
+            tolerance = format(units * unit, "f") if units else "0"
+            rows.append(
+                [part.reader.id, a.exercise, a.quantity, *where, format(value, "f"), tolerance]
+            )
     return _csv(rows)
 
 

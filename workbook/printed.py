@@ -97,41 +97,58 @@ def evaluate(
     """
     out = _obj(step.shape)
     parts: dict[Index, hand.Parts] = {}
-    if isinstance(step, Contraction):
-        if step.kind == "jacobian":
-            jacobians = jacobians or _jacobians(step, values, r)
-        for idx in np.ndindex(step.shape):
-            out[idx] = r(_contract(step, values, idx, jacobians))
-        return Evaluation(out, parts, jacobians or [])
-    if isinstance(step, Elementwise):
-        formula = step.formula.hand
-        for idx in np.ndindex(step.shape):
-            out[idx], p = formula(step.raw_inputs(values, idx), step.constants(idx), r)
-            if p:
-                parts[idx] = p
-    elif isinstance(step, RowWise) and step.kind == "softmax":
+    if isinstance(step, Contraction) and step.kind == "jacobian":
+        jacobians = jacobians or _jacobians(step, values, r)
+    if isinstance(step, RowWise) and step.kind == "softmax":
         for i in range(step.shape[0]):
             probs, parts[(i,)] = hand.softmax_row(list(step.row(values, (i, 0))), r)
             out[i] = probs
-    elif isinstance(step, RowWise):
-        for idx in np.ndindex(step.shape):
-            out[idx] = r(_reduce(step, values, idx))
-    elif isinstance(step, Gather):
-        for idx in np.ndindex(step.shape):
-            src = [values[n][k] for n, k in step.sources(values, idx)]
-            out[idx] = src[0] if len(src) == 1 else r(_fsum(src))  # a copy is not rewritten
-    else:
-        raise TypeError(step)
-    return Evaluation(out, parts, [])
+        return Evaluation(out, parts, [])
+    for idx in np.ndindex(step.shape):
+        out[idx], p = element(step, values, idx, r, jacobians)
+        if p:
+            parts[idx] = p
+    return Evaluation(out, parts, jacobians or [])
 
 
-def _jacobians(step: Contraction, values: Values, r: Rounder) -> list[np.ndarray]:
+def element(
+    step: Step,
+    values: Values,
+    idx: Index,
+    r: Rounder,
+    jacobians: list[np.ndarray] | None = None,
+    own: hand.Parts | None = None,
+) -> tuple[Decimal, hand.Parts]:
+    """One entry of `step` redone from `values` by the rules, with what its line writes on
+    the way; `own`: values a learner wrote on the way, used instead of recomputing them (a
+    softmax row's max, e_j and sum; GELU's u and tanh u)."""
+    if isinstance(step, Contraction):
+        if step.kind == "jacobian" and jacobians is None:
+            jacobians = _jacobians(step, values, r, rows=[idx[0]])
+        return r(_contract(step, values, idx, jacobians)), {}
+    if isinstance(step, Elementwise):
+        return step.formula.hand(step.raw_inputs(values, idx), step.constants(idx), r, own)
+    if isinstance(step, RowWise) and step.kind == "softmax":
+        probs, parts = hand.softmax_row(list(step.row(values, idx)), r, own)
+        return probs[idx[1]], parts
+    if isinstance(step, RowWise):
+        return r(_reduce(step, values, idx)), {}
+    if isinstance(step, Gather):
+        src = [values[n][k] for n, k in step.sources(values, idx)]
+        return (src[0] if len(src) == 1 else r(_fsum(src))), {}  # a copy is not rewritten
+    raise TypeError(step)
+
+
+def _jacobians(
+    step: Contraction, values: Values, r: Rounder, rows: list[int] | None = None
+) -> list[np.ndarray]:
+    """J_i for every row i (or only `rows`; the others None), each entry written."""
     inputs = [values[n] for n in step.operands[1:]]
     form = hand.JACOBIANS[step.jacobian_of]
-    out = []
-    for i in range(step.shape[0]):
-        rows = [list(x[i]) if x.ndim == 2 else x[i] for x in inputs]
-        out.append(np.array(form(*rows, **step.jacobian_consts, r=r), dtype=object))
+    out: list = [None] * step.shape[0]
+    for i in range(step.shape[0]) if rows is None else rows:
+        row = [list(x[i]) if x.ndim == 2 else x[i] for x in inputs]
+        out[i] = np.array(form(*row, **step.jacobian_consts, r=r), dtype=object)
     return out
 
 

@@ -238,6 +238,46 @@ class Gather(Step):
         return math_fsum(np.array([values[n][k] for n, k in self.sources(values, idx)]))
 
 
+Cell = tuple[str, Index]  # an entry of a quantity: its name and index
+
+
+def cell_names(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """For each quantity an array of its entries' own (name, index): handed to a step's
+    accessors (factors, raw_inputs, row, sources) in place of values, it says which operand
+    entries an entry reads."""
+    out = {}
+    for name, shape in shapes.items():
+        cells = np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            cells[idx] = (name, idx)
+        out[name] = cells
+    return out
+
+
+def cells_read(step: Step, cells: Mapping[str, np.ndarray], idx: Index) -> list[Cell]:
+    """The operand entries result[idx] is computed from (`cells` from cell_names). A
+    Jacobian's entries are numbers of their own, not cells: its rows' inputs are left out."""
+    if isinstance(step, Contraction):
+        if step.kind == "jacobian":
+            read = list(cells[step.operands[0]][idx[0]])
+        elif step.kind in ("colsum", "coldot"):
+            read = [c for n in step.operands for c in cells[n][:, idx[0]]]
+        else:
+            a, b = step.factors(cells, idx)
+            read = [*a, *b]
+        return read + ([(step.bias, idx[-1:])] if step.bias is not None else [])
+    if isinstance(step, Elementwise):
+        return step.raw_inputs(cells, idx)
+    if isinstance(step, RowWise):
+        row = list(step.row(cells, idx))
+        if step.kind == "mean_loss":
+            row = row[: step.count]
+        return row + [cells[n][idx[:1]] for n in step.operands[1:]]
+    if isinstance(step, Gather):
+        return [cells[n][k] for n, k in step.sources(cells, idx)]
+    raise TypeError(step)
+
+
 def math_fsum(x: np.ndarray) -> float:
     """Exact-rounded sum: explanations must reproduce results to the last bit or so."""
     return math.fsum(np.asarray(x, dtype=np.float64).ravel().tolist())

@@ -44,6 +44,10 @@ class Answers(Renderer):
             )
         return rf"workbook \S\ref{{{section}}}, p.~\pageref{{{table}}}"
 
+    def telling(self, step) -> list[str]:
+        """Lines after an answer that help tell a mistake from right work (the class key's)."""
+        return []
+
     def chapter_body(self, info: ChapterInfo, ch: Chapter) -> None:
         ch.append(NoEscape("\n".join(self.answers(info.number))))
 
@@ -59,6 +63,7 @@ class Answers(Renderer):
                 rf"{{${tol}$}}{{{self.where(step.name)}}}"
             )
             parts.append(self.result_block(step.name))
+            parts += self.telling(step)
             written = self.written_tables(step)
             if written:  # so a learner who went wrong can find the step where
                 # the label stays with the first table under it

@@ -172,6 +172,9 @@ class Renderer:
     contents = True  # a table of contents after the title
     selective = False  # shows only the selected chapters and exercises (exercises, key)
     parts = True  # Part I, II, III pages
+    # entries a mask makes unneeded (QKᵀ above the diagonal): a dash, or (a key for grading)
+    # their values in grey, since a transposed product puts them below the diagonal
+    shows_unneeded = False
 
     def __init__(self, c: Config, t: Trace, opts: Options, book: Book | None = None) -> None:
         """`book`: the printed values, when the caller has made them (with the same digits
@@ -345,7 +348,7 @@ class Renderer:
             self.layout,
             title=title,
             again=_m(self.symbol(name)),
-            unneeded=unneeded,
+            **{"faint" if self.shows_unneeded else "unneeded": unneeded},
             **self.label_kw(name),
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -37,6 +38,19 @@ HEADING_PT = 50.0
 MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, scratch paper
 ADAM_VECTOR_ROWS = 16  # entries of a vector parameter asked for in its AdamW exercise
 ADAM_GIVEN = 2  # an AdamW grid's first columns, θ and g, are given; the rest are to fill in
+
+
+@dataclass(frozen=True)
+class WrittenGrid:
+    """A grid for values written on the way to a result. `fill(idx)` is "" for a blank
+    cell; `entry(idx)` says which value a cell holds: the key of the step's parts (a softmax
+    row's "max", "e2", "sum"; GELU's "u", "tanh") and the result entry it belongs to."""
+
+    shape: tuple[int, ...]
+    fill: Callable[[tuple[int, ...]], str]
+    title: str
+    heads: list[str] | None
+    entry: Callable[[tuple[int, ...]], tuple[str, tuple[int, ...]]]
 
 
 def grid_place(idx: tuple[int, ...]) -> tuple[int | None, int | None]:
@@ -313,14 +327,26 @@ class Exercises(Renderer):
         if isinstance(step, Contraction) and step.kind == "matmul":
             want = self.product_column_sums(step, live, checked)
             how = "the column sums of the left factor times the right factor"
+            a, b = (self.symbol(n) for n in step.operands[:2])
+            row_a = "columns" if step.transpose[0] else "rows"
+            col_b = "row" if step.transpose[1] else "column"
             if step.desc.causal:
-                a, b = (self.symbol(n) for n in step.operands[:2])
-                row_a = "columns" if step.transpose[0] else "rows"
-                col_b = "row" if step.transpose[1] else "column"
                 how = (
                     rf"for column $j$: {row_a} $j$ to {rows} of ${a}$, added, times {col_b} $j$"
                     rf" of ${b}$; a cell marked -- is not in the sum"
                 )
+            if any(self.t.producer(n) and n not in self.given_at for n in step.operands):
+                # a factor is the learner's own answer: a check from the right one would fail
+                # a right product of a wrong factor, so the check is the relation itself
+                left, right = (self.source(n, step.chapter) for n in step.operands[:2])
+                cells = (
+                    rf"the sum of {row_a} $j$ to {rows} of {left} times {col_b} $j$ of "
+                    rf"{right} for column $j$ (a cell marked -- is not in the sum)"
+                    if step.desc.causal
+                    else rf"the column sums of {left} times {right}"
+                )
+                if step.bias is not None:
+                    cells += rf", plus {rows} times ${self.symbol(step.bias)}$"
         elif isinstance(step, Elementwise) and step.formula.name in ("scale", "scale_mask"):
             x = self.book.shown(step.operands[0])
             scale = derived_const(step.consts["scale"])
@@ -484,15 +510,20 @@ class Exercises(Renderer):
         u and tanh u. The key prints them, so a learner can find where they went wrong."""
         width = max(MIN_CELL_PT, self.typical_width)
         return "\n".join(
-            table(shape, fill, self.layout, widest=width, ruled=True, title=title, col_labels=heads)
-            for shape, fill, title, heads in self.written_shapes(step)
+            table(
+                g.shape,
+                g.fill,
+                self.layout,
+                widest=width,
+                ruled=True,
+                title=g.title,
+                col_labels=g.heads,
+            )
+            for g in self.written_shapes(step)
         )
 
-    def written_shapes(
-        self, step: Step
-    ) -> list[tuple[tuple[int, int], Callable, str, list | None]]:
-        """The grids of written_grids, as (shape, fill, title, column labels): fill(idx) is
-        "" for a blank cell."""
+    def written_shapes(self, step: Step) -> list[WrittenGrid]:
+        """The grids of written_grids."""
         if isinstance(step, RowWise) and step.kind == "softmax":
             source = self.t.producer(step.operands[0])
             rows, cols = step.shape
@@ -504,19 +535,26 @@ class Exercises(Renderer):
                 )
                 return "0" if masked else ""
 
+            def entry(idx: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+                i, c = idx
+                if c == 0:
+                    return "max", (i, 0)
+                return ("sum", (i, 0)) if c == cols + 1 else (f"e{c - 1}", (i, c - 1))
+
             heads = softmax_written_heads(cols)
-            return [((rows, cols + 2), fill, "write them here, row by row", heads)]
+            title = "write them here, row by row"
+            return [WrittenGrid((rows, cols + 2), fill, title, heads, entry)]
         if isinstance(step, Elementwise) and step.formula.name == "gelu":
-            titles = (r"$u$, written here", r"$\tanh u$, written here")
-            return [(step.shape, lambda idx: "", t, None) for t in titles]
+            return [
+                WrittenGrid(step.shape, lambda idx: "", title, None, lambda idx, k=k: (k, idx))
+                for k, title in (("u", r"$u$, written here"), ("tanh", r"$\tanh u$, written here"))
+            ]
         return []
 
     def written_count(self, step: Step) -> int:
         """How many values a learner writes on the way to this step's result."""
         return sum(
-            fill(idx) == ""
-            for shape, fill, *_ in self.written_shapes(step)
-            for idx in np.ndindex(shape)
+            g.fill(idx) == "" for g in self.written_shapes(step) for idx in np.ndindex(g.shape)
         )
 
     def need(self, step: Step) -> float:

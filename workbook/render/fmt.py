@@ -123,3 +123,44 @@ def element(sym: str, idx: tuple[int | str, ...]) -> str:
 def shape(s: tuple[int, ...]) -> str:
     """[5×16] for a matrix, [64] for a vector, [1] for a scalar."""
     return "[" + (r"\times".join(map(str, s)) if s else "1") + "]"
+
+
+# The mathematics in plain-text names and sentences (a mistake's, say), as LaTeX.
+_MATH_TEXT = (
+    ("1/√d_k", r"1/\sqrt{d_k}"),
+    ("√d_k", r"\sqrt{d_k}"),
+    ("√v̂", r"\sqrt{\hat v}"),
+    ("√σ²", r"\sqrt{\sigma^2}"),
+    ("σ² + ε", r"\sigma^2 + \varepsilon"),
+    ("σ²", r"\sigma^2"),
+    ("x³", "x^3"),
+    ("n − 1", "n - 1"),
+    ("T − 1", "T - 1"),
+    ("1 − β₁ᵗ", r"1 - \beta_1^t"),
+    ("1 − β₂ᵗ", r"1 - \beta_2^t"),
+    ("η·g", r"\eta\, g"),
+    ("m̂", r"\hat m"),
+    ("√", r"\surd"),
+    ("ε", r"\varepsilon"),
+    ("ϵ", r"\epsilon"),
+    ("σ", r"\sigma"),
+    ("θ", r"\theta"),
+    ("η", r"\eta"),
+    ("λ", r"\lambda"),
+    ("−", "-"),
+)
+
+
+def unicode_tex(text: str) -> str:
+    """Text with the few mathematical symbols our own sentences use (√d_k, σ², η·g …) as
+    inline math, the rest escaped: never user text, which goes through tex_escape alone."""
+    out, k = [], 0
+    while k < len(text):
+        hit = next(((a, b) for a, b in _MATH_TEXT if text.startswith(a, k)), None)
+        if hit is None:
+            out.append("'" if text[k] == "'" else escape_latex(text[k]))  # an apostrophe
+            k += 1
+        else:
+            out.append(f"${hit[1]}$")
+            k += len(hit[0])
+    return "".join(out)

@@ -13,6 +13,9 @@ from pathlib import Path
 from pylatex import Document, NoEscape
 
 from ..config import WORD_CHARS
+from ..grading import Asked, asked
+from .base import softmax_written_heads
+from .cells import quantity_tex
 from .exercises import Exercises
 from .fmt import tex_escape
 
@@ -188,4 +191,57 @@ class Handout(Exercises):
         doc = super().document()
         doc.preamble.append(NoEscape(name_macros([self.reader.name])))
         doc.preamble.append(self.prose("handout_preamble.tex.j2"))
+        asks = asked(self)  # the chapters are laid out: the cells they ask are known
+        if asks:
+            doc.append(self.prose("answer_boxes.tex.j2"))
+            doc.append(NoEscape(answer_boxes(asks)))
         return doc
+
+
+ANSWER_BOX_MM = 13  # a box holds a signed number of 4 to 8 digits, written small
+SOFTMAX_WRITTEN = ("s_max", "e", "sum_e")
+
+
+def _box_place(a: Asked) -> tuple[str, int | None, int, str]:
+    """Which grid of the answer page a value goes in, its row and column there, and that
+    column's heading. A softmax's written values share one grid, as in the exercise."""
+    if a.quantity in SOFTMAX_WRITTEN:
+        cols = a.step.shape[1]
+        col = {"s_max": 1, "sum_e": cols + 2}.get(a.quantity, (a.col or 0) + 1)
+        heads = softmax_written_heads(cols)
+        return "written", a.row, col, heads[col - 1]
+    col = a.col or 1
+    return a.quantity, a.row, col, "" if a.col is None else str(a.col)
+
+
+def answer_boxes(asks: list[Asked]) -> str:
+    """The grids of the answer page: one small grid per grid of the handout, its boxes at
+    the rows and columns the handout's grid has them, in the order the values are asked."""
+    groups: dict[tuple[str, str], list[tuple[Asked, tuple]]] = {}
+    for a in asks:
+        place = _box_place(a)
+        groups.setdefault((a.exercise, place[0]), []).append((a, place))
+    out = []
+    for (exercise, grid), items in groups.items():
+        first = items[0][0]
+        rows = sorted({p[1] for _, p in items if p[1] is not None}) or [None]
+        heads = dict(sorted({p[2]: p[3] for _, p in items}.items()))
+        asked_at = {(p[1], p[2]) for _, p in items}
+        what = r"written on the way" if grid == "written" else f"${quantity_tex(first)}$"
+        label = rf"{exercise}\enspace {what}"
+        if first.exp:
+            label += rf"\enspace $\times 10^{{{first.exp}}}$"
+        spec = "@{}r|" + f"p{{{ANSWER_BOX_MM}mm}}|" * len(heads) + "@{}"
+        lines = [
+            rf"\multicolumn{{{len(heads) + 1}}}{{@{{}}l}}{{{label}}} \\",
+            " & " + " & ".join(rf"\hfil {h}" for h in heads.values()) + r" \\ \hline",
+        ]
+        for r in rows:
+            cells = ["" if (r, c) in asked_at else r"\hfil--" for c in heads]
+            head = "" if r is None else str(r)
+            lines.append(rf"{head}\rule{{0pt}}{{4.2mm}} & " + " & ".join(cells) + r" \\ \hline")
+        body = "\n".join(lines)
+        out.append(rf"\mbox{{\begin{{tabular}}[t]{{{spec}}}{body}\end{{tabular}}}}")
+    gap = "\\hspace{5mm plus 2mm}\\allowbreak\n"
+    start = "{\\footnotesize\\raggedright\\lineskiplimit=3mm\\lineskip=2.5mm\n"
+    return start + gap.join(out) + "\\par}"

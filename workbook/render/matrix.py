@@ -244,10 +244,12 @@ def number_table(
     *,
     title: str = "",
     unneeded: Callable[[tuple[int, ...]], bool] | None = None,
+    faint: Callable[[tuple[int, ...]], bool] | None = None,
     **kw,
 ) -> str:
     """A matrix of printed numbers (`Num`), its power-of-ten factor stated in the title;
-    masked (−∞) entries print as −∞; entries `unneeded` by the next step, or None, as a dash."""
+    masked (−∞) entries print as −∞; entries `unneeded` by the next step, or None, as a dash;
+    `faint` ones in grey."""
     exps = {n.exp for n in nums.ravel() if n is not None}
     exp = exps.pop() if len(exps) == 1 else 0
     units = rf"entries ${factor(exp)}$" if exp else ""
@@ -259,6 +261,8 @@ def number_table(
     def cell(idx: tuple[int, ...]) -> str:
         if nums[idx] is None or (unneeded and unneeded(idx)):
             return r"\text{--}"
+        if faint and faint(idx):
+            return rf"\textcolor{{gray}}{{{nums[idx].cell}}}"
         return nums[idx].cell
 
     return table(nums.shape, cell, layout, title=title, **kw)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import hand
 from ..printed import Book, Num, single
-from ..trace import Contraction, Elementwise, Gather, Index, RowWise, Step, Trace
+from ..trace import Cell, Contraction, Elementwise, Gather, Index, RowWise, Step, Trace, cell_names
 from .fmt import Fmt, element, shape
 
 Values = Mapping[str, np.ndarray]
@@ -245,19 +245,11 @@ def work(step: Step, book: Book, idx: Index, f: Fmt) -> str:
     raise TypeError(step)
 
 
-Cell = tuple[str, Index]  # an operand's element: its name and index
-
-
 def factor_cells(step: Contraction, book: Book, idx: Index) -> tuple[list, list, list[Cell]]:
     """Which operand element each factor of result[idx] is, in the order the sum writes them:
     the left factors, the right ones, then the bias. A Jacobian's entries (and a column
     sum's implicit ones) are numbers, not an operand's cells."""
-    where = {}
-    for name in step.operands:
-        cells = np.empty(book.nums(name).shape, dtype=object)
-        for i in np.ndindex(cells.shape):
-            cells[i] = (name, i)
-        where[name] = cells
+    where = cell_names({n: np.shape(book.values[n]) for n in step.operands})
     a, b = step.factors(where, idx)
     bias = [(step.bias, tuple(idx[-1:]))] if step.bias is not None else []
     return list(a.ravel()), list(np.ravel(b)), bias
