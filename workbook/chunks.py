@@ -16,7 +16,9 @@ reaches the page a single pass would give it.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
+import logging
 import re
 import subprocess
 from collections.abc import Callable
@@ -410,3 +412,29 @@ def relocate(writer: PdfWriter, value: PdfObject, chunk: int, pages: Pages) -> P
 def add(writer: PdfWriter, obj: PdfObject) -> IndirectObject:
     """`obj` as a new object of the writer (pypdf has no public name for this)."""
     return writer._add_object(obj)
+
+
+def cut_pages(pdf: Path, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """Pages first to last (1-based, both included) of `pdf`, for each range, as PDFs of
+    their own; the same pages give the same bytes."""
+    quiet = logging.getLogger("pypdf")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # ArabTeX's fonts repeat a key pypdf warns about
+    try:
+        data = pdf.read_bytes()
+        reader = PdfReader(io.BytesIO(data))
+        out = []
+        for first, last in ranges:
+            writer = PdfWriter()
+            for page in reader.pages[first - 1 : last]:
+                writer.add_page(page)
+            if reader.metadata is not None:
+                writer.add_metadata(dict(reader.metadata))
+            ident = hashlib.md5(data + f"{first}-{last}".encode()).digest()
+            writer._ID = ArrayObject([ByteStringObject(ident), ByteStringObject(ident)])
+            buf = io.BytesIO()
+            writer.write(buf)
+            out.append(buf.getvalue())
+        return out
+    finally:
+        quiet.setLevel(level)

@@ -15,17 +15,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import compile as tex
+from .chunks import cut_pages
 from .classfolder import ClassSettings, load
 from .classroom import OtherSettingsError, decode
 from .config import ConfigError, read_small
 from .export import write_atomic
 from .grading import FOLLOW_THROUGH, Grader, asked
-from .handouts import Classroom, HandoutRequest, Part, name_pictures, print_file
+from .handouts import Classroom, HandoutRequest, Part, name_pictures
 from .render import Options
 from .render.handout import Reader
 from .sheets import (
@@ -101,6 +101,7 @@ def unprotected(name: str) -> str:
 class Grading:
     def __init__(self, req: GradeRequest) -> None:
         self.req = req
+        self.problems: list[Problem] = []
         self.say: Callable[[str], None] = (
             (lambda msg: None)
             if req.quiet
@@ -119,7 +120,7 @@ class Grading:
             except OtherSettingsError as exc:
                 where = self.req.class_dir / "class.toml"
                 raise ConfigError(f"{exc}, not those of {where}") from None
-            part = room.part(Reader(name, sid, variant.code), variant)
+            part = room.part(Reader(name, sid, variant.code), variant, fresh=False)
             part.handout.document()  # lays it out: the cells it asks
             parts.append(part)
         return parts
@@ -129,27 +130,28 @@ class Grading:
         if self.req.pdf:
             tex.check_tex()
         parts = self.papers()
-        asks = {p.reader.id: asked(p.handout) for p in parts}
-        sheets, problems, count = read_answers(self.req.answers, Known(asks))
-        self.report_problems(problems, count)
-        results = []
-        for p in parts:
-            grader = Grader(p.handout, asks[p.reader.id], self.req.follow_through)
-            sheet = sheets[p.reader.id]
-            results.append(
-                Result(
-                    p.reader.id,
-                    p.reader.name,
-                    p.reader.code,
-                    grader.grade(sheet),
-                    frozenset(grader.degenerate(sheet)),
-                )
-            )
+        results = self.results(parts)
         self.summary(results, time.perf_counter() - t0)
         out = self.req.out
         out.mkdir(parents=True, exist_ok=True)
         with tex.folder_lock(out):
-            return self.write(parts, results, problems, out, t0)
+            return self.write(parts, results, self.problems, out, t0)
+
+    def results(self, parts: list[Part]) -> list[Result]:
+        """Each student's sheet, read from the answers file and graded; the rows that could
+        not be placed are kept in `problems`."""
+        asks = {p.reader.id: asked(p.handout) for p in parts}
+        sheets, self.problems, count = read_answers(self.req.answers, Known(asks))
+        self.report_problems(self.problems, count)
+        results = []
+        for p in parts:
+            grader = Grader(p.handout, asks[p.reader.id], self.req.follow_through)
+            sheet = sheets[p.reader.id]
+            flat = frozenset(grader.degenerate(sheet))
+            results.append(
+                Result(p.reader.id, p.reader.name, p.reader.code, grader.grade(sheet), flat)
+            )
+        return results
 
     def report_problems(self, problems: list[Problem], count: int) -> None:
         if not problems:
@@ -200,7 +202,10 @@ class Grading:
                 (out / f"{stem}.failed.log").unlink(missing_ok=True)  # history now
             # the feedback of a student no longer graded here goes
             written = tex.move_set(stage, out, staged, "feedback" if self.req.pdf else None)
-        self.say(f"done in {time.perf_counter() - t0:.1f} s: {', '.join(str(p) for p in staged)}")
+        shown = [str(p) for p in staged if p.parent == Path()]
+        if self.req.pdf:
+            shown.append(f"{len(results)} files in feedback/")
+        self.say(f"done in {time.perf_counter() - t0:.1f} s: {', '.join(shown)} in {out}")
         return written
 
     def assignment(self) -> str:
@@ -209,28 +214,19 @@ class Grading:
         return f"Workbook handout ({chosen})"
 
     def documents(self, parts: list[Part], results: list[Result], stage: Path) -> list[Path]:
-        """feedback/<id>.pdf for each student, feedback.pdf with all of them (each from an odd
-        page) and report.pdf, compiled in `stage`."""
+        """feedback.pdf with every student's feedback, each from an odd page, cut into
+        feedback/<id>.pdf; and report.pdf; compiled in `stage`."""
         from .render.feedback import Feedback
 
         fb = Feedback(parts, results, self.req.follow_through)
         names = name_pictures(self.compile, stage, [r.name for r in results], self.say)
-        folder = stage / "feedback"
-        folder.mkdir()
-
-        def one(k: int) -> int:
-            sid = results[k].id
-            pages = self.compile(fb.student_source(k), folder, sid, names).pages
-            for suffix in (".tex", ".log", ".aux"):
-                (folder / f"{sid}{suffix}").unlink()
-            return pages
-
         self.say(f"compiling the feedback of {len(results)} students ...")
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            pages = list(pool.map(one, range(len(results))))
-        beside = {f"fb-{r.id}.pdf": (folder / f"{r.id}.pdf").read_bytes() for r in results}
-        files = [(f"fb-{r.id}.pdf", n) for r, n in zip(results, pages, strict=True)]
-        self.compile(print_file(files, fb.paper, "student's feedback"), stage, "feedback", beside)
+        self.compile(fb.feedback_source(), stage, "feedback", names)
+        pages = tex.label_pages(stage / "feedback.aux")
+        ranges = [(pages[f"fb:{r.id}"], pages[f"fbend:{r.id}"]) for r in results]
+        pdfs = cut_pages(stage / "feedback.pdf", ranges)
+        for r, pdf in zip(results, pdfs, strict=True):
+            write_atomic(stage / "feedback" / f"{r.id}.pdf", pdf)
         self.say("compiling the report ...")
         self.compile(fb.report_source(), stage, "report", names)
         for stem in ("feedback", "report"):

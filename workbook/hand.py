@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from . import ops
 
@@ -32,11 +32,11 @@ def sig(x: Decimal, digits: int) -> Decimal:
     """x rounded half up (away from zero) to `digits` significant digits."""
     if not x.is_finite() or x == 0:
         return x if x != 0 else ZERO
-    with localcontext(CONTEXT):
-        places = x.adjusted() - digits + 1
-        r = x.quantize(Decimal(1).scaleb(places), rounding=ROUND_HALF_UP)
-        if r.adjusted() > x.adjusted():  # 9.9996 → 10.00: one digit too many
-            r = r.quantize(Decimal(1).scaleb(places + 1), rounding=ROUND_HALF_UP)
+    places = x.adjusted() - digits + 1
+    # the unit as a literal decimal and the context passed in: no context switch per call
+    r = x.quantize(Decimal((0, (1,), places)), rounding=ROUND_HALF_UP, context=CONTEXT)
+    if r.adjusted() > x.adjusted():  # 9.9996 → 10.00: one digit too many
+        r = r.quantize(Decimal((0, (1,), places + 1)), rounding=ROUND_HALF_UP, context=CONTEXT)
     return r
 
 

@@ -187,13 +187,18 @@ class Classroom:
         opts = self.req.options
         check_widths(cv, t, Book(t, opts.digits, opts.arithmetic), Layout(opts.paper))
 
-    def part(self, reader: Reader, variant: Variant) -> Part:
+    def part(self, reader: Reader, variant: Variant, fresh: bool = True) -> Part:
+        """A student's step, handout and key; `fresh`: a variant not yet printed, checked
+        (grading remakes variants whose handouts were made already)."""
         cv = variant.config(self.c)
         t = engine.run(cv)
-        engine.check_numbers(cv, t)
+        if fresh:
+            engine.check_numbers(cv, t)
         opts = select(self.req.options, self.req.chapters, self.req.sections, t)
-        book = Book(t, opts.digits, opts.arithmetic)  # the handout and its key share it
-        check_widths(cv, t, book, Layout(opts.paper))  # refuse before writing anything
+        last = max(Selection(t, opts).chapters)  # nothing later is printed
+        book = Book(t, opts.digits, opts.arithmetic, last)  # the handout and its key share it
+        if fresh:  # refuse before writing anything
+            check_widths(cv, t, book, Layout(opts.paper))
         return Part(
             reader,
             variant,

@@ -186,7 +186,11 @@ class UnprintableError(ValueError):
 class Book:
     """The printed values of a trace, under one arithmetic and number of digits."""
 
-    def __init__(self, t: Trace, digits: int = 4, arithmetic: str = "hand") -> None:
+    def __init__(
+        self, t: Trace, digits: int = 4, arithmetic: str = "hand", upto: int | None = None
+    ) -> None:
+        """`upto`: the last chapter a document prints; later steps are not redone (a
+        handout of the forward pass needs no AdamW)."""
         self.t, self.digits, self.arithmetic = t, digits, arithmetic
         self.hand = arithmetic == "hand"
         self.r = Rounder(digits, self.hand)
@@ -199,10 +203,11 @@ class Book:
                 if t.producer(name) is None:  # a parameter: its printed value starts the chain
                     self.values[name] = _map(self.r, _decimals(value))
             for step in t.steps:
+                if upto is not None and step.chapter > upto:
+                    break
                 ev = evaluate(step, self.values, self.r)
-                exact = _decimals(step.result)
-                _check_finite(step, ev.result, exact)
-                self.values[step.name] = ev.result if self.hand else exact
+                _check_finite(step, ev.result)
+                self.values[step.name] = ev.result if self.hand else _decimals(step.result)
                 self.parts[step.name] = ev.parts
                 self.jacobians[step.name] = ev.jacobians if self.hand else self._given_jac(step)
         self.exps = {n: factor_exp(list(self.shown(n).ravel()), digits) for n in self.values}
@@ -214,8 +219,13 @@ class Book:
 
     # --- what a page shows -------------------------------------------------------------
     def shown(self, name: str) -> np.ndarray:
-        """The values of `name` as printed (rounded to `digits`)."""
-        return _map(lambda x: sig(x, self.digits), self.values[name])
+        """The values of `name` as printed (rounded to `digits`); computed once, then shared,
+        so not to be changed."""
+        if self.hand:  # every value of the hand chain is written, so rounded, already
+            return self.values[name]
+        if ("shown", name) not in self._nums:
+            self._nums[("shown", name)] = _map(lambda x: sig(x, self.digits), self.values[name])
+        return self._nums[("shown", name)]
 
     def num(self, name: str, idx: Index = ()) -> Num:
         return Num(sig(self.values[name][idx], self.digits), self.exps[name])
@@ -378,9 +388,10 @@ def check_answers(t: Trace, digits: int, arithmetic: str) -> None:
     )
 
 
-def _check_finite(step: Step, hand_values: np.ndarray, exact: np.ndarray) -> None:
-    for idx in np.ndindex(exact.shape):
-        if exact[idx].is_finite() and not hand_values[idx].is_finite():
+def _check_finite(step: Step, hand_values: np.ndarray) -> None:
+    finite = np.isfinite(np.asarray(step.result, dtype=np.float64))
+    for idx in np.ndindex(finite.shape):
+        if finite[idx] and not hand_values[idx].is_finite():
             raise UnprintableError(
                 f"{step.name} is finite but becomes {hand_values[idx]} in hand arithmetic "
                 "(a probability written as 0 below 1e-99): use a smaller --init-scale, "

@@ -149,13 +149,13 @@ def _place_answer(cells: dict[str, str], known: Known, sheets: dict[str, Sheet])
     if asked is None:
         what = f" {quantity}" if quantity else ""
         return f"exercise {exercise} asks for no{what} value at row {row}, col {col}"
-    sheet = sheets[sid]
-    if asked.cell in sheet.typed:
-        return "a second answer for this value (the first is kept)"
     try:
         value = parse_number(cells["answer"])
     except ValueError:
         return "the answer is not a number"
+    sheet = sheets[sid]
+    if asked.cell in sheet.typed:
+        return "a second answer for this value (the first is kept)"
     sheet.typed[asked.cell] = cells["answer"]
     if value is not None:
         sheet.values[asked.cell] = value

@@ -7,6 +7,7 @@ chapters of the same trace in its own way.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -113,8 +114,11 @@ def _finalize(value: object) -> str:
     return tex_escape(str(value))
 
 
+@functools.cache
 def jinja_env() -> jinja2.Environment:
-    return jinja2.Environment(
+    """One environment for every document: a template is compiled once per run, not once
+    per student's handout."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         block_start_string="<%",
         block_end_string="%>",
@@ -129,6 +133,13 @@ def jinja_env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    return env
+
+
+@functools.cache
+def from_string(text: str) -> jinja2.Template:
+    """A template of a note or a rule, compiled once."""
+    return jinja_env().from_string(text)
 
 
 def minus_example(digits: int) -> str:
@@ -267,7 +278,7 @@ class Renderer:
         kind = kind or (self.arithmetic_kind(step) if step is not None else "")
         default = "each entry, rounded." if step is None or step.shape else "the result."
         text = self.writes.get(kind, default)
-        return rf"\writes{{{self.env.from_string(text).render(**self._context)}}}"
+        return rf"\writes{{{from_string(text).render(**self._context)}}}"
 
     def note(self, step: Step) -> str:
         """The note for the step's role, told the symbols it reads (`s`) and its own (`me`)."""
@@ -275,7 +286,7 @@ class Renderer:
         if not note:
             return ""
         symbols = [self.t.symbol(n) for n in step.operands]
-        return self.env.from_string(note).render(**self._context, s=symbols, me=step.desc.symbol)
+        return from_string(note).render(**self._context, s=symbols, me=step.desc.symbol)
 
     def constants_used(self) -> dict[str, object]:
         """Which constants the steps this view shows use: the scores' 1/√d_k, GELU's, and
@@ -585,6 +596,8 @@ def printed_tables(t: Trace, book: Book) -> Iterator[tuple[str, np.ndarray]]:
     for name in book.values:
         yield name, book.nums(name)
     for step in t.steps:
+        if step.name not in book.values:  # beyond the chapters this book was made for
+            break
         for i in range(len(book.jacobians[step.name])):
             yield f"J_{i + 1} of {step.name}", book.jacobian(step.name, i)
         for part, per_row, _ in WRITTEN.get(Renderer.arithmetic_kind(step), ()):

@@ -24,7 +24,6 @@ from .cells import value_tex
 from .fmt import Fmt, tex_escape, unicode_tex
 from .handout import name_macros, name_tex
 
-TABLES = ("exercises", "details", "mistakes", "roster")  # context keys holding table rows
 MAP_COLUMNS = 14  # exercises side by side in one block of the mistakes map
 DARKEST = 0.6  # the darkest grey a cell with black digits gets: it survives a photocopy
 
@@ -33,6 +32,11 @@ DARKEST = 0.6  # the darkest grey a cell with black digits gets: it survives a p
 class MapBlock:
     columns: list[str]
     rows: list[tuple[str, list[str]]]
+
+
+def rows(cells: list[list]) -> list[NoEscape]:
+    """A table's rows, each a list of LaTeX cells, as the lines between its rules."""
+    return [NoEscape(" & ".join(map(str, row))) for row in cells]
 
 
 class Feedback:
@@ -59,10 +63,6 @@ class Feedback:
         return f"${self.f(Num(shown, factor_exp([shown], self.digits)))}$"
 
     def render(self, template: str, names: list[str], **context) -> str:
-        """A template filled in; `rows` of tables, lists of LaTeX cells, arrive joined."""
-        for key, value in context.items():
-            if key in TABLES:
-                context[key] = [NoEscape(" & ".join(map(str, row))) for row in value]
         return self.env.get_template(template).render(
             paper=self.paper,
             version=__version__,
@@ -82,12 +82,12 @@ class Feedback:
             return "slip: " + " or ".join(unicode_tex(BY_KEY[k].name) for k in g.mistakes)
         return {"wrong": "wrong", "blank": "not answered"}[g.verdict]
 
-    def student_source(self, k: int) -> str:
+    def student(self, k: int) -> dict[str, object]:
+        """What the feedback says to student k."""
         r = self.results[k]
         counts = {ex: Counter() for ex in exercise_points(r.graded)}
         for g in r.graded:
             counts[g.asked.exercise][g.verdict] += 1
-        per = exercise_points(r.graded)
         exercises = [
             [
                 ex,
@@ -97,7 +97,7 @@ class Feedback:
                 str(counts[ex]["blank"]),
                 f"{pts:g}",
             ]
-            for ex, (pts, n) in per.items()
+            for ex, (pts, n) in exercise_points(r.graded).items()
         ]
         shown = [g for g in r.graded if g.verdict != "right"]
         details = [
@@ -124,21 +124,28 @@ class Feedback:
             )
             for m, where in seen.items()
         ]
+        return {
+            "student": NoEscape(name_tex(r.name)) if r.name else "",
+            "student_id": r.id,
+            "code": r.code,
+            "answered": r.answered,
+            "percent": f"{r.percent:.1f}",
+            "points": f"{r.points:g}",
+            "count": len(r.graded),
+            "exercises": rows(exercises),
+            "details": rows(details),
+            "explained": explained,
+            "flagged": sorted(r.flat),
+        }
+
+    def feedback_source(self) -> str:
+        """Every student's feedback, each from an odd page, labelled fb:<id> where it starts
+        and fbend:<id> where it ends (to cut out each student's pages)."""
         return self.render(
             "feedback.tex.j2",
-            [r.name],
+            [r.name for r in self.results],
             title="Feedback",
-            student=NoEscape(name_tex(r.name)) if r.name else "",
-            student_id=r.id,
-            code=r.code,
-            answered=r.answered,
-            percent=f"{r.percent:.1f}",
-            points=f"{r.points:g}",
-            count=len(r.graded),
-            exercises=exercises,
-            details=details,
-            explained=explained,
-            flagged=sorted(r.flat),
+            students=[self.student(k) for k in range(len(self.results))],
         )
 
     # --- the class ------------------------------------------------------------------------
@@ -164,23 +171,25 @@ class Feedback:
             bar_unit=NoEscape(f"{unit:.3f}"),
             tick=NoEscape(f"{-1.5 / unit:.3f}"),
             caption_y=NoEscape(f"{-7 / unit:.3f}"),
-            exercises=self.exercise_rows(answered),
-            mistakes=self.mistake_rows(answered),
+            exercises=rows(self.exercise_rows(answered)),
+            mistakes=rows(self.mistake_rows(answered)),
             maps=self.maps(answered),
             silent=[NoEscape(self.who(r)) for r in results if not r.answered],
             flagged=[
                 NoEscape(f"{self.who(r)}: {', '.join(sorted(r.flat))}") for r in results if r.flat
             ],
-            roster=[
+            roster=rows(
                 [
-                    NoEscape(name_tex(r.name)),
-                    tex_escape(r.id),
-                    r.code,
-                    f"{r.points:g}" if r.answered else "",
-                    f"{r.percent:.1f}" if r.answered else "no answers",
+                    [
+                        name_tex(r.name),
+                        tex_escape(r.id),
+                        r.code,
+                        f"{r.points:g}" if r.answered else "",
+                        f"{r.percent:.1f}" if r.answered else "no answers",
+                    ]
+                    for r in results
                 ]
-                for r in results
-            ],
+            ),
         )
 
     @staticmethod
