@@ -457,7 +457,7 @@ class Derivations:
         s = info.symbols
         x, mu, var, sg, hat = s["x"], s["mu"], s["var"], s["sigma"], s["hat"]
         out, gamma, beta = s["out"], s["gamma"], s["beta"]
-        xk, xj, xl = (el(x, (k,)) for k in "kjl")
+        xk, xj = (el(x, (k,)) for k in "kj")
         hj, hk = el(hat, ("j",)), el(hat, ("k",))
         dh = grad(hat)
         lines = (
@@ -469,8 +469,8 @@ class Derivations:
             ),
             Line(rf"\partial {mu}/\partial {xk} = 1/n", "derivative of a sum"),
             Line(
-                rf"\partial {var}/\partial {xk} = \tfrac2n\textstyle\sum_l ({xl} - {mu})"
-                rf"(\delta_{{lk}} - \tfrac1n) = \tfrac2n ({xk} - {mu})",
+                rf"\partial {var}/\partial {xk} = \tfrac2n\textstyle\sum_j ({xj} - {mu})"
+                rf"(\delta_{{jk}} - \tfrac1n) = \tfrac2n ({xk} - {mu})",
                 "chain rule; the deviations add up to 0",
             ),
             Line(
@@ -583,6 +583,7 @@ class Derivations:
                 r"The $u$ and $\tanh u$ are those the forward pass wrote, so the derivative "
                 "costs two products more."
             ),
+            result=(lines[3].math, lines[4].math),
             instance=Instance(
                 "The first entry, with this chapter's numbers:",
                 (self.work(step.name, (0, 0)),),
@@ -825,15 +826,15 @@ class Derivations:
                 "definitions",
             ),
             Line(
-                r"m_t = (1-\beta_1)\textstyle\sum_{s=1}^{t} \beta_1^{\,t-s} g_s",
+                r"m_t = (1-\beta_1)\textstyle\sum_{\tau=1}^{t} \beta_1^{\,t-\tau} g_\tau",
                 r"unroll the recursion from $m_0 = 0$",
             ),
             Line(
-                r"E[g_s] = g:\ E[m_t] = (1-\beta_1)\,g\,\textstyle\sum_{s=1}^{t}"
-                r"\beta_1^{\,t-s} = (1-\beta_1^t)\,g",
+                r"E[g_\tau] = g:\ E[m_t] = (1-\beta_1)\,g\,\textstyle\sum_{\tau=1}^{t}"
+                r"\beta_1^{\,t-\tau} = (1-\beta_1^t)\,g",
                 "the mean of a sum is the sum of the means; a geometric sum",
                 key=True,
-                given=r"E[g_s] = g:\ E[m_t] =",
+                given=r"E[g_\tau] = g:\ E[m_t] =",
             ),
             Line(
                 r"\hat m_t = m_t/(1-\beta_1^t), \quad \hat v_t = v_t/(1-\beta_2^t)",
