@@ -96,6 +96,11 @@ TITLES = {
 }
 
 
+def squared(sym: str) -> str:
+    """sym², in parentheses when sym has a superscript of its own (a layer's mark)."""
+    return f"({sym})^2" if "^" in sym else f"{sym}^2"
+
+
 def topics(info: ChapterInfo) -> tuple[str, ...]:
     """The derivations that open a chapter."""
     if info.intro == "ln_back":
@@ -211,6 +216,10 @@ class Derivations:
 
     def work(self, name: str, idx: Index) -> str:
         return steps.work(self.t.step(name), self.book, idx, self.f)
+
+    def entry(self, name: str, text: str, idx: Index = (0, 0)) -> Instance:
+        """An instance of one worked line: entry `idx` of step `name`, as the chapter works it."""
+        return Instance(text, (self.work(name, idx),), name, idx)
 
     def num(self, value: Decimal) -> Num:
         return single(value, self.book.digits)
@@ -444,11 +453,8 @@ class Derivations:
                 "and "
                 "the feed-forward network the transposed one with a bias."
             ),
-            instance=Instance(
-                "The first entry of the weight gradient, with this chapter's numbers:",
-                (self.work(grad_w.name, (0, 0)),),
-                grad_w.name,
-                (0, 0),
+            instance=self.entry(
+                grad_w.name, "The first entry of the weight gradient, with this chapter's numbers:"
             ),
         )
 
@@ -482,7 +488,7 @@ class Derivations:
             ),
             Line(
                 rf"\partial {hj}/\partial {xk} = \frac{{(\delta_{{jk}} - 1/n)\,{sg} - "
-                rf"({xj} - {mu})\,{hk}/n}}{{{sg}^2}}",
+                rf"({xj} - {mu})\,{hk}/n}}{{{squared(sg)}}}",
                 "quotient rule",
                 key=True,
                 given=rf"\partial {hj}/\partial {xk} =",
@@ -584,12 +590,7 @@ class Derivations:
                 "costs two products more."
             ),
             result=(lines[3].math, lines[4].math),
-            instance=Instance(
-                "The first entry, with this chapter's numbers:",
-                (self.work(step.name, (0, 0)),),
-                step.name,
-                (0, 0),
-            ),
+            instance=self.entry(step.name, "The first entry, with this chapter's numbers:"),
         )
 
     def residual(self, info: ChapterInfo) -> Derivation:
@@ -655,11 +656,8 @@ class Derivations:
                 else "In this block the attention has no residual around it; only its output "
                 "is used twice."
             ),
-            instance=Instance(
-                "The first entry of the sum, with this chapter's numbers:",
-                (self.work(step.name, (0, 0)),),
-                step.name,
-                (0, 0),
+            instance=self.entry(
+                step.name, "The first entry of the sum, with this chapter's numbers:"
             ),
             result=tuple(line.math for line in lines if line.key),
         )

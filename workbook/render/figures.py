@@ -357,12 +357,20 @@ def gelu_curves(
         rf"\markring: this step's {len(marks)} inputs (those within half a point share a mark); "
         "grey band: where they lie"
     )
+    drawn = [
+        *_whole_panel([float(m[0]) for m in marks], width),
+        *_close_panel(marks, ends, width, at=width + NAMES + PANEL_GAP + TICKS),
+    ]
+    return tikz_figure(drawn, key, caption)
+
+
+def tikz_figure(drawn: list[str], key: str, caption: str) -> str:
+    """A TikZ picture in a figure block, with its key and its caption."""
     return "\n".join(
         [
             r"\begin{figblock}",
             r"\begin{tikzpicture}[font=\footnotesize]",
-            *_whole_panel([float(m[0]) for m in marks], width),
-            *_close_panel(marks, ends, width, at=width + NAMES + PANEL_GAP + TICKS),
+            *drawn,
             r"\end{tikzpicture}",
             rf"\figkey{{{key}}}",
             rf"\figcaption{{{caption}}}",
@@ -797,14 +805,4 @@ def update_scatter(
         r"$-\eta\,g/(|g| + \epsilon)$; dashed: $\pm\eta$"
         + (f"; the {zero} dots at 0 have no gradient" if zero else "")
     )
-    return "\n".join(
-        [
-            r"\begin{figblock}",
-            r"\begin{tikzpicture}[font=\footnotesize]",
-            *lines,
-            r"\end{tikzpicture}",
-            rf"\figkey{{{key}}}",
-            rf"\figcaption{{{caption}}}",
-            r"\end{figblock}",
-        ]
-    )
+    return tikz_figure(lines, key, caption)
