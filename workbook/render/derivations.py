@@ -506,7 +506,7 @@ class Derivations:
                 given=rf"{el(grad(x), ('k',))} = \textstyle\sum_j {el(dh, ('j',))}\,(J)_{{j,k}} =",
             ),
             Line(
-                rf"\mathrm{{d}}{x}_{{\mathrm{{fast}}}} = \bigl(\mathrm{{d}}{hat} - "
+                rf"{{{grad(x)}}}_{{\mathrm{{fast}}}} = \bigl(\mathrm{{d}}{hat} - "
                 rf"\overline{{\mathrm{{d}}{hat}}} - {hat} \odot \overline{{\mathrm{{d}}{hat}"
                 rf"\odot {hat}}}\bigr)/{sg}",
                 "the same, row by row: the fast formula",
