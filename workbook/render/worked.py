@@ -100,19 +100,20 @@ class Worked(Renderer):
         if not found:
             return None
         (share, idx), step = max(found, key=lambda x: x[0][0])
-        printed = self.book.num(step.name, idx)
+        printed = single(self.book.num(step.name, idx).value, self.opts.digits)
         exact = single(dec(float(np.asarray(step.result)[idx])), self.opts.digits)
         digits = range(1, self.opts.digits + 1)
         off = next((d for d in digits if sig(printed.value, d) != sig(exact.value, d)), None)
         if off is None:
             return None
         return {
-            "share": NoEscape(f"{100 * share:.2g}"),
+            "share": NoEscape(f"{100 * share:.0f}" if share >= 1 else f"{100 * share:.2g}"),
             "entry": NoEscape(_m(element(step.desc.symbol, idx))),
             "where": NoEscape(rf"\S\ref{{s:{key(step.name)}}}"),
             "printed": NoEscape(_m(self.f(printed))),
             "exact": NoEscape(_m(self.f(exact))),
             "digit": off,
+            "sign": printed.value * exact.value < 0,
         }
 
     # --- derivations ---------------------------------------------------------------------
