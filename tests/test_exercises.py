@@ -29,7 +29,9 @@ def test_exercise_numbers_match_between_exercises_and_answers(pdf_texts: dict[st
     in_answers = set(EXERCISE.findall(pdf_texts["answers"]))
     assert in_exercises, "no exercise numbers found"
     assert in_exercises == in_answers
-    assert {"1.1", "2.1", "7.5", "13.16"} <= in_exercises and "13.17" not in in_exercises
+    assert {"1.1", "2.1", "7.5", "13.16"} <= in_exercises and "13.18" not in in_exercises
+    # AdamW's five steps of a tensor are one exercise: 16 of them, then the derivation
+    assert "Exercise 13.17 AdamW: moments" in pdf_texts["exercises"].replace("\n", " ")
 
 
 @tex

@@ -125,7 +125,7 @@ def test_answer_key_prints_what_each_step_writes_on_the_way(trace, book) -> None
     doc = Answers(Config(), trace, Options()).tex()
     ln_hat = doc[doc.index(r"\answer{6.4}") : doc.index(r"\answer{6.5}")]
     sigma = book.part_table(trace.step("ln_hat"), "sigma", per_row=True)
-    assert r"$\sigma$ written for $\hat{x}$ per row" in ln_hat
+    assert r"$\tilde{\sigma}$ written for $\hat{x}$ per row" in ln_hat
     assert " & ".join(f"${n.cell}$" for n in sigma) in ln_hat  # 0.1089, 0.1101, …
     softmax = doc[doc.index(r"\answer{3.3}") : doc.index(r"\answer{3.4}")]
     assert r"$s^{\max}$, $e_j$ and $\sum_j e_j$ written for $A^{(1)}$" in softmax

@@ -84,7 +84,9 @@ class SeedModel:
         for layer in reversed(range(c.layers)):
             x, att, ffn, ln = self.blocks[layer]
             with r.at(layer):
-                r.begin(BACKWARD, "LayerNorm and feed-forward backward", "ln_ffn_back")
+                r.begin(
+                    BACKWARD, "LayerNorm and feed-forward backward", "ln_ffn_back", **ln.symbols(r)
+                )
                 res, a = ln.x, ffn.x
                 into = r.dout(res, "Through the LayerNorm Jacobian", "d.ln_in")
                 ln.backward(r, d, into, "the residual gradient")

@@ -131,9 +131,9 @@ def layernorm_jacobian(x_hat: list[Decimal], var: Decimal, eps: float, r: Rounde
 
 
 def softmax_jacobian(a: list[Decimal], r: Rounder):
-    """J[k][j] = A_k (δ_kj − A_j), each entry written."""
+    """J[j][k] = A_j (δ_jk − A_k), each entry written."""
     n = len(a)
-    return [[r(a[k] * ((ONE if k == j else ZERO) - a[j])) for j in range(n)] for k in range(n)]
+    return [[r(a[j] * ((ONE if j == k else ZERO) - a[k])) for k in range(n)] for j in range(n)]
 
 
 JACOBIANS = {"layernorm": layernorm_jacobian, "softmax": softmax_jacobian}

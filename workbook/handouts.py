@@ -154,7 +154,7 @@ class Classroom:
         o = self.req.options
         return fingerprint(
             self.c,
-            exercises=sorted({chosen.numbers[n] for n in chosen.picked}),
+            exercises=sorted({chosen.numbers[n] for n in chosen.picked} | set(chosen.derived)),
             digits=o.digits,
             arithmetic=o.arithmetic,
             scaffold=o.scaffold,

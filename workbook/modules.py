@@ -337,7 +337,7 @@ class Attention:
                 total = Out(
                     f"d.{r.n('attn_attn_sum')}",
                     Desc(
-                        r.s("s"),
+                        r.s("r"),
                         f"Fast formula: row sums, head {h + 1}",
                         "d.attn_attn_sum",
                         r.mark,
@@ -478,13 +478,15 @@ class LayerNorm:
     layer: int | None
 
     def symbols(self, r: Recorder) -> dict[str, str]:
-        """The symbols its chapters' prose refers to: input, μ, σ², x̂, output, γ, β."""
+        """The symbols its chapters' prose refers to: input, μ, σ², σ̃ = √(σ² + ε), x̂, output,
+        γ, β."""
         nn, t = self.names, r.t
         with r.at(self.layer):
             return {
                 "x": t.symbol(self.x),
                 "mu": r.s(nn.tex(r"\mu")),
                 "var": r.s(nn.tex(r"\sigma^2")),
+                "sigma": r.s(nn.tex(r"\tilde{\sigma}")),
                 "hat": r.s(nn.tex(r"\hat{x}")),
                 "out": r.s(word(f"{nn.base}_out")),
                 "gamma": t.symbol(nn.gamma),

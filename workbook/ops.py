@@ -45,7 +45,8 @@ def softmax_parts(row: np.ndarray) -> tuple[float, dict[int, float], float]:
 
 
 def softmax_jacobian(a: np.ndarray) -> np.ndarray:
-    """J[k, j] = d a_k / d s_j = a_k (δ_kj − a_j) for one row of probabilities."""
+    """J[j, k] = d a_j / d s_k = a_j (δ_jk − a_k) for one row of probabilities: output j,
+    input k, as every Jacobian of the book is indexed."""
     return np.diag(a) - np.outer(a, a)
 
 

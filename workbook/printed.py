@@ -304,6 +304,21 @@ class Book:
         ]
         return max(diffs, default=0.0) / top
 
+    def entry_drift(self, step: Step) -> tuple[float, Index] | None:
+        """The entry whose printed chain value is farthest from its exact value, measured by
+        that entry's own size: (|printed − exact| / |exact|, index); None when every exact
+        entry is 0 or masked. Small entries, sums whose terms cancel, drift the most."""
+        exact = np.asarray(step.result, dtype=np.float64)
+        worst: tuple[float, Index] | None = None
+        for idx in np.ndindex(exact.shape):
+            e = float(exact[idx])
+            if not math.isfinite(e) or e == 0:
+                continue
+            share = abs(float(self.values[step.name][idx]) - e) / abs(e)
+            if worst is None or share > worst[0]:
+                worst = (share, idx)
+        return worst
+
     # --- how far a careful learner may land from the key -------------------------------
     def tolerance(self, step: Step) -> int:
         """In units of the last printed digit of each value.

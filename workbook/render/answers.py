@@ -6,7 +6,8 @@ from pylatex import Document, NoEscape
 from pylatex.section import Chapter
 
 from ..trace import Chapter as ChapterInfo
-from .base import Renderer, key
+from . import derivations
+from .base import Renderer, _listed, key
 from .steps import shape
 
 
@@ -69,4 +70,15 @@ class Answers(Renderer):
                 # the label stays with the first table under it
                 label = r"\par\needspace{6\baselineskip}\noindent\textit{Written on the way:}"
                 parts += [label + r"\par\nopagebreak", *written]
+        for n, topic in self.selection.derivations(number):
+            d = self.derived.get(topic)
+            cited = "xr-hyper" in self.before_hyperref  # a key beside the workbook
+            where = rf"workbook p.~\pageref{{{WORKBOOK_PREFIX}d:{topic}}}" if cited else ""
+            blank = _listed(map(str, d.keys))
+            parts += [
+                rf"\answer{{{n}}}{{Derivation: {d.title}}}{{}}{{{where}}}",
+                rf"\par\noindent\textit{{The lines the exercise leaves blank are {blank}, "
+                r"their numbers in bold.}\par",
+                *derivations.lines_tex(d, marked=True),
+            ]
         return parts

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 import jinja2
@@ -26,7 +27,7 @@ from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book, Num, UnprintableError, factor_exp
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, RowWise, Step, Trace
-from . import steps
+from . import derivations, steps
 from .fmt import Fmt, element, shape, shown_words, tex_escape
 from .matrix import (
     FOOTNOTE_SCALE,
@@ -75,8 +76,8 @@ ADAM_LABEL, ADAM_HEAD = 72.0, 45.0
 # (key in the step's parts, one per row?, symbol). GELU′'s u and tanh u are GELU's own.
 WRITTEN = {
     "softmax": (("max", True, r"s^{\max}"), ("e", False, "e"), ("sum", True, r"\sum_j e_j")),
-    "normalize": (("sigma", True, r"\sigma"),),
-    "ln_backward_fast": (("sigma", True, r"\sigma"),),
+    "normalize": (("sigma", True, r"\tilde{\sigma}"),),
+    "ln_backward_fast": (("sigma", True, r"\tilde{\sigma}"),),
     "gelu": (("u", False, "u"), ("tanh", False, r"\tanh u")),
     "gelu_backward": (("grad", False, r"\mathrm{GELU}'"),),
     "adam_update": (("sqrt_v", False, r"\sqrt{\hat v}"),),
@@ -164,8 +165,13 @@ FUNCTIONS = (
 ON_THE_WAY = (
     (r"$u$ and $\tanh u$ inside GELU", {"gelu", "gelu_backward"}),
     ("the exponentials of a softmax and their sum", {"softmax"}),
-    (r"a LayerNorm row's $\sigma$", {"normalize", "ln_backward_fast"}),
+    (r"a LayerNorm row's $\tilde{\sigma}$", {"normalize", "ln_backward_fast"}),
 )
+
+
+def tilde_sigma(var: str) -> str:
+    """σ̃ = √(σ² + ε), marked as the variance `var` is: σ̃_ln1 beside σ²_ln1."""
+    return var.replace(r"\sigma^2", r"\tilde{\sigma}")
 
 
 def _listed(items: Iterable[str]) -> str:
@@ -252,7 +258,37 @@ class Renderer:
             "tr": lambda sym: NoEscape(steps.transposed(sym)),
             "layers": c.layers,
             "family": c.model,
+            "tilde": lambda var: NoEscape(tilde_sigma(var)),
+            "zero_tokens": NoEscape(self.zero_tokens()),
         }
+
+    def zero_tokens(self) -> str:
+        """Which rows of the token embeddings' gradient are zero, and why: tokens not in the
+        sentence, and those that stand only at the last position, whose row of dX is zero."""
+        c = self.c
+        last = c.T - 1
+        absent = [w for v, w in enumerate(c.vocab) if v not in c.tokens]
+        only_last = [c.vocab[v] for v in dict.fromkeys(c.tokens) if c.tokens.index(v) == last]
+
+        def words(ws: list[str]) -> str:
+            return _listed(rf"\texttt{{{tex_escape(w)}}}" for w in ws)
+
+        parts = []
+        if absent:
+            parts.append(f"Tokens not in the sentence ({words(absent)}) get zero.")
+        if only_last:
+            parts.append(
+                f"So does {words(only_last)}, although it is in the sentence: it stands only at "
+                "the last position, which predicts nothing and which, under the causal mask, no "
+                rf"earlier position attends to, so row {c.T} of $\mathrm{{d}}X$ is zero (see the "
+                "derivation that opens this chapter)."
+            )
+        return " ".join(parts)
+
+    @cached_property
+    def derived(self) -> derivations.Derivations:
+        """The derivations of this trace's chapters, with its printed numbers."""
+        return derivations.Derivations(self.c, self.t, self.book, self.f)
 
     def first_chapter(self, intro: str) -> int:
         return next(ch.number for ch in self.t.chapters if ch.intro == intro)
@@ -286,7 +322,8 @@ class Renderer:
         if not note:
             return ""
         symbols = [self.t.symbol(n) for n in step.operands]
-        return from_string(note).render(**self._context, s=symbols, me=step.desc.symbol)
+        row = steps.jacobian_row(step, self.book) + 1 if getattr(step, "jacobian_of", "") else 0
+        return from_string(note).render(**self._context, s=symbols, me=step.desc.symbol, row=row)
 
     def constants_used(self) -> dict[str, object]:
         """Which constants the steps this view shows use: the scores' 1/√d_k, GELU's, and
@@ -425,6 +462,21 @@ class Renderer:
             s
             for s in self.t.steps
             if isinstance(s, Elementwise) and s.formula.name == "gelu" and s.operands == (x,)
+        )
+
+    def sigma_written_by(self, step: Step) -> Step | None:
+        """The normalization that wrote the σ̃ = √(σ² + ε) a LayerNorm Jacobian or fast
+        formula uses: the step that read the same variance."""
+        uses = getattr(step, "jacobian_of", "") == "layernorm" or (
+            isinstance(step, Elementwise) and step.formula.name == "ln_backward_fast"
+        )
+        if not uses:
+            return None
+        var = step.operands[-1] if isinstance(step, Elementwise) else step.operands[2]
+        return next(
+            s
+            for s in self.t.steps
+            if isinstance(s, Elementwise) and s.formula.name == "normalize" and s.operands[2] == var
         )
 
     def written_tables(self, step: Step, label: str = "") -> list[str]:
@@ -658,25 +710,35 @@ def select_chapters(spec: str, count: int) -> tuple[int, ...]:
 
 
 class Selection:
-    """The exercises a view asks (or answers): numbered as in the full exercise book."""
+    """The exercises a view asks (or answers): numbered as in the full exercise book. Steps
+    to compute by name (`numbers`, `picked`); derivations by number (`derived`)."""
 
     def __init__(self, t: Trace, opts: Options) -> None:
         every = tuple(ch.number for ch in t.chapters)
-        self.numbers = exercise_numbers(t, opts.chapters or every)
+        chapters = opts.chapters or every
+        self.numbers = exercise_numbers(t, chapters)
         wanted = opts.sections
         self.picked = {n for n, ex in self.numbers.items() if wanted is None or ex in wanted}
-        self.chapters = tuple(sorted({t.step(n).chapter for n in self.picked}))
+        self.derived = {
+            n: asked
+            for n, asked in derivation_numbers(t, chapters).items()
+            if wanted is None or n in wanted
+        }
+        computed = {t.step(n).chapter for n in self.picked}
+        self.chapters = tuple(sorted(computed | {ch for ch, _ in self.derived.values()}))
 
     def asked(self, t: Trace, number: int) -> list[Step]:
         return [s for s in t.chapter(number) if s.name in self.picked]
+
+    def derivations(self, number: int) -> list[tuple[str, str]]:
+        """(exercise number, topic) of each derivation asked in chapter `number`."""
+        return [(n, topic) for n, (ch, topic) in self.derived.items() if ch == number]
 
 
 def select_sections(spec: str, t: Trace) -> tuple[str, ...]:
     """Exercise numbers from "3.1-3.3,8.2,5" (a bare chapter number means all its exercises),
     each one the full exercise book has; they keep the book's numbering."""
-    numbers = list(
-        dict.fromkeys(exercise_numbers(t, tuple(ch.number for ch in t.chapters)).values())
-    )
+    numbers = book_numbers(t)
 
     def span(end: str) -> tuple[int, int]:
         """The first and last index in `numbers` that `end` ("3.2" or "3") stands for."""
@@ -710,3 +772,27 @@ def exercise_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, str]:
             groups.setdefault(group, f"{number}.{len(groups) + 1}")
             out[step.name] = groups[group]
     return out
+
+
+def derivation_numbers(t: Trace, chapters: tuple[int, ...]) -> dict[str, tuple[int, str]]:
+    """The derivation exercises of these chapters by number, each as (chapter, topic): they
+    follow the chapter's last computing exercise, so no computing exercise changes number."""
+    computing = exercise_numbers(t, chapters)
+    counts = {ch: 0 for ch in chapters}
+    for number in set(computing.values()):
+        counts[int(number.split(".")[0])] += 1
+    out: dict[str, tuple[int, str]] = {}
+    for ch, topic in derivations.exercises(t):
+        if ch in counts:
+            counts[ch] += 1
+            out[f"{ch}.{counts[ch]}"] = (ch, topic)
+    return out
+
+
+def book_numbers(t: Trace) -> list[str]:
+    """Every exercise number of the full exercise book, in order: a chapter's computing
+    exercises, then its derivations."""
+    every = tuple(ch.number for ch in t.chapters)
+    numbers = list(dict.fromkeys(exercise_numbers(t, every).values()))
+    numbers += list(derivation_numbers(t, every))
+    return sorted(numbers, key=lambda n: tuple(map(int, n.split("."))))

@@ -15,7 +15,7 @@ from ..hand import ZERO, derived_const
 from ..printed import Num, single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Contraction, Elementwise, RowWise, Step
-from . import steps
+from . import derivations, steps
 from .base import ADAM_COLUMNS, ADAM_LABEL, Renderer, _m, key, softmax_written_heads
 from .fmt import element, factor
 from .matrix import (
@@ -38,6 +38,7 @@ HEADING_PT = 50.0
 MAX_WORK_LINES = 15  # about half a page of ruled working space; beyond that, scratch paper
 ADAM_VECTOR_ROWS = 16  # entries of a vector parameter asked for in its AdamW exercise
 ADAM_GIVEN = 2  # an AdamW grid's first columns, θ and g, are given; the rest are to fill in
+DERIVATION_NEED = 140.0  # pt a derivation exercise's heading keeps below it: its first lines
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class Exercises(Renderer):
         if info.part == "optimizer":  # one table per parameter, whose rows carry their givens
             asked = [p for p in self.param_names if self.adam(p)["m"] in self.picked]
             sec.append(NoEscape("\n".join(self.adamw_exercise(p, number) for p in asked)))
+            sec.append(NoEscape(self.derivation_exercises(number)))
             ch.append(sec)
             return
         given = self.givens_section(number)
@@ -184,7 +186,23 @@ class Exercises(Renderer):
         if asked:  # the heading moves over with the first exercise, never alone
             ch.append(NoEscape(rf"\Needspace{{{self.need(asked[0]) + HEADING_PT:.0f}pt}}"))
         sec.append(NoEscape("\n".join(self.exercise(s, number) for s in asked)))
+        sec.append(NoEscape(self.derivation_exercises(number)))
         ch.append(sec)
+
+    def derivation_exercises(self, number: int) -> str:
+        """The chapter's derivations asked: each with its key lines left blank."""
+        out = []
+        for n, topic in self.selection.derivations(number):
+            d = self.derived.get(topic)
+            where = rf"\quad{{\small\itshape (workbook, start of chapter {number})}}"
+            out += [
+                rf"\derivexercise{{{n}}}{{{d.title}{where * self.cites_workbook}}}"
+                rf"{{{DERIVATION_NEED:.0f}pt}}\label{{x:d:{d.topic}}}",
+                d.lead,
+                *derivations.lines_tex(d, blanks=True),
+                rf"\workspace{{{2 * len(d.keys) + 2}}}{{{n}}}",
+            ]
+        return "\n".join(out)
 
     # --- AdamW: a table per parameter -----------------------------------------------------
     def adam_rows(self, p: str) -> list[tuple[int, ...]]:

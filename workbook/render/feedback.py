@@ -271,8 +271,9 @@ class Feedback:
 
 def _selection(part) -> str:
     opts = part.handout.opts
+    h = part.handout
     numbers = sorted(
-        {part.handout.numbers[n] for n in part.handout.picked},
+        {h.numbers[n] for n in h.picked} | set(h.selection.derived),
         key=lambda x: tuple(int(k) for k in x.split(".")),
     )
     if opts.sections is None and opts.chapters is None:

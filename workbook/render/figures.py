@@ -357,12 +357,20 @@ def gelu_curves(
         rf"\markring: this step's {len(marks)} inputs (those within half a point share a mark); "
         "grey band: where they lie"
     )
+    drawn = [
+        *_whole_panel([float(m[0]) for m in marks], width),
+        *_close_panel(marks, ends, width, at=width + NAMES + PANEL_GAP + TICKS),
+    ]
+    return tikz_figure(drawn, key, caption)
+
+
+def tikz_figure(drawn: list[str], key: str, caption: str) -> str:
+    """A TikZ picture in a figure block, with its key and its caption."""
     return "\n".join(
         [
             r"\begin{figblock}",
             r"\begin{tikzpicture}[font=\footnotesize]",
-            *_whole_panel([float(m[0]) for m in marks], width),
-            *_close_panel(marks, ends, width, at=width + NAMES + PANEL_GAP + TICKS),
+            *drawn,
             r"\end{tikzpicture}",
             rf"\figkey{{{key}}}",
             rf"\figcaption{{{caption}}}",
@@ -726,3 +734,75 @@ def flow_diagram(boxes: Sequence[str], flows: Sequence[Flow], into: str, out: st
         )
     lines.append(r"\end{tikzpicture}")
     return "\n".join(lines)
+
+
+# --- AdamW's first step -----------------------------------------------------------------------
+ZERO_BAND = 0.8  # decades of width the signed logarithmic axis leaves around g = 0
+UPDATE_HEIGHT = 120.0  # pt
+MAX_DECADE_TICKS = 5  # labelled powers of ten on each side of 0
+EDGE_LABEL = 16.0  # pt right of the plot for half its last tick label, 10^{0}
+
+
+def update_scatter(
+    points: Sequence[tuple[float, float]],
+    *,
+    lr: float,
+    eps: float,
+    layout: Layout,
+    caption: str,
+) -> str:
+    """Each parameter's step θ' − θ (up, linear) against its gradient g (across, on a
+    logarithmic scale each way from 0, so that 10⁻⁹ and 10⁻¹ both show): the curve
+    −η g/(|g| + ε) that the first step follows, and dashed lines at ±η."""
+    sizes = [abs(g) for g, _ in points if g != 0]
+    if not sizes:
+        return ""
+    lo, hi = math.floor(math.log10(min(sizes))), math.ceil(math.log10(max(sizes)))
+    reach = hi - lo + ZERO_BAND
+
+    def across(g: float) -> float:
+        return 0.0 if g == 0 else math.copysign(math.log10(abs(g)) - lo + ZERO_BAND, g)
+
+    def gradient(x: float) -> float:
+        return math.copysign(10 ** (abs(x) - ZERO_BAND + lo), x)
+
+    width = layout.text_width - TICKS - EDGE_LABEL
+    panel = Panel(-reach, reach, -1.3 * lr, 1.3 * lr, width, UPDATE_HEIGHT, at=TICKS)
+    left, right, top = panel.at, panel.at + panel.width, panel.height
+    lines = [
+        rf"\draw ({left:.2f}pt,{top:.2f}pt) -- ({left:.2f}pt,0pt) -- ({right:.2f}pt,0pt);",
+        rf"\draw[black!40] {panel.pt(-reach, 0)} -- {panel.pt(reach, 0)};",
+    ]
+    for v, label in ((lr, r"\eta"), (0.0, "0"), (-lr, r"-\eta")):
+        y = panel.y(v)
+        lines.append(
+            rf"\draw ({left:.2f}pt,{y:.2f}pt) -- ({left - TICK:.2f}pt,{y:.2f}pt) "
+            rf"node[left] {{${label}$}};"
+        )
+        if v:
+            lines.append(rf"\draw[dashed] {panel.pt(-reach, v)} -- {panel.pt(reach, v)};")
+    step = max(1, math.ceil((hi - lo + 1) / MAX_DECADE_TICKS))
+    ticks = [(0.0, "$0$")]
+    for k in range(hi, lo - 1, -step):
+        x = k - lo + ZERO_BAND
+        ticks += [(x, f"$10^{{{k}}}$"), (-x, f"$-10^{{{k}}}$")]
+    for x, label in ticks:
+        px = panel.x(x)
+        lines.append(rf"\draw ({px:.2f}pt,0pt) -- ({px:.2f}pt,{-TICK}pt) node[below] {{{label}}};")
+    for sign in (1, -1):  # the curve, each side of the band around 0
+        xs = np.linspace(ZERO_BAND, reach, SAMPLES) * sign
+        ys = [-lr * gradient(x) / (abs(gradient(x)) + eps) for x in xs]
+        coords = " ".join(panel.pt(x, y) for x, y in zip(xs, ys, strict=True))
+        lines.append(rf"\draw[thick] plot coordinates {{{coords}}};")
+    spots: dict[tuple[int, int], tuple[float, float]] = {}
+    for g, moved in sorted(points):
+        x, y = across(g), max(-1.3 * lr, min(1.3 * lr, moved))
+        spots.setdefault((round(panel.x(x) / SPOT), round(panel.y(y) / SPOT)), (x, y))
+    lines += [rf"\fill {panel.pt(x, y)} circle (0.9pt);" for x, y in spots.values()]
+    zero = sum(1 for g, _ in points if g == 0)
+    key = (
+        r"\markdot\ a parameter (those within half a point share a dot); \curvesolid\ "
+        r"$-\eta\,g/(|g| + \epsilon)$; dashed: $\pm\eta$"
+        + (f"; the {zero} dots at 0 have no gradient" if zero else "")
+    )
+    return tikz_figure(lines, key, caption)

@@ -125,14 +125,21 @@ def masked_product(step: Step, idx: Index) -> str:
 
 
 # --- a Jacobian's entries, worked ------------------------------------------------------------
-def jacobian_entries(step: Contraction, book: Book, f: Fmt) -> list[str]:
-    """A diagonal entry of one Jacobian and the entry beside it, from the written inputs; the
-    row is the first (LayerNorm) or the last, where the fewest entries are masked (softmax),
-    among the rows whose gradient is not zero: a Jacobian that multiplies zeros is not used."""
+def jacobian_row(step: Contraction, book: Book) -> int:
+    """The row whose Jacobian a section works two entries of: the first (LayerNorm) or the
+    last, where the fewest entries are masked (softmax), among the rows whose gradient is not
+    zero: a Jacobian that multiplies zeros is not used."""
     softmax = step.jacobian_of == "softmax"
     rows = range(step.shape[0] - 1, -1, -1) if softmax else range(step.shape[0])
     grad = book.values[step.operands[0]]
-    i = next((r for r in rows if np.any(grad[r] != 0)), rows[0])
+    return next((r for r in rows if np.any(grad[r] != 0)), rows[0])
+
+
+def jacobian_entries(step: Contraction, book: Book, f: Fmt) -> list[str]:
+    """A diagonal entry of one Jacobian (of row `jacobian_row`) and the entry beside it, from
+    the written inputs."""
+    softmax = step.jacobian_of == "softmax"
+    i = jacobian_row(step, book)
     J = book.jacobian(step.name, i)
     n = J.shape[0]
     lines = []

@@ -10,12 +10,12 @@ import numpy as np
 from pylatex import Document, NoEscape
 from pylatex.section import Chapter, Section
 
-from ..hand import dec
+from ..hand import dec, sig
 from ..printed import single
 from ..trace import Chapter as ChapterInfo
 from ..trace import Elementwise, Gather, RowWise, Step
-from . import figures, steps
-from .base import ADAM_COLUMNS, Renderer, _m, key
+from . import derivations, figures, steps
+from .base import ADAM_COLUMNS, Renderer, _m, key, tilde_sigma
 from .fmt import element, factor, shown_words, tex_escape
 
 # A block whose longest line has at most this many characters of LaTeX may fit in columns:
@@ -60,6 +60,10 @@ class Worked(Renderer):
         if self.opts.figures:
             ch.append(NoEscape(self.where_am_i(info)))
         ch.append(self.intro(info))
+        if derivations.topics(info):
+            ch.append(NoEscape(self.derivations_section(info)))
+        if info.intro == "loss_grad":
+            ch.append(NoEscape(self.finite_differences_section()))
         if info.part == "optimizer":
             self.adamw_chapter(number, ch)
             self.append_drift(number, ch)
@@ -84,7 +88,106 @@ class Worked(Renderer):
                 where=NoEscape(
                     rf"\S\ref{{s:{key(worst)}}} ({self.title(worst)}, {_m(self.symbol(worst))})"
                 ),
+                entry=self.entry_drift(number),
             )
+        )
+
+    def entry_drift(self, number: int) -> dict[str, object] | None:
+        """The chapter's entry that drifted most for its own size: where, how much, its
+        printed and exact values and the first significant digit that differs; None when
+        every printed digit is the exact value's."""
+        found = [(d, s) for s in self.t.chapter(number) if (d := self.book.entry_drift(s))]
+        if not found:
+            return None
+        (share, idx), step = max(found, key=lambda x: x[0][0])
+        printed = single(self.book.num(step.name, idx).value, self.opts.digits)
+        exact = single(dec(float(np.asarray(step.result)[idx])), self.opts.digits)
+        digits = range(1, self.opts.digits + 1)
+        off = next((d for d in digits if sig(printed.value, d) != sig(exact.value, d)), None)
+        if off is None:
+            return None
+        return {
+            "share": NoEscape(f"{100 * share:.0f}" if share >= 1 else f"{100 * share:.2g}"),
+            "entry": NoEscape(_m(element(step.desc.symbol, idx))),
+            "where": NoEscape(rf"\S\ref{{s:{key(step.name)}}}"),
+            "printed": NoEscape(_m(self.f(printed))),
+            "exact": NoEscape(_m(self.f(exact))),
+            "digit": off,
+            "sign": printed.value * exact.value < 0,
+        }
+
+    # --- derivations ---------------------------------------------------------------------
+    def derivations_section(self, info: ChapterInfo) -> str:
+        """The chapter's derivations: each in full where it is first needed, else its result
+        in this chapter's symbols; then one entry with this step's printed numbers."""
+        title = "Where the formulas come from"
+        out = [
+            rf"\section*{{{title}}}\addcontentsline{{toc}}{{section}}{{{title}}}",
+            self.prose("derivations_intro.tex.j2", ch=info),
+        ]
+        for d, full in self.derived.chapter(info):
+            out.append(rf"\dhead{{{d.title}}}")
+            if full:
+                out += [rf"\label{{d:{d.topic}}}{d.lead}", *derivations.lines_tex(d), d.close]
+            else:
+                out += derivations.restated_tex(d, self.derived.first[d.topic])
+            if d.instance is not None:
+                out.append(
+                    rf"\par\needspace{{4\baselineskip}}\textit{{With numbers.}} {d.instance.text}"
+                )
+                out += work_block(list(d.instance.lines))
+                out.append(d.instance.after)
+            if d.topic == "adamw" and self.opts.figures:
+                out.append(self.update_figure())
+        return "\n".join(x for x in out if x)
+
+    def finite_differences_section(self) -> str:
+        """Three parameters nudged by ±Δ in the exact step: the centred difference of the
+        losses beside the gradient entry."""
+        rows = derivations.finite_differences(self.c, self.t, self.book)
+        off = max(
+            (
+                abs(float(r.printed.value) - float(r.exact)) / abs(float(r.exact))
+                for r in rows
+                if r.exact
+            ),
+            default=0.0,
+        )
+        entries = []
+        for r in rows:
+            sym = element(self.symbol(r.param), r.idx)
+            entries.append(
+                (
+                    rf"${sym}$ (\S\ref{{s:{key(r.grad)}}})",
+                    *(rf"${x}$" for x in (r.plus, r.minus, r.slope, r.exact)),
+                    rf"${format(r.printed.value, 'f')}$",
+                )
+            )
+        return self.prose(
+            "finite_differences.tex.j2",
+            nudge=NoEscape(self.f.const(derivations.NUDGE)),
+            rows=[[NoEscape(x) for x in row] for row in entries],
+            agree=min(r.agree for r in rows),
+            off=NoEscape(f"{100 * off:.2g}"),
+            loss_digits=derivations.LOSS_DIGITS,
+        )
+
+    def update_figure(self) -> str:
+        """Every parameter's AdamW step θ' − θ against its gradient."""
+        points = []
+        for p in self.param_names:
+            cols = self.adam(p)
+            g = np.asarray(self.t[cols["g"]], dtype=float).ravel()
+            moved = np.asarray(self.t[cols["updated"]], dtype=float) - np.asarray(self.t[p])
+            points += list(zip(g.tolist(), moved.ravel().tolist(), strict=True))
+        caption = (
+            f"Each dot is one of the {len(points):,} parameters: across, its gradient $g$ on a "
+            "logarithmic scale each way from 0 (the sign kept); up, its step $\\theta' - "
+            "\\theta$. The solid curve is $-\\eta\\, g/(|g| + \\epsilon)$, the dashed lines "
+            "$\\pm\\eta$."
+        )
+        return figures.update_scatter(
+            points, lr=self.c.lr, eps=self.c.adam_eps, layout=self.layout, caption=caption
         )
 
     # --- which elements to work out ----------------------------------------------------
@@ -149,6 +252,11 @@ class Worked(Renderer):
         if gelu is not None:
             where = rf"\S\ref{{s:{key(gelu.name)}}}, p.~\pageref{{s:{key(gelu.name)}}}"
             refs.append(rf"$u$ and $\tanh u$ as written in {where}")
+        norm = self.sigma_written_by(step)
+        if norm is not None:  # σ̃ is written by the normalization, not with σ²
+            tilde = tilde_sigma(self.symbol(norm.operands[2]))
+            where = rf"\S\ref{{s:{key(norm.name)}}}, p.~\pageref{{s:{key(norm.name)}}}"
+            refs.append(rf"${tilde}$ as written in {where}")
         body.append(r"\uses{" + "; ".join(refs) + "}")
         if self.opts.detail != "results" and getattr(step, "jacobian_of", ""):
             entries = steps.jacobian_entries(step, self.book, self.f)
