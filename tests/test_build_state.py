@@ -80,7 +80,8 @@ def test_a_failed_compile_changes_none_of_the_documents_files(
     before = {p.name: p.read_bytes() for p in tmp_path.glob("workbook.*")}
     broken = "\\documentclass{article}\\begin{document}\\undefinedcommand\\end{document}\n"
     monkeypatch.setattr(build_mod.Builder, "source", lambda self, name, trace: broken)
-    assert build(tmp_path, "--only", "workbook") == 4
+    # the same settings: only --force compiles the (patched) source
+    assert build(tmp_path, "--only", "workbook", "--force") == 4
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert sorted(p.name for p in tmp_path.glob("workbook.*")) == sorted(
         [*before, "workbook.failed.log"]

@@ -7,6 +7,12 @@ workbook's .aux file of the same settings.
 Everything is made in a private staging folder inside the output folder and moved into place
 only when every requested document is complete: an error or an interruption leaves the
 previous build as it was, and no staging folder behind.
+
+A document already in the output folder, made from the same settings by the same tool (its
+.aux records them, see made), is not compiled again; nor is one whose source came out the
+same. A document that changed starts its passes from the .aux and .toc of the one it
+replaces. The answer key's passes run beside the workbook's, with the labels of the
+workbook it replaces; only the last ones wait for the new workbook's.
 """
 
 from __future__ import annotations
@@ -17,12 +23,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import compile as tex
-from . import engine
+from . import engine, made
 from .config import Config
 from .export import write_atomic
 from .printed import Book, check_answers
@@ -31,6 +37,9 @@ from .render.matrix import Layout
 from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
+# Who gets a free core first (texrun.Cores): the workbook, which the key waits for, then the
+# key, then the exercises, which nothing waits for.
+PRIORITY = {"workbook": 0, "answers": 1, "exercises": 2}
 
 # Measured on the default build (benchmarks/bench_build.py): LaTeX source per printed page,
 # the key's pages per workbook page, and how fast pdflatex sets pages on this machine.
@@ -71,6 +80,7 @@ class BuildRequest:
     quiet: bool = False
     yes: bool = False  # build above PAGE_LIMIT pages
     chunk_pages: int = CHUNK_PAGES
+    force: bool = False  # compile every document afresh, up to date or not
 
 
 class Builder:
@@ -81,6 +91,8 @@ class Builder:
         self._worked: str | None = None
         self.estimate: dict[str, int] = {}  # pages of each document to compile
         self.say: Callable[[str], None] = (lambda msg: None) if req.quiet else self.warn
+        self.epoch = made.source_date()
+        self.compiled: list[str] = []  # the documents this run compiled, in order
 
     @staticmethod
     def warn(msg: str) -> None:
@@ -91,6 +103,10 @@ class Builder:
         if not self.req.tex_only:
             tex.check_tex()  # fail before the work, not after it
         t0 = time.perf_counter()
+        if self.all_recorded():
+            for n in self.req.only:
+                self.say(f"{n}.pdf is up to date")
+            return []
         trace = self.trace = engine.run(self.c)
         engine.check_numbers(self.c, trace)  # refuse before writing anything
         opts = self.opts = select(self.req.options, self.req.chapters, self.req.sections, trace)
@@ -107,6 +123,21 @@ class Builder:
         with tex.folder_lock(out):
             return self.write(names, trace, out, t0)
 
+    def settings(self, name: str) -> str:
+        """The settings stamp of a document (see made): everything that shapes it."""
+        req = self.req
+        shape = (self.c.to_dict(), req.options, req.chapters, req.sections, self.epoch)
+        return made.settings_stamp("build", name, *shape)
+
+    def all_recorded(self) -> bool:
+        """Is every requested document in the output folder, made from these settings by
+        this tool? (Then nothing is computed.)"""
+        req, out = self.req, self.req.output
+        if req.tex_only or req.force or not out.is_dir():
+            return False
+        with tex.folder_lock(out):
+            return all(made.recorded(out, n, self.settings(n), BUILT) for n in req.only)
+
     def write(self, names: list[str], trace: Trace, out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every document's files into `out`."""
         for stem in ("build", *ORDER):  # left by a killed build (SIGKILL cannot be caught)
@@ -122,7 +153,7 @@ class Builder:
                 (out / f"{n}.failed.log").unlink(missing_ok=True)
             if self.req.tex_only:
                 self.drop_stale(names)
-        pdfs = [p.name for p in written if p.suffix == ".pdf"]
+        pdfs = [f"{n}.pdf" for n in names if n in self.compiled]
         where = f": {', '.join(pdfs)} in {out}" if pdfs else f" in {out}"
         self.say(f"done in {time.perf_counter() - t0:.1f} s{where}")
         return written
@@ -135,7 +166,7 @@ class Builder:
         for n in names:
             if tex.made_from(out / f"{n}.aux", self.sources[n]):
                 continue  # made from exactly this source: they still belong together
-            gone = [out / f"{n}{s}" for s in (".pdf", ".log", ".aux")]
+            gone = [out / f"{n}{s}" for s in tex.KEPT if s != ".tex"]
             gone = [p for p in gone if p.exists() or p.is_symlink()]
             for p in gone:
                 p.unlink()
@@ -162,15 +193,24 @@ class Builder:
         self.say(f"about {total:,} pages ({each}), about {minutes:.1f} min of TeX")
 
     def compile_all(self, names: list[str], trace: Trace) -> list[Path]:
-        """Every document's files, made in the staging folder on two cores: the workbook and
-        the exercises side by side, the answer key once the workbook, whose pages it cites,
-        is made. A workbook in chunks takes both cores; the exercises then start as soon as
-        one is spare (the chunks' last passes) and go on beside the key."""
+        """Every document's files, made in the staging folder on two cores (see
+        texrun.Cores): the workbook and the exercises side by side, the key's passes with
+        them, its last ones once the workbook, whose pages it cites, is made. A workbook in
+        chunks takes both cores; the exercises then start as soon as one is spare (the
+        chunks' last passes). A document up to date is only recorded as made from these
+        settings."""
         spare = threading.Event()  # a core free for the exercises
+        labels: Future[dict[str, bytes]] = Future()  # the new workbook's, for the key
+        out = self.req.output
 
         def workbook() -> list[Path]:
             try:
-                return self.document("workbook", trace, spare)
+                files = self.document("workbook", trace, spare=spare)
+                labels.set_result({"workbook.aux": tex.labels(files_aux(files).read_bytes())})
+                return files
+            except BaseException as exc:
+                labels.set_exception(exc)
+                raise
             finally:
                 spare.set()
 
@@ -178,21 +218,26 @@ class Builder:
             spare.wait()
             return self.document("exercises", trace)
 
-        if "workbook" not in names or self.parts("workbook") == 1:
+        def answers() -> list[Path]:
+            if compiling_workbook and not self.changed("answers"):
+                beside = labels.result()  # the same key: whether it is up to date needs them
+                return self.document("answers", trace, beside=beside)
+            if compiling_workbook:  # its first passes with the labels of the one replaced
+                old = out / "workbook.aux"
+                given = {"workbook.aux": tex.labels(old.read_bytes())} if old.is_file() else {}
+                return self.document("answers", trace, beside=given, later=labels)
+            return self.document("answers", trace, beside={"workbook.aux": self.workbook_aux()})
+
+        jobs = {"workbook": workbook, "exercises": exercises, "answers": answers}
+        if self.req.tex_only:
+            return [p for n in names for p in self.document(n, trace)]
+        compiling_workbook = "workbook" in names and not self.current("workbook", {})
+        if not compiling_workbook or self.parts("workbook") == 1:
             spare.set()
-        jobs = {"workbook": workbook, "exercises": exercises}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            running = {n: pool.submit(jobs[n]) for n in names if n in jobs}
-            made = {}
-            if "answers" in names:
-                if "workbook" in running:
-                    running["workbook"].result()
-                for job in running.values():  # a failure already: no key to compile
-                    if job.done():
-                        job.result()
-                made["answers"] = self.document("answers", trace)
-            made |= {n: job.result() for n, job in running.items()}
-        return [p for n in names for p in made[n]]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            running = {n: pool.submit(jobs[n]) for n in names}
+            made_files = {n: running[n].result() for n in names}  # the first failure first
+        return [p for n in names for p in made_files[n]]
 
     def parts(self, name: str) -> int:
         """How many chunks the document compiles in: two when it is big and would otherwise
@@ -213,46 +258,88 @@ class Builder:
     def source(self, name: str, trace: Trace) -> str:
         return DOCUMENTS[name](self.c, trace, self.opts, self.book).tex()
 
-    def document(self, name: str, trace: Trace, spare: threading.Event | None = None) -> list[Path]:
-        """The document's files, made in the staging folder; `spare` is set once a core is
-        free (see compile_document)."""
+    def changed(self, name: str) -> bool:
+        """Is the source of `name` other than the one its .aux in the output folder says
+        it was made from (or is there none)?"""
+        return self.req.force or not tex.made_from(
+            self.req.output / f"{name}.aux", self.sources[name]
+        )
+
+    def current(self, name: str, beside: dict[str, bytes]) -> bool:
+        """Is the output folder's `name` made from exactly this source and these files
+        beside it (its PDF's stamp says so), its files all there?"""
+        out = self.req.output
+        if self.changed(name) or not all((out / f"{name}{s}").is_file() for s in BUILT):
+            return False
+        return tex.stamp_of(out / f"{name}.pdf") == tex.inputs_stamp(
+            self.sources[name], beside, self.epoch
+        )
+
+    def document(
+        self,
+        name: str,
+        trace: Trace,
+        beside: dict[str, bytes] | None = None,
+        spare: threading.Event | None = None,
+        later: Future[dict[str, bytes]] | None = None,
+    ) -> list[Path]:
+        """The document's files, made in the staging folder, or only its .aux recording
+        these settings when the output folder's is up to date. `beside`: the files it reads
+        (the workbook's labels for the key); `later`: their final version, to come (see
+        compile_document); `spare` is set once a core is free."""
         t1 = time.perf_counter()
         source = self.sources[name] if name in self.sources else self.source(name, trace)
         self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
         if self.req.tex_only:
             write_atomic(self.stage / f"{name}.tex", source.encode())
             return [self.stage / f"{name}.tex"]
+        out = self.req.output
+        if later is None and self.current(name, beside or {}):
+            aux = self.stage / f"{name}.aux"
+            made.restamp(out / f"{name}.aux", aux, self.settings(name), out / f"{name}.pdf")
+            self.say(f"{name}.pdf is up to date")
+            return [aux]
         parts = self.parts(name)
-        chunked = f" in {parts} chunks side by side" if parts > 1 else ""
-        self.say(f"compiling {name}.pdf{chunked or ' with latexmk'} ...")
+        how = f" in {parts} chunks side by side" if parts > 1 else ""
+        how += " beside the workbook" if later is not None and parts == 1 else ""
+        self.say(f"compiling {name}.pdf{how} ...")
         t2 = time.perf_counter()
-        # a failed log goes where the user looks, not into the staging folder
-        beside = {"workbook.aux": self.workbook_aux()} if name == "answers" else None
         result = tex.compile_document(
             source,
             self.stage,
             name,
-            failed_logs=self.req.output,
+            failed_logs=self.req.output,  # where the user looks, not the staging folder
             beside=beside,
+            epoch=self.epoch,
             parts=parts,
             spare=spare,
+            start=None if self.req.force else out,
+            later=later,
+            priority=PRIORITY[name],
         )
+        self.compiled.append(name)
+        pdf = self.stage / f"{name}.pdf"
+        with (self.stage / f"{name}.aux").open("a") as f:
+            f.write(made.record(self.settings(name), pdf))
         warn = f", {result.overfull} overfull lines" if result.overfull else ""
         took = time.perf_counter() - t2
-        self.say(f"compiled {name}.pdf ({result.pages} pages{chunked}, {took:.1f} s{warn})")
-        return [self.stage / f"{name}{s}" for s in (".tex", ".pdf", ".log", ".aux")]
+        passes = f"{result.passes} {'rounds of passes' if parts > 1 else 'pass'}"
+        passes += "es" if parts == 1 and result.passes != 1 else ""
+        self.say(f"compiled {name}.pdf ({result.pages} pages{how}, {passes}, {took:.1f} s{warn})")
+        return [self.stage / f"{name}{s}" for s in tex.KEPT if (self.stage / f"{name}{s}").exists()]
 
     def workbook_aux(self) -> bytes:
-        """The worked workbook's .aux for these settings, for the key's cross references.
+        """The labels of the worked workbook of these settings (what the key reads of its
+        .aux), for the key's cross references.
 
-        Uses the one just compiled, or the output folder's when it was made from exactly the
-        source these settings make (its recorded hash says so); otherwise compiles one
-        privately, leaving the folder's workbook alone.
+        Uses the output folder's when it was made from exactly the source these settings
+        make (its recorded hash says so); otherwise compiles one privately, leaving the
+        folder's workbook alone.
         """
         source = self.worked_source()
-        for aux in (self.stage / "workbook.aux", self.req.output / "workbook.aux"):
-            if tex.made_from(aux, source):
-                return aux.read_bytes()
+        aux = self.req.output / "workbook.aux"
+        if tex.made_from(aux, source):
+            return tex.labels(aux.read_bytes())
         self.say("compiling the worked workbook privately, for the answer key's references ...")
         if "workbook" not in self.req.only:  # the key cites a workbook the folder lacks
             pdf = self.req.output / "workbook.pdf"
@@ -264,7 +351,14 @@ class Builder:
         with tempfile.TemporaryDirectory() as tmp:
             parts = self.parts("workbook (for the key's pages)")
             tex.compile_document(source, Path(tmp), "workbook", parts=parts)
-            return (Path(tmp) / "workbook.aux").read_bytes()
+            return tex.labels((Path(tmp) / "workbook.aux").read_bytes())
+
+
+BUILT = (".tex", ".pdf", ".log", ".aux")  # the files of a compiled document (.toc if any)
+
+
+def files_aux(files: list[Path]) -> Path:
+    return next(p for p in files if p.suffix == ".aux")
 
 
 def build(c: Config, req: BuildRequest) -> list[Path]:

@@ -119,6 +119,11 @@ def split(source: str, parts: int = 2) -> list[str]:
     return chunks
 
 
+def label_lines(aux: bytes) -> bytes:
+    """The \\newlabel lines of an .aux: what other documents and chunks read of it."""
+    return "\n".join(NEWLABEL.findall(aux.decode(errors="replace"))).encode()
+
+
 @dataclass
 class Chunk:
     folder: Path
@@ -142,7 +147,7 @@ class Chunk:
         return path.read_bytes() if path.is_file() else b""
 
     def labels(self) -> bytes:
-        return "\n".join(NEWLABEL.findall(self.file(".aux").decode(errors="replace"))).encode()
+        return label_lines(self.file(".aux"))
 
     def toc(self) -> bytes:
         """Its table-of-contents lines, which LaTeX writes to the .aux (a chunk without
@@ -191,9 +196,11 @@ def run_passes(
     raise NotConvergedError(f"the cross references did not settle in {MAX_ROUNDS} passes")
 
 
-def pdflatex_pass(chunk: Chunk, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def pdflatex_pass(
+    chunk: Chunk, env: dict[str, str], priority: int = 0
+) -> subprocess.CompletedProcess[str]:
     cmd = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"]
-    return run_tex(cmd, chunk.folder, env)
+    return run_tex(cmd, chunk.folder, env, priority)
 
 
 # --- the joined aux file ------------------------------------------------------------------

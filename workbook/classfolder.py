@@ -34,6 +34,7 @@ class ClassSettings:
     givens: str
     roster_sha256: str = ""
     version: str = __version__
+    tool: str = ""  # the hash of the tool's code that made the class (see made.tool_digest)
 
 
 def roster_hash(path: Path | None) -> str:
@@ -78,6 +79,7 @@ def dumps(s: ClassSettings) -> bytes:
         f"scaffold = {_toml(s.scaffold)}",
         f"givens = {_toml(s.givens)}",
         f"roster_sha256 = {_toml(s.roster_sha256)}",
+        f"tool = {_toml(s.tool)}",
         "",
         "[model]",
         *(f"{k} = {_toml(v)}" for k, v in s.config.to_dict().items()),
@@ -120,6 +122,7 @@ def load(folder: Path) -> ClassSettings:
             str(table["givens"]),
             str(table.get("roster_sha256", "")),
             str(table.get("version", "")),
+            str(table.get("tool", "")),
         )
     except KeyError as exc:
         raise ConfigError(f"{where}: {CLASS_FILE} has no {exc.args[0]!r}") from None

@@ -283,6 +283,11 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
         "chapter; numbers stay the book's)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="compile every document afresh, even those the output folder has up to date",
+    )
 
 
 def _documents(text: str) -> tuple[str, ...]:
@@ -421,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 tex_only=args.tex_only,
                 quiet=args.quiet,
                 yes=args.yes,
+                force=args.force,
             )
             build(c, req)
         elif args.command == "grade":
@@ -454,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 class_seed=args.class_seed,
                 key_for=args.key_for,
                 quiet=args.quiet,
+                force=args.force,
             )
             handouts(c, hreq)
         return 0

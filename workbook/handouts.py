@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import sys
 import tempfile
 import time
@@ -22,9 +23,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from pylatex import NoEscape
+from pypdf import PdfReader
 
 from . import compile as tex
-from . import engine
+from . import engine, made
 from .classfolder import CLASS_FILE, ClassSettings, dumps, roster_hash
 from .classroom import OtherSettingsError, Variant, assign, decode, fingerprint, read_roster
 from .config import Config, ConfigError
@@ -49,6 +51,7 @@ from .render.handout import (
 from .render.matrix import Layout
 from .trace import Contraction, Step, Trace
 
+CLASS_OUTPUTS = ("handouts.pdf", "key.pdf", "key.tex", "grades.csv", "variants.csv", "answers.csv")
 TELLING_CELLS = 6  # asked cells a key looks through for the one that tells mistakes apart
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
 
@@ -64,6 +67,7 @@ class HandoutRequest:
     key_for: str | None = None  # a variant code: only that student's key
     class_dir: Path | None = None  # where the settings came from (--class), for messages
     quiet: bool = False
+    force: bool = False  # compile every PDF afresh, up to date or not
 
     def settings(self, c: Config) -> ClassSettings:
         o = self.options
@@ -78,6 +82,7 @@ class HandoutRequest:
             o.scaffold,
             o.givens,
             roster_hash(self.roster),
+            tool=made.tool_digest(),
         )
 
 
@@ -211,6 +216,9 @@ class Classroom:
     def run(self) -> list[Path]:
         tex.check_tex()
         t0 = time.perf_counter()
+        if self.all_current():
+            self.say(f"the handouts, the key and the sheets in {self.req.output} are up to date")
+            return []
         pairs = self.readers()
         parts = []
         for k, (reader, variant) in enumerate(pairs, start=1):
@@ -225,11 +233,44 @@ class Classroom:
         with tex.folder_lock(out):
             return self.write(parts, out, t0)
 
+    def all_current(self) -> bool:
+        """Is the output folder this class's, made from these settings, this roster and this
+        tool (its class.toml, moved into place last, says so), with every file there?"""
+        req, out = self.req, self.req.output
+        if req.key_for is not None or req.force or req.roster is None or not out.is_dir():
+            return False
+        with tex.folder_lock(out):
+            toml = out / CLASS_FILE
+            if not toml.is_file() or toml.read_bytes() != dumps(req.settings(self.c)):
+                return False
+            files = [*CLASS_OUTPUTS, *(f"students/{s.id}.pdf" for s in read_roster(req.roster))]
+            return all((out / f).is_file() for f in files)
+
+    def kept(self, source: str, beside: dict[str, bytes], where: Path, stem: str) -> int | None:
+        """When the output folder's stem.pdf (beside `where`'s place in it) is made from this
+        very source and these files, copy it into `where` with the source: its pages."""
+        pdf = self.req.output / where.relative_to(self.stage) / f"{stem}.pdf"
+        if self.req.force or pdf.is_symlink():
+            return None
+        if tex.stamp_of(pdf) != tex.inputs_stamp(source, beside, EPOCH):
+            return None
+        shutil.copyfile(pdf, where / f"{stem}.pdf")
+        (where / f"{stem}.tex").write_text(source)
+        return len(PdfReader(where / f"{stem}.pdf").pages)
+
+    def compile_or_keep(self, source: str, where: Path, stem: str, beside: dict[str, bytes]) -> int:
+        """where/stem.pdf, compiled or kept (see kept): its pages."""
+        pages = self.kept(source, beside, where, stem)
+        if pages is not None:
+            self.say(f"{stem}.pdf is up to date")
+            return pages
+        return self.compile(source, where, stem, beside).pages
+
     def write(self, parts: list[Part], out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every file into `out`."""
         tex.remove_stale(out, "handouts")
         with tempfile.TemporaryDirectory(dir=out, prefix=".handouts-") as tmp:
-            stage = Path(tmp)
+            stage = self.stage = Path(tmp)
             if self.req.key_for is not None:
                 staged = self.key_only(stage, parts[0])
             else:
@@ -257,12 +298,19 @@ class Classroom:
         names = self.name_pictures(stage, parts)
 
         def one(part: Part) -> int:
-            result = self.compile(part.handout.tex(), students, part.reader.id, names)
-            for suffix in (".tex", ".log", ".aux"):
-                (students / f"{part.reader.id}{suffix}").unlink()
+            source = part.handout.tex()
+            beside = {name: pdf for name, pdf in names.items() if name in source}  # their own
+            pages = self.kept(source, beside, students, part.reader.id)
             done[0] += 1
-            self.say(f"student {done[0]}/{len(parts)}: compiled {part.reader.id}.pdf")
-            return result.pages
+            if pages is not None:
+                self.say(f"student {done[0]}/{len(parts)}: {part.reader.id}.pdf is up to date")
+            else:
+                pages = self.compile(source, students, part.reader.id, beside).pages
+                self.say(f"student {done[0]}/{len(parts)}: compiled {part.reader.id}.pdf")
+            for suffix in tex.KEPT:
+                if suffix != ".pdf":
+                    (students / f"{part.reader.id}{suffix}").unlink(missing_ok=True)
+            return pages
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             pages = list(pool.map(one, parts))
@@ -271,7 +319,7 @@ class Classroom:
             f"student-{p.reader.id}.pdf": (students / f"{p.reader.id}.pdf").read_bytes()
             for p in parts
         }
-        self.compile(self.print_file(parts, pages), stage, "handouts", beside)
+        self.compile_or_keep(self.print_file(parts, pages), stage, "handouts", beside)
         load = workload(parts[0].handout)
         cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
         self.say(
@@ -279,20 +327,16 @@ class Classroom:
             f" and {written} values written on the way"
         )
         self.say("compiling the key ...")
-        self.compile(self.key_source(parts), stage, "key", names)
+        self.compile_or_keep(self.key_source(parts), stage, "key", names)
         write_atomic(stage / "grades.csv", grades(parts))
         write_atomic(stage / "variants.csv", variants(parts))
         write_atomic(stage / "answers.csv", answer_sheet(parts))
         write_atomic(stage / CLASS_FILE, dumps(self.req.settings(self.c)))
+        # class.toml last: it says that everything before it is this class's (all_current)
         return [
-            Path("handouts.pdf"),
-            Path("key.pdf"),
-            Path("key.tex"),
-            Path("grades.csv"),
-            Path("variants.csv"),
-            Path("answers.csv"),
-            Path(CLASS_FILE),
+            *map(Path, CLASS_OUTPUTS),
             *(Path("students") / f"{p.reader.id}.pdf" for p in parts),
+            Path(CLASS_FILE),
         ]
 
     def compile(self, source: str, where: Path, stem: str, beside=None) -> tex.Compiled:

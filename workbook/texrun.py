@@ -1,13 +1,16 @@
 """Running TeX programs so that a signal can stop them at once: each in its own process
-group (latexmk's pdflatex with it), registered while it runs."""
+group, registered while it runs; and at most one per core, the most urgent first."""
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -20,9 +23,48 @@ _lock = threading.RLock()  # stop_all may run in a signal handler of a thread ho
 _stopping = threading.Event()
 
 
-def run_tex(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run latexmk or pdflatex in its own process group, registered so that stop_all can
-    end it (and the pdflatex latexmk started) at once instead of waiting for it."""
+class Cores:
+    """TeX passes of one process, at most one per core: a pass waits for a free core, and
+    of the passes waiting the one of the lowest `priority` number goes first (the document
+    others wait for), so a document on the critical path never queues behind another."""
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []
+        self._order = itertools.count()
+
+    @contextlib.contextmanager
+    def held(self, priority: int) -> Iterator[None]:
+        with self._cond:
+            ticket = (priority, next(self._order))
+            heapq.heappush(self._waiting, ticket)
+            while self.free == 0 or self._waiting[0] != ticket:
+                self._cond.wait()
+            heapq.heappop(self._waiting)
+            self.free -= 1
+            self._cond.notify_all()  # a core may still be free for the next in line
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.free += 1
+                self._cond.notify_all()
+
+
+CORES = Cores(len(os.sched_getaffinity(0)))
+
+
+def run_tex(
+    cmd: list[str], cwd: Path, env: dict[str, str], priority: int = 0
+) -> subprocess.CompletedProcess[str]:
+    """Run pdflatex in its own process group once a core is free (see Cores), registered so
+    that stop_all can end it at once instead of waiting for it."""
+    with CORES.held(priority):
+        return _run(cmd, cwd, env)
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     with _lock:
         if _stopping.is_set():
             raise StoppedError
