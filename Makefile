@@ -8,11 +8,14 @@ BIN    := $(VENV)/bin
 workbook: $(VENV)/.runtime tex
 	$(BIN)/workbook build
 
+# Both cores (pytest-xdist); a test group (xdist_group) runs on one worker, with its fixtures.
+XDIST  := -n 2 --dist loadgroup
+
 test: $(VENV)/.test tex
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -m "not tex and not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "not tex and not slow"
 
 bench: $(VENV)/.test tex
 	$(BIN)/python benchmarks/bench.py

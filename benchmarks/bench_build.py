@@ -1,98 +1,128 @@
-"""Times the default build: the Python part (engine + LaTeX source) and the TeX part, with
-the figures and without them (--no-figures), and what the figures cost.
+"""Times `workbook build` as issue 22 counts it, against the floor TeX sets: the one-pass
+critical path, one pdflatex pass of the workbook and then one of the answer key (which cites
+the workbook's pages), each with its .aux present.
 
-Prints figures only; targets (the whole default build well under 30 s, the figures at most
-+20 %) are for reading. Each document is timed `--repeat` times and its fastest kept, as
-other work on the machine only ever adds time. Besides the wall clock it counts CPU seconds
-(this process and TeX's), which other work on a shared machine disturbs less.
-Run: python benchmarks/bench_build.py [--detail full|sample|results] [--repeat N]
+Prints, each the fastest of `--repeat` runs (other work on the machine only ever adds time):
+- one pass of each document, and the critical path P (workbook + key);
+- a full default build from an empty folder, and its ratio to P (target ≤ 2);
+- a rebuild after a settings change that keeps the layout (a word of the sentence replaced
+  by another of the same length, so every page stays where it was), and its ratio to P
+  (target ≤ 1.3); and after one that moves pages (another seed), for comparison;
+- a rerun with nothing changed (target ≤ 1 s).
+With `--figures`, also the figures' cost: the default build with and without them.
+Run: python benchmarks/bench_build.py [--repeat N] [--figures]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from workbook import compile as tex
-from workbook import engine
-from workbook.config import Config
-from workbook.render import DOCUMENTS, Options
-from workbook.trace import Trace
+from workbook.compile import PDFLATEX, isolated_env
+
+DOCUMENTS = ("workbook", "exercises", "answers")
+SAME_LAYOUT = [
+    "--vocab",
+    "<PAD> <BOS> <EOS> I love transformers",
+    "--sentence",
+    "I love transformers",
+]
+OTHER_SEED = ["--seed", "43"]
 
 
-def cpu() -> float:
-    """CPU seconds so far of this process and of the TeX runs it waited for."""
-    own, tex_runs = (
-        resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+def build(out: Path, *args: str) -> tuple[float, str]:
+    """`workbook build` as a user runs it: wall seconds, and what it said."""
+    t0 = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "workbook", "build", "-o", str(out), *args],
+        capture_output=True,
+        text=True,
     )
-    return own.ru_utime + own.ru_stime + tex_runs.ru_utime + tex_runs.ru_stime
+    took = time.perf_counter() - t0
+    if run.returncode != 0:
+        raise SystemExit(f"build {' '.join(args)} failed:\n{run.stderr}")
+    return took, run.stderr
 
 
-Timing = tuple[float, float, float, int, int]  # python s, tex s, cpu s, LaTeX size, pages
+def passes(said: str) -> str:
+    found = re.findall(r"compiled (\w+)\.pdf \(\d+ pages[^,]*, (\d+) pass", said)
+    return ", ".join(f"{n} {k}" for n, k in found) or "nothing compiled"
 
 
-def build(c: Config, trace: Trace, opts: Options) -> dict[str, Timing]:
-    """Each document's Python and TeX seconds, CPU seconds, LaTeX size and pages, built in
-    a fresh folder in the build's order (the answer key reads the workbook's .aux)."""
-    out = {}
+def one_pass(folder: Path, stem: str) -> float:
+    """One pdflatex pass of a compiled document with its .aux (and the workbook's, for the
+    key) present, in a copy of its files."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name, render in DOCUMENTS.items():
-            c0, t1 = cpu(), time.perf_counter()
-            source = render(c, trace, opts).tex()
-            t_py = time.perf_counter() - t1
-            t2 = time.perf_counter()
-            result = tex.compile_document(source, Path(tmp), name)
-            t_tex = time.perf_counter() - t2
-            out[name] = (t_py, t_tex, cpu() - c0, len(source), result.pages)
-    return out
+        work = Path(tmp)
+        for suffix in (".tex", ".aux", ".toc"):
+            if (folder / f"{stem}{suffix}").exists():
+                shutil.copy(folder / f"{stem}{suffix}", work / f"doc{suffix}")
+        shutil.copy(folder / "workbook.aux", work / "workbook.aux")
+        t0 = time.perf_counter()
+        subprocess.run(PDFLATEX, cwd=work, env=isolated_env(work), capture_output=True, check=True)
+        return time.perf_counter() - t0
 
 
-def fastest(c: Config, trace: Trace, repeat: int, detail: str) -> dict[bool, dict[str, Timing]]:
-    """Each document's fastest build with and without figures, the two built in turn so a
-    change in the machine's load falls on both."""
-    runs: dict[bool, list[dict[str, Timing]]] = {True: [], False: []}
-    for _ in range(repeat):
-        for figures in runs:
-            runs[figures].append(build(c, trace, Options(detail=detail, figures=figures)))
-    return {
-        figures: {name: min((r[name] for r in done), key=lambda t: t[2]) for name in DOCUMENTS}
-        for figures, done in runs.items()
-    }
+def fastest(runs: list[tuple[float, str]]) -> tuple[float, str]:
+    return min(runs, key=lambda r: r[0])
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--detail", default="full")
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--figures", action="store_true", help="also time the figures' cost")
     args = p.parse_args()
-    c = Config()
-    t0 = time.perf_counter()
-    trace = engine.run(c)
-    t_engine = time.perf_counter() - t0
-    print(f"engine: {t_engine * 1000:.1f} ms")
-    wall: dict[str, dict[bool, float]] = {"default build": {}, "workbook alone": {}}
-    used: dict[str, dict[bool, float]] = {"default build": {}, "workbook alone": {}}
-    for figures, timed in fastest(c, trace, args.repeat, args.detail).items():
-        print("with figures:" if figures else "without figures (--no-figures):")
-        for name, (t_py, t_tex, t_cpu, size, pages) in timed.items():
+    print(f"load average {os.getloadavg()[0]:.2f} at the start")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        full, same, moved, none = [], [], [], []
+        for k in range(args.repeat):
+            out = root / f"run{k}"
+            full.append(build(out))
+            same.append(build(out, *SAME_LAYOUT))
+            same.append(build(out))  # and back: the same layout again
+            none.append(build(out))
+            moved.append(build(out, *OTHER_SEED))
+        folder = root / "run0"
+        build(folder)
+        floor = {n: min(one_pass(folder, n) for _ in range(args.repeat)) for n in DOCUMENTS}
+        critical = floor["workbook"] + floor["answers"]
+        print("one pass, with its .aux: " + ", ".join(f"{n} {t:.2f} s" for n, t in floor.items()))
+        print(f"one-pass critical path P (workbook, then key): {critical:.2f} s")
+        for what, runs, target in (
+            ("full default build, empty folder", full, "≤ 2"),
+            ("settings change keeping the layout", same, "≤ 1.3"),
+            ("settings change moving pages (--seed 43)", moved, "none"),
+        ):
+            took, said = fastest(runs)
             print(
-                f"  {name}: python {t_py:.2f} s ({size / 1e6:.1f} MB of LaTeX), "
-                f"tex {t_tex:.1f} s ({pages} pages); {t_cpu:.1f} CPU s"
+                f"{what}: {took:.2f} s = {took / critical:.2f} × P (target {target}); "
+                f"passes: {passes(said)}"
             )
-        wall["default build"][figures] = t_engine + sum(t[0] + t[1] for t in timed.values())
-        used["default build"][figures] = t_engine + sum(t[2] for t in timed.values())
-        wall["workbook alone"][figures] = sum(timed["workbook"][:2])
-        used["workbook alone"][figures] = timed["workbook"][2]
-    for what in wall:
-        w, u = wall[what], used[what]
-        print(
-            f"{what}: {w[True]:.1f} s with figures, {w[False]:.1f} s without "
-            f"({100 * (w[True] / w[False] - 1):+.1f} %); CPU {u[True]:.1f} s and "
-            f"{u[False]:.1f} s ({100 * (u[True] / u[False] - 1):+.1f} %)"
-        )
+        took, said = fastest(none)
+        print(f"rerun with nothing changed: {took:.2f} s (target ≤ 1 s); {passes(said)}")
+        if args.figures:
+            figures(root, args.repeat)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+
+
+def figures(root: Path, repeat: int) -> None:
+    """The default build with the figures and without (--no-figures), each from an empty
+    folder, in turn so that a change of the machine's load falls on both."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for k in range(repeat):
+        for shown in times:
+            flags = [] if shown else ["--no-figures"]
+            times[shown].append(build(root / f"fig{k}{shown}", *flags)[0])
+    w, wo = min(times[True]), min(times[False])
+    print(f"figures: {w:.1f} s with, {wo:.1f} s without ({100 * (w / wo - 1):+.1f} %)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,18 @@
-"""Shared fixtures: the default build of all three documents, made once per test session."""
+"""Shared fixtures: the default build of all three documents, made once per test session.
+
+The suite runs on both cores (pytest-xdist), where each worker has session fixtures of its
+own. A TeX build is made once all the same: `shared_folder` makes it in a folder of the
+whole run, under a lock, and a worker that needs it later (or meanwhile) reads that one.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,12 +35,36 @@ def book(trace: Trace) -> Book:
     return Book(trace)
 
 
+def shared_folder(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder `name` of this test run, made by `make` once whichever worker asks first;
+    the others wait for it. Its tests only read it."""
+    root = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of this run
+    out, done = root / name, root / f"{name}.done"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            make(out)
+            done.touch()
+    return out
+
+
+def built(*argv: str) -> Callable[[Path], None]:
+    """`make` for shared_folder: `workbook build` of these settings into the folder."""
+
+    def make(out: Path) -> None:
+        assert cli.main(["build", "--output", str(out), "--quiet", *argv]) == 0
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """build/ for the default config: workbook, exercises and answer key, compiled."""
-    out = tmp_path_factory.mktemp("build")
-    assert cli.main(["build", "--output", str(out), "--quiet"]) == 0
-    return out
+    return shared_folder(tmp_path_factory, "build", built())
 
 
 CITED = re.compile(

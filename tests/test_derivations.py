@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import read_pdf_text
+from conftest import built, read_pdf_text, shared_folder
 from glyphs import collisions
 from proofread import split_top
 
-from workbook import cli, engine, hand, ops
+from workbook import engine, hand, ops
 from workbook.config import Config, from_mapping
 from workbook.hand import sig
 from workbook.printed import Book
@@ -319,10 +319,9 @@ def derivation_build(request, tmp_path_factory) -> tuple[str, int, Path]:
     c = from_mapping({"model": model, "layers": layers})
     t = engine.run(c)
     sections = ",".join(derivation_numbers(t, tuple(ch.number for ch in t.chapters)))
-    out = tmp_path_factory.mktemp(f"derivations-{model}-{layers}")
-    argv = ["build", "-o", str(out), "-q", "--model", model, "--layers", str(layers)]
-    assert cli.main([*argv, "--detail", "results", "--sections", sections]) == 0
-    return model, layers, out
+    argv = ["--model", model, "--layers", str(layers), "--detail", "results"]
+    make = built(*argv, "--sections", sections)
+    return model, layers, shared_folder(tmp_path_factory, f"derivations-{model}-{layers}", make)
 
 
 def derivation_pages(pdf: Path) -> list[int]:

@@ -12,9 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import built, shared_folder
 from glyphs import Collision, collisions
-
-from workbook import cli
 
 tex = pytest.mark.tex
 
@@ -212,9 +211,8 @@ def glyph_build(
 ) -> tuple[str, int, Path]:
     """All three documents for one paper size, number of digits and model, built once."""
     paper, digits, preset = request.param
-    out = tmp_path_factory.mktemp(f"glyphs-{paper}-{digits}{preset}")
-    argv = ["build", "--output", str(out), "--quiet", "--paper", paper, "--digits", str(digits)]
-    assert cli.main(argv + (["--preset", preset] if preset else [])) == 0
+    argv = ["--paper", paper, "--digits", str(digits), *(["--preset", preset] if preset else [])]
+    out = shared_folder(tmp_path_factory, f"glyphs-{paper}-{digits}{preset}", built(*argv))
     return paper, digits, out
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import read_pdf_text
+from conftest import read_pdf_text, shared_folder
 from students import sheet, work, write_answers
 
 from workbook import engine
@@ -427,10 +427,13 @@ NAMES = {"s1": "Ada Lovelace", "s2": "李雷", "s3": "محمد", "s4": "Zoë O'B
 def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A class of five through handouts and grade: a key copier, two students with one
     mistake each, one who left an exercise blank, one with no answers at all."""
+    return shared_folder(tmp_path_factory, "graded", grade_class)
+
+
+def grade_class(top: Path) -> None:
     from workbook import cli
     from workbook.grade import GradeRequest, Grading
 
-    top = tmp_path_factory.mktemp("graded")
     roster = top / "roster.csv"
     with roster.open("w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("id", "name"), *NAMES.items()])
@@ -445,7 +448,6 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = ["grade", "--class", str(folder), "--answers", str(top / "typed.csv"), "-q"]
     assert cli.main(argv) == 0
     assert cli.main([*argv, "-o", str(top / "again")]) == 0
-    return top
 
 
 @pytest.mark.tex

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_folder
 
 from workbook import cli, engine
 from workbook.classroom import (
@@ -318,9 +319,7 @@ def pdf_text(pdf: Path) -> str:
     ).stdout
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("handouts")
+def make_class(out: Path) -> None:
     roster = out / "roster.csv"
     with roster.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -331,7 +330,11 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv += ["--sections", "2.1-2.2,3,7.2", "--class-seed", "5", "-o", str(out / "A")]
     assert cli.main(argv) == 0
     assert cli.main([*argv[:-1], str(out / "B")]) == 0
-    return out
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return shared_folder(tmp_path_factory, "handouts", make_class)
 
 
 @pytest.mark.tex

@@ -216,6 +216,7 @@ def headings_at_a_page_foot(text: str) -> list[tuple[int, str]]:
     return found
 
 
+@tex
 def test_no_heading_ends_a_page_of_the_default_documents(pdf_texts: dict[str, str]) -> None:
     for name, text in pdf_texts.items():
         assert headings_at_a_page_foot(text) == [], name

@@ -10,9 +10,9 @@ previous build as it was, and no staging folder behind.
 
 A document already in the output folder, made from the same settings by the same tool (its
 .aux records them, see made), is not compiled again; nor is one whose source came out the
-same. A document that changed starts its passes from the .aux and .toc of the one it
-replaces. The answer key's passes run beside the workbook's, with the labels of the
-workbook it replaces; only the last ones wait for the new workbook's.
+same. A document that changed starts its passes from the .aux of the one it replaces. The
+answer key's passes run beside the workbook's, with the labels of the workbook it replaces;
+only the last ones wait for the new workbook's.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +87,7 @@ class Builder:
     def __init__(self, c: Config, req: BuildRequest) -> None:
         self.c, self.req = c, req
         self.opts = req.options  # with the chapters resolved, once the model is known
-        self.sources: dict[str, str] = {}  # LaTeX made before compiling, by document
+        self.sources: dict[str, str] = {}  # LaTeX made so far, by document (see source_of)
         self._worked: str | None = None
         self.estimate: dict[str, int] = {}  # pages of each document to compile
         self.say: Callable[[str], None] = (lambda msg: None) if req.quiet else self.warn
@@ -116,7 +116,9 @@ class Builder:
         self.book = Book(trace, opts.digits, opts.arithmetic)  # the printed values, shared
         check_widths(self.c, trace, self.book, Layout(opts.paper))  # ... and anything made
         names = [n for n in ORDER if n in self.req.only]
-        self.sources = {n: self.source(n, trace) for n in names}
+        for n in names:  # the key's is made while TeX sets the others (its size is not needed)
+            if n != "answers" or self.req.tex_only:
+                self.source_of(n)
         self.check_size(names)
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,7 @@ class Builder:
         if req.tex_only or req.force or not out.is_dir():
             return False
         with tex.folder_lock(out):
-            return all(made.recorded(out, n, self.settings(n), BUILT) for n in req.only)
+            return all(made.recorded(out, n, self.settings(n), tex.KEPT) for n in req.only)
 
     def write(self, names: list[str], trace: Trace, out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every document's files into `out`."""
@@ -164,9 +166,9 @@ class Builder:
         PDF (nor an answer key with pages of another workbook)."""
         out = self.req.output
         for n in names:
-            if tex.made_from(out / f"{n}.aux", self.sources[n]):
+            if tex.made_from(out / f"{n}.aux", self.source_of(n)):
                 continue  # made from exactly this source: they still belong together
-            gone = [out / f"{n}{s}" for s in tex.KEPT if s != ".tex"]
+            gone = [out / f"{n}{s}" for s in (".pdf", ".log", ".aux")]
             gone = [p for p in gone if p.exists() or p.is_symlink()]
             for p in gone:
                 p.unlink()
@@ -200,16 +202,16 @@ class Builder:
         chunks' last passes). A document up to date is only recorded as made from these
         settings."""
         spare = threading.Event()  # a core free for the exercises
-        labels: Future[dict[str, bytes]] = Future()  # the new workbook's, for the key
+        labels = tex.Feed("workbook.aux")  # the new workbook's labels, for the key
         out = self.req.output
 
         def workbook() -> list[Path]:
             try:
-                files = self.document("workbook", trace, spare=spare)
-                labels.set_result({"workbook.aux": tex.labels(files_aux(files).read_bytes())})
+                files = self.document("workbook", trace, spare=spare, feeding=labels)
+                labels.offer(tex.labels(files_aux(files).read_bytes()), final=True)
                 return files
             except BaseException as exc:
-                labels.set_exception(exc)
+                labels.fail(exc)
                 raise
             finally:
                 spare.set()
@@ -220,12 +222,13 @@ class Builder:
 
         def answers() -> list[Path]:
             if compiling_workbook and not self.changed("answers"):
-                beside = labels.result()  # the same key: whether it is up to date needs them
+                beside = labels.final()  # the same key: whether it is up to date needs them
                 return self.document("answers", trace, beside=beside)
             if compiling_workbook:  # its first passes with the labels of the one replaced
                 old = out / "workbook.aux"
-                given = {"workbook.aux": tex.labels(old.read_bytes())} if old.is_file() else {}
-                return self.document("answers", trace, beside=given, later=labels)
+                known = old.is_file() and not self.req.force
+                given = {"workbook.aux": tex.labels(old.read_bytes())} if known else {}
+                return self.document("answers", trace, beside=given, fed=labels)
             return self.document("answers", trace, beside={"workbook.aux": self.workbook_aux()})
 
         jobs = {"workbook": workbook, "exercises": exercises, "answers": answers}
@@ -255,6 +258,12 @@ class Builder:
             self._worked = Worked(self.c, self.trace, self.opts, self.book).tex()
         return self._worked
 
+    def source_of(self, name: str) -> str:
+        """The document's LaTeX for these settings, made once."""
+        if name not in self.sources:
+            self.sources[name] = self.source(name, self.trace)
+        return self.sources[name]
+
     def source(self, name: str, trace: Trace) -> str:
         return DOCUMENTS[name](self.c, trace, self.opts, self.book).tex()
 
@@ -262,17 +271,17 @@ class Builder:
         """Is the source of `name` other than the one its .aux in the output folder says
         it was made from (or is there none)?"""
         return self.req.force or not tex.made_from(
-            self.req.output / f"{name}.aux", self.sources[name]
+            self.req.output / f"{name}.aux", self.source_of(name)
         )
 
     def current(self, name: str, beside: dict[str, bytes]) -> bool:
         """Is the output folder's `name` made from exactly this source and these files
         beside it (its PDF's stamp says so), its files all there?"""
         out = self.req.output
-        if self.changed(name) or not all((out / f"{name}{s}").is_file() for s in BUILT):
+        if self.changed(name) or not all((out / f"{name}{s}").is_file() for s in tex.KEPT):
             return False
         return tex.stamp_of(out / f"{name}.pdf") == tex.inputs_stamp(
-            self.sources[name], beside, self.epoch
+            self.source_of(name), beside, self.epoch
         )
 
     def document(
@@ -281,27 +290,28 @@ class Builder:
         trace: Trace,
         beside: dict[str, bytes] | None = None,
         spare: threading.Event | None = None,
-        later: Future[dict[str, bytes]] | None = None,
+        fed: tex.Feed | None = None,
+        feeding: tex.Feed | None = None,
     ) -> list[Path]:
         """The document's files, made in the staging folder, or only its .aux recording
         these settings when the output folder's is up to date. `beside`: the files it reads
-        (the workbook's labels for the key); `later`: their final version, to come (see
-        compile_document); `spare` is set once a core is free."""
+        (the workbook's labels for the key); `fed`, `feeding`: see compile_document;
+        `spare` is set once a core is free."""
         t1 = time.perf_counter()
-        source = self.sources[name] if name in self.sources else self.source(name, trace)
+        source = self.source_of(name)
         self.say(f"made {name}.tex ({len(source) // 1024} KiB, {time.perf_counter() - t1:.1f} s)")
         if self.req.tex_only:
             write_atomic(self.stage / f"{name}.tex", source.encode())
             return [self.stage / f"{name}.tex"]
         out = self.req.output
-        if later is None and self.current(name, beside or {}):
+        if fed is None and self.current(name, beside or {}):
             aux = self.stage / f"{name}.aux"
             made.restamp(out / f"{name}.aux", aux, self.settings(name), out / f"{name}.pdf")
             self.say(f"{name}.pdf is up to date")
             return [aux]
         parts = self.parts(name)
         how = f" in {parts} chunks side by side" if parts > 1 else ""
-        how += " beside the workbook" if later is not None and parts == 1 else ""
+        how += " beside the workbook" if fed is not None and parts == 1 else ""
         self.say(f"compiling {name}.pdf{how} ...")
         t2 = time.perf_counter()
         result = tex.compile_document(
@@ -314,7 +324,8 @@ class Builder:
             parts=parts,
             spare=spare,
             start=None if self.req.force else out,
-            later=later,
+            fed=fed,
+            feeding=feeding,
             priority=PRIORITY[name],
         )
         self.compiled.append(name)
@@ -326,7 +337,7 @@ class Builder:
         passes = f"{result.passes} {'rounds of passes' if parts > 1 else 'pass'}"
         passes += "es" if parts == 1 and result.passes != 1 else ""
         self.say(f"compiled {name}.pdf ({result.pages} pages{how}, {passes}, {took:.1f} s{warn})")
-        return [self.stage / f"{name}{s}" for s in tex.KEPT if (self.stage / f"{name}{s}").exists()]
+        return [self.stage / f"{name}{s}" for s in tex.KEPT]
 
     def workbook_aux(self) -> bytes:
         """The labels of the worked workbook of these settings (what the key reads of its
@@ -352,9 +363,6 @@ class Builder:
             parts = self.parts("workbook (for the key's pages)")
             tex.compile_document(source, Path(tmp), "workbook", parts=parts)
             return tex.labels((Path(tmp) / "workbook.aux").read_bytes())
-
-
-BUILT = (".tex", ".pdf", ".log", ".aux")  # the files of a compiled document (.toc if any)
 
 
 def files_aux(files: list[Path]) -> Path:

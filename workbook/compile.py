@@ -1,12 +1,12 @@
 """TeX source → PDF: pdflatex pass by pass until the files it reads back stop changing, with
 no shell escape, no file access outside the build folder, no personal TeX configuration,
-and a document's .tex, .pdf, .log, .aux and .toc replaced together, only when the new PDF is
+and a document's .tex, .pdf, .log and .aux replaced together, only when the new PDF is
 complete.
 
-Passes start from what they can: the .aux and .toc of the document's previous PDF when a
-folder holds them (a change that keeps the page layout then needs one pass), else contents
-whose lines are already there with their page numbers left open, so the first pass sets
-the pages where they stay. Every PDF records in its Info dictionary the hash of everything
+Passes start from what they can: the .aux of the document's previous PDF when a folder
+holds it, with the .toc it wrote (a change that keeps the page layout then needs one pass),
+else contents whose lines are already there with their page numbers left open, so the first
+pass sets the pages where they stay. Every PDF records in its Info dictionary the hash of everything
 it was made from (`inputs_stamp`), so a caller can tell an up-to-date PDF without TeX.
 """
 
@@ -23,12 +23,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import chunks
-from .texrun import run_tex
+from .texrun import CORES, run_tex
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
@@ -235,7 +234,8 @@ def move_set(stage: Path, out: Path, staged: list[Path], pdfs: str | None = None
 
 MAX_PASSES = 5  # as latexmk: cross references that have not settled by then never will
 PDFLATEX = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"]
-KEPT = (".tex", ".pdf", ".log", ".aux", ".toc")  # a document's files, replaced together
+KEPT = (".tex", ".pdf", ".log", ".aux")  # a document's files, replaced together
+UNSETTLED = f"\nworkbook: the cross references did not settle in {MAX_PASSES} passes\n"
 
 
 def compile_document(
@@ -248,18 +248,20 @@ def compile_document(
     parts: int = 1,
     spare: threading.Event | None = None,
     start: Path | None = None,
-    later: Future[dict[str, bytes]] | None = None,
+    fed: Feed | None = None,
+    feeding: Feed | None = None,
     priority: int = 0,
 ) -> Compiled:
-    """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log, .aux
-    (and .toc) into place together. Renames replace links, never follow them. `beside`:
+    """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
+    .aux into place together. Renames replace links, never follow them. `beside`:
     files the source reads (another document's .aux for cross references), by name.
     `epoch`: the date the PDF carries (see isolated_env). `parts`: compile a big document as
     that many chunks side by side, joined into the PDF a single run makes (see chunks);
     `spare` is set when their last passes leave a core free. `start`: a folder whose
-    stem.aux and stem.toc, of any earlier source, the first pass reads. `later`: files
-    beside that are final only later (the workbook's labels for its key): the passes start
-    with `beside`'s and settle again with them. `priority`: see texrun.Cores.
+    stem.aux, of any earlier source, the first pass reads (with the .toc it wrote). `fed`:
+    files beside that another compile is still making (the workbook's labels for its key;
+    `beside` has what stands for them meanwhile, if anything); `feeding`: the Feed this
+    compile offers its labels to after each pass (see Feed). `priority`: see texrun.Cores.
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
     stem.failed.log in `failed_logs` (default `out`) and the error names it.
@@ -271,14 +273,14 @@ def compile_document(
         work = Path(tmp)
         pieces = chunks.split(source, parts) if parts > 1 else []
         if pieces:
-            beside |= later.result() if later is not None else {}
+            beside |= fed.final() if fed is not None else {}
             ok, log_text, passes = _chunked(pieces, work, beside, source, epoch, spare, priority)
         else:
-            run = Passes(work, source, beside, epoch, priority)
+            run = Passes(work, source, beside, epoch, priority, feeding)
             seed = _seed(start, stem, source)
-            ok, log_text, passes = run.settle(seed, later)
+            ok, log_text, passes = run.settle(seed, fed)
             if not ok and "doc.aux" in seed:  # an earlier source's .aux in the way? once afresh
-                ok, log_text, passes = run.settle(_seed(None, stem, source), later)
+                ok, log_text, passes = run.settle(_seed(None, stem, source), fed)
         if not ok:
             failed = (failed_logs or out) / f"{stem}.failed.log"
             (work / "failed.log").write_text(log_text)
@@ -292,8 +294,7 @@ def compile_document(
         with aux.open("a") as f:  # which source these page numbers belong to
             f.write(f"{SOURCE_MARK}{source_hash(source)}\n")
         for suffix in KEPT:
-            if (work / f"doc{suffix}").is_file():
-                os.replace(work / f"doc{suffix}", out / f"{stem}{suffix}")
+            os.replace(work / f"doc{suffix}", out / f"{stem}{suffix}")
     pages = re.findall(r"Output written on .*?\((\d+) pages?", log_text)  # a join's is last
     return Compiled(
         out / f"{stem}.pdf",
@@ -305,21 +306,74 @@ def compile_document(
 
 
 def _seed(start: Path | None, stem: str, source: str) -> dict[str, bytes]:
-    """What the first pass reads of its own files: the .aux and .toc an earlier compile
-    left in `start` (without the lines the build added), else contents with every line in
-    place (see provisional_toc)."""
+    """What the first pass reads of its own files: the .aux an earlier compile left in
+    `start` (without the lines the build added) and the .toc it wrote (see toc_of), else
+    contents with every line in place (see provisional_toc)."""
     seed = {}
-    if start is not None:
-        for suffix in (".aux", ".toc"):
-            path = start / f"{stem}{suffix}"
-            if path.is_file() and not path.is_symlink():
-                seed[f"doc{suffix}"] = path.read_bytes()
-        if "doc.aux" in seed:
-            lines = seed["doc.aux"].splitlines(keepends=True)
-            seed["doc.aux"] = b"".join(ln for ln in lines if not ln.startswith(b"% workbook "))
+    aux = start / f"{stem}.aux" if start is not None else None
+    if aux is not None and aux.is_file() and not aux.is_symlink():
+        lines = aux.read_bytes().splitlines(keepends=True)
+        seed["doc.aux"] = b"".join(ln for ln in lines if not ln.startswith(b"% workbook "))
+        if b"\\@writefile{toc}" in seed["doc.aux"]:
+            seed["doc.toc"] = toc_of(seed["doc.aux"])
     if "doc.toc" not in seed and "\\tableofcontents" in source:
         seed["doc.toc"] = provisional_toc(source).encode()
     return seed
+
+
+def toc_of(aux: bytes) -> bytes:
+    """The .toc LaTeX wrote beside this .aux: at the end of a pass it reads the .aux back
+    and writes each \\@writefile{toc} line's tokens to the .toc, which spells a control word
+    with one space after it and \\protected@file@percent as %. (Read back wrong, it would
+    cost a pass, never a wrong page.)"""
+    lines = chunks.TOC_LINE.findall(aux.decode("latin-1"))
+    text = "".join(re.sub(r"(\\[A-Za-z@]+) +", r"\1 ", line) + "\n" for line in lines)
+    return text.replace("\\protected@file@percent \n", "%\n").encode("latin-1")
+
+
+class Feed:
+    """Files beside a document that another compile is still making: the workbook's labels
+    for its answer key. Each of the workbook's passes offers the labels it wrote, the build
+    the final ones; the key's passes go on with the latest offer, wait when they have settled
+    with one that is not final, and end only once they have settled with the final one.
+    Its PDF is then the one its passes make beside the finished workbook, whatever they
+    started from; and when the workbook's first pass already had its final pages, the key
+    is done by the time the workbook is."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # the file the fed document reads
+        self._cond = threading.Condition()
+        self._files: dict[str, bytes] | None = None
+        self._final = False
+        self._error: BaseException | None = None
+
+    def offer(self, data: bytes, final: bool = False) -> None:
+        with self._cond:
+            if not self._final:
+                self._files, self._final = {self.name: data}, final
+                self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def next(self, unlike: dict[str, bytes] | None, wait: bool) -> tuple[dict | None, bool]:
+        """The latest files and whether they are final; with `wait`, not before there are
+        files other than `unlike`, or final ones. The offering compile's error is raised."""
+        with self._cond:
+            while wait and not self._final and self._error is None and self._files == unlike:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            return self._files, self._final
+
+    def final(self) -> dict[str, bytes]:
+        files = None
+        while True:
+            files, final = self.next(files, wait=True)
+            if final:
+                return files or {}
 
 
 class Passes:
@@ -334,9 +388,10 @@ class Passes:
         beside: dict[str, bytes],
         epoch: int | None,
         priority: int,
+        feeding: Feed | None = None,
     ) -> None:
         self.work, self.source, self.beside, self.epoch = work, source, beside, epoch
-        self.priority = priority
+        self.priority, self.feeding = priority, feeding
         self.env = isolated_env(work, epoch)
 
     def state(self) -> list[tuple[str, bytes]]:
@@ -351,36 +406,46 @@ class Passes:
         for name, data in files.items():
             (self.work / name).write_bytes(data)
 
-    def settle(
-        self, seed: dict[str, bytes], later: Future[dict[str, bytes]] | None
-    ) -> tuple[bool, str, int]:
-        """Did the passes settle with a PDF, the last pass's log, and how many ran."""
+    def settle(self, seed: dict[str, bytes], fed: Feed | None) -> tuple[bool, str, int]:
+        """Did the passes settle with a PDF, the last pass's log, and how many ran. A core
+        is held throughout, lent while the passes wait for the files they are fed."""
         for old in self.work.iterdir():
             if old.is_file():
                 old.unlink()
         (self.work / "doc.tex").write_text(with_stamp(self.source))
-        beside = self.beside
-        self.give(_stamped(self.source, beside, self.epoch) | seed)
+        self.give(_stamped(self.source, self.beside, self.epoch) | seed)
+        given: dict[str, bytes] | None = None  # the feed's files the passes have
+        final = fed is None
         read: list[tuple[str, bytes]] | None = None
         log, passes, budget = "", 0, MAX_PASSES
-        while True:
-            if later is not None and (later.done() or self.state() == read):
-                beside = beside | later.result()  # waits here only once nothing else is left
-                self.give(_stamped(self.source, beside, self.epoch))
-                later, budget = None, passes + MAX_PASSES
-            now = self.state()
-            if now == read:
-                return True, log, passes
-            if passes == budget:
-                note = f"\nworkbook: the cross references did not settle in {MAX_PASSES} passes\n"
-                return False, log + note, passes
-            read = now
-            run = run_tex(PDFLATEX, self.work, self.env, self.priority)
-            passes += 1
-            log_file = self.work / "doc.log"
-            log = log_file.read_text(errors="replace") if log_file.exists() else ""
-            if run.returncode != 0 or not (self.work / "doc.pdf").exists():
-                return False, log or run.stdout + run.stderr, passes
+        with CORES.held(self.priority):
+            while True:
+                settled = self.state() == read
+                if not final:  # wait for files to read while there is nothing else to do
+                    if settled or (given is None and not self.beside):
+                        with CORES.lent(self.priority):
+                            files, final = fed.next(given, wait=True)
+                    else:
+                        files, final = fed.next(given, wait=False)
+                    if files is not None and files != given:
+                        given, budget = files, passes + MAX_PASSES
+                        self.give(_stamped(self.source, self.beside | files, self.epoch) | files)
+                    settled = self.state() == read
+                if settled and final:
+                    return True, log, passes
+                if settled:
+                    continue
+                if passes == budget:
+                    return False, log + UNSETTLED, passes
+                read = self.state()
+                run = run_tex(PDFLATEX, self.work, self.env)
+                passes += 1
+                log_file = self.work / "doc.log"
+                log = log_file.read_text(errors="replace") if log_file.exists() else ""
+                if run.returncode != 0 or not (self.work / "doc.pdf").exists():
+                    return False, log or run.stdout + run.stderr, passes
+                if self.feeding is not None:
+                    self.feeding.offer(labels((self.work / "doc.aux").read_bytes()))
 
 
 # Sectioning commands that make a contents line, and the counter each numbers by.

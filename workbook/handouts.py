@@ -307,9 +307,8 @@ class Classroom:
             else:
                 pages = self.compile(source, students, part.reader.id, beside).pages
                 self.say(f"student {done[0]}/{len(parts)}: compiled {part.reader.id}.pdf")
-            for suffix in tex.KEPT:
-                if suffix != ".pdf":
-                    (students / f"{part.reader.id}{suffix}").unlink(missing_ok=True)
+            for suffix in (".tex", ".log", ".aux"):
+                (students / f"{part.reader.id}{suffix}").unlink(missing_ok=True)
             return pages
 
         with ThreadPoolExecutor(max_workers=2) as pool:

@@ -24,9 +24,10 @@ _stopping = threading.Event()
 
 
 class Cores:
-    """TeX passes of one process, at most one per core: a pass waits for a free core, and
-    of the passes waiting the one of the lowest `priority` number goes first (the document
-    others wait for), so a document on the critical path never queues behind another."""
+    """TeX runs of one process, at most one per core: a compile holds a core from its first
+    pass to its last (lending it while it waits for another's files), and of those waiting
+    for one, the lowest `priority` number goes first (the document others wait for), so a
+    document on the critical path never queues behind another between its passes."""
 
     def __init__(self, count: int) -> None:
         self.free = count
@@ -34,8 +35,7 @@ class Cores:
         self._waiting: list[tuple[int, int]] = []
         self._order = itertools.count()
 
-    @contextlib.contextmanager
-    def held(self, priority: int) -> Iterator[None]:
+    def acquire(self, priority: int) -> None:
         with self._cond:
             ticket = (priority, next(self._order))
             heapq.heappush(self._waiting, ticket)
@@ -44,22 +44,41 @@ class Cores:
             heapq.heappop(self._waiting)
             self.free -= 1
             self._cond.notify_all()  # a core may still be free for the next in line
+
+    def release(self) -> None:
+        with self._cond:
+            self.free += 1
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def held(self, priority: int) -> Iterator[None]:
+        self.acquire(priority)
         try:
             yield
         finally:
-            with self._cond:
-                self.free += 1
-                self._cond.notify_all()
+            self.release()
+
+    @contextlib.contextmanager
+    def lent(self, priority: int) -> Iterator[None]:
+        """Give a held core back meanwhile, and hold one again after."""
+        self.release()
+        try:
+            yield
+        finally:
+            self.acquire(priority)
 
 
 CORES = Cores(len(os.sched_getaffinity(0)))
 
 
 def run_tex(
-    cmd: list[str], cwd: Path, env: dict[str, str], priority: int = 0
+    cmd: list[str], cwd: Path, env: dict[str, str], priority: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run pdflatex in its own process group once a core is free (see Cores), registered so
-    that stop_all can end it at once instead of waiting for it."""
+    """Run pdflatex in its own process group, registered so that stop_all can end it at
+    once instead of waiting for it; with a `priority`, once a core is free (see Cores),
+    else on the core the caller holds."""
+    if priority is None:
+        return _run(cmd, cwd, env)
     with CORES.held(priority):
         return _run(cmd, cwd, env)
 
