@@ -61,10 +61,29 @@ def built(*argv: str) -> Callable[[Path], None]:
     return make
 
 
+def shared_build(factory: pytest.TempPathFactory, *argv: str) -> Path:
+    """`workbook build` of these settings, made once in this test run (see shared_folder):
+    tests that build the same settings read the same folder."""
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", " ".join(["build", *argv]))
+    return shared_folder(factory, name, built(*argv))
+
+
+def copy_of(folder: Path, to: Path) -> Path:
+    """A test's own copy of a shared build, for a test that changes it."""
+    shutil.copytree(folder, to, dirs_exist_ok=True)
+    return to
+
+
 @pytest.fixture(scope="session")
 def default_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """build/ for the default config: workbook, exercises and answer key, compiled."""
-    return shared_folder(tmp_path_factory, "build", built())
+    return shared_build(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def results_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default config's three documents with results only (--detail results)."""
+    return shared_build(tmp_path_factory, "--detail", "results")
 
 
 CITED = re.compile(

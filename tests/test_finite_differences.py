@@ -36,6 +36,9 @@ import pytest
 from workbook import config, engine, params
 from workbook.config import Config
 
+# One worker computes this module's module fixtures once (make test runs -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("finite_differences")
+
 RTOL = 1e-6
 ROUND_ULPS = 2.0  # rounding error of one loss evaluation, in units of ulp(L)
 

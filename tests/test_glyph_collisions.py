@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import built, shared_folder
+from conftest import shared_build
 from glyphs import Collision, collisions
 
 tex = pytest.mark.tex
@@ -212,8 +212,7 @@ def glyph_build(
     """All three documents for one paper size, number of digits and model, built once."""
     paper, digits, preset = request.param
     argv = ["--paper", paper, "--digits", str(digits), *(["--preset", preset] if preset else [])]
-    out = shared_folder(tmp_path_factory, f"glyphs-{paper}-{digits}{preset}", built(*argv))
-    return paper, digits, out
+    return paper, digits, shared_build(tmp_path_factory, *argv)
 
 
 @tex

@@ -7,13 +7,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import read_pdf_text
+from conftest import read_pdf_text, shared_build
 
 from workbook import cli
 from workbook.config import Config
 from workbook.render import Answers, Exercises, Options, Worked
 
 tex = pytest.mark.tex
+
+
+def classroom(paper: str) -> tuple[str, ...]:
+    """The classroom preset's build settings, as test_glyph_collisions builds them (one
+    build serves both)."""
+    return ("--paper", paper, "--digits", "4", "--preset", "classroom")
 
 
 @pytest.fixture(scope="module")
@@ -174,15 +180,15 @@ def test_single_block_tables_run_side_by_side_split_ones_stay_stacked() -> None:
 
 @tex
 @pytest.mark.parametrize("paper", ["a4", "letter"])
-def test_a_small_models_short_lines_are_set_in_columns(tmp_path: Path, paper: str) -> None:
+def test_a_small_models_short_lines_are_set_in_columns(
+    tmp_path_factory: pytest.TempPathFactory, paper: str
+) -> None:
     """Classroom §1.4 (X = E_token + E_pos): its 16 lines fill two columns, row by row,
     each line whole, on either paper; the Jacobians J_1 … J_4 stand two to a row."""
     import pdfplumber
 
-    argv = ["build", "--preset", "classroom", "--only", "workbook", "-o", str(tmp_path), "-q"]
-    argv += ["--paper", paper]
-    assert cli.main(argv) == 0
-    with pdfplumber.open(tmp_path / "workbook.pdf") as pdf:
+    out = shared_build(tmp_path_factory, *classroom(paper))
+    with pdfplumber.open(out / "workbook.pdf") as pdf:
         page = next(
             p for p in pdf.pages if re.search(r"Add the position embeddings\n", p.extract_text())
         )
@@ -223,8 +229,10 @@ def test_no_heading_ends_a_page_of_the_default_documents(pdf_texts: dict[str, st
 
 
 @tex
-def test_no_heading_ends_a_page_of_the_classroom_documents(tmp_path: Path) -> None:
-    assert cli.main(["build", "--preset", "classroom", "-o", str(tmp_path), "-q"]) == 0
+def test_no_heading_ends_a_page_of_the_classroom_documents(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out = shared_build(tmp_path_factory, *classroom("a4"))
     for name in ("workbook", "exercises", "answers"):
-        found = headings_at_a_page_foot(read_pdf_text(tmp_path / f"{name}.pdf"))
+        found = headings_at_a_page_foot(read_pdf_text(out / f"{name}.pdf"))
         assert found == [], (name, found)

@@ -34,6 +34,7 @@ from .export import write_atomic
 from .printed import Book, check_answers
 from .render import DOCUMENTS, Options, Worked, check_widths, select
 from .render.matrix import Layout
+from .texrun import signals_held
 from .trace import Trace
 
 ORDER = tuple(DOCUMENTS)  # workbook first: the answer key needs its page numbers
@@ -238,7 +239,8 @@ class Builder:
         if not compiling_workbook or self.parts("workbook") == 1:
             spare.set()
         with ThreadPoolExecutor(max_workers=3) as pool:
-            running = {n: pool.submit(jobs[n]) for n in names}
+            with signals_held():  # every job's thread known to the pool, which waits for them
+                running = {n: pool.submit(jobs[n]) for n in names}
             made_files = {n: running[n].result() for n in names}  # the first failure first
         return [p for n in names for p in made_files[n]]
 

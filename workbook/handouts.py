@@ -49,6 +49,7 @@ from .render.handout import (
     name_tex,
 )
 from .render.matrix import Layout
+from .texrun import signals_held
 from .trace import Contraction, Step, Trace
 
 CLASS_OUTPUTS = ("handouts.pdf", "key.pdf", "key.tex", "grades.csv", "variants.csv", "answers.csv")
@@ -312,7 +313,9 @@ class Classroom:
             return pages
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            pages = list(pool.map(one, parts))
+            with signals_held():  # every thread known to the pool, which waits for them
+                compiled = pool.map(one, parts)
+            pages = list(compiled)
         self.say("joining the handouts into one print file ...")
         beside = {
             f"student-{p.reader.id}.pdf": (students / f"{p.reader.id}.pdf").read_bytes()

@@ -109,6 +109,20 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the end of this block (and threads started in it leave
+    them to the main thread): a pool's thread that is being started when the handler
+    raises goes on unknown to its pool, which then does not wait for it, and it would write
+    into a private folder already removed."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def stop_all() -> None:
     """Kill every TeX run in progress and refuse new ones: called from a signal handler."""
     with _lock:
