@@ -26,7 +26,7 @@ from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
-from .texrun import StoppedError, stop_all
+from .texrun import StoppedError, interrupt, stop_all
 
 
 class UsageError(Exception):
@@ -513,12 +513,12 @@ def class_key_request(args: argparse.Namespace, argv: list[str]) -> tuple[Config
     return s.config, replace(req, output=args.output, key_for=args.key_for)
 
 
-def _terminate(signum: int, frame: object) -> NoReturn:
+def _terminate(signum: int, frame: object) -> None:
     """SIGTERM or SIGINT: stop TeX at once (it runs in process groups of its own, which a
     Ctrl-C to the terminal does not reach), then unwind like Ctrl-C: private folders are
     removed on the way and nothing is moved into place."""
     stop_all()
-    raise KeyboardInterrupt
+    interrupt()
 
 
 def entry() -> NoReturn:

@@ -109,18 +109,36 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+_holding = 0  # signals_held blocks open (in the main thread, where signal handlers run)
+_pending = False  # a signal came meanwhile
+
+
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait until the end of this block (and threads started in it leave
-    them to the main thread): a pool's thread that is being started when the handler
-    raises goes on unknown to its pool, which then does not wait for it, and it would write
-    into a private folder already removed."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """A SIGINT or SIGTERM meanwhile stops TeX at once (see interrupt) but unwinds the main
+    thread only at the end of this block: a pool's thread that is being started when the
+    handler raises goes on unknown to its pool, which then does not wait for it, and writes
+    into a private folder already removed. (Blocking the signals would not do: NumPy's
+    threads take them for the process.)"""
+    global _holding, _pending
+    _holding += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        _holding -= 1
+        if not _holding and _pending:
+            _pending = False
+            raise KeyboardInterrupt
+
+
+def interrupt() -> None:
+    """For a signal handler, after stop_all: KeyboardInterrupt now, or at the end of the
+    signals_held block the main thread is in."""
+    global _pending
+    if _holding:
+        _pending = True
+    else:
+        raise KeyboardInterrupt
 
 
 def stop_all() -> None:
