@@ -271,7 +271,8 @@ class Renderer:
         only_last = [c.vocab[v] for v in dict.fromkeys(c.tokens) if c.tokens.index(v) == last]
 
         def words(ws: list[str]) -> str:
-            return _listed(rf"\texttt{{{tex_escape(w)}}}" for w in ws)
+            # running text: a long word may break (the token lists print it whole)
+            return _listed(rf"\texttt{{{tex_escape(w, breakable=True)}}}" for w in ws)
 
         parts = []
         if absent:

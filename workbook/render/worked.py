@@ -122,7 +122,8 @@ class Worked(Renderer):
         in this chapter's symbols; then one entry with this step's printed numbers."""
         title = "Where the formulas come from"
         out = [
-            rf"\section*{{{title}}}\addcontentsline{{toc}}{{section}}{{{title}}}",
+            # an anchor of its own: its bookmark is a section's, not its chapter's
+            rf"\section*{{{title}}}\phantomsection\addcontentsline{{toc}}{{section}}{{{title}}}",
             self.prose("derivations_intro.tex.j2", ch=info),
         ]
         for d, full in self.derived.chapter(info):
