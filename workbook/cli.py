@@ -23,6 +23,7 @@ from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
 from .config import KEYS, Config, ConfigError, load
 from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
+from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
@@ -224,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
         "answers: a full point, half, or none (default: full)",
     )
     g.add_argument(
+        "--rounding-credit",
+        type=_fraction,
+        default=ROUNDING_CREDIT,
+        metavar="F",
+        help="points, 0 to 1, for a slip of rounding alone (truncated, fewer digits, every "
+        "product rounded, earlier values kept unrounded): the method right, a last digit off "
+        f"(default: {ROUNDING_CREDIT:g}); any other named mistake earns nothing",
+    )
+    g.add_argument(
         "--strict",
         action="store_true",
         help="stop (exit 2) if any row of the answers cannot be graded, instead of listing "
@@ -324,6 +334,16 @@ def _folder(text: str) -> Path:
     if bad is not None:
         raise argparse.ArgumentTypeError(f"{text!r} has the control character U+{ord(bad):04X}")
     return Path(text)
+
+
+def _fraction(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-1")
+    return x
 
 
 def _digits(text: str) -> int:
@@ -433,6 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.strict,
                     args.pdf,
                     args.quiet,
+                    args.rounding_credit,
                 )
             )
         elif args.command == "handouts" and args.class_dir is not None:

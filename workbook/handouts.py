@@ -47,6 +47,7 @@ from .render.handout import (
     name_tex,
 )
 from .render.matrix import Layout
+from .sheets import spreadsheet_text
 from .trace import Contraction, Step, Trace
 
 TELLING_CELLS = 6  # asked cells a key looks through for the one that tells mistakes apart
@@ -121,7 +122,9 @@ class KeyPart(Answers):
             first, found = best
             cell = element(step.desc.symbol, first.entry.idx)
             shown = [rf"right ${self.f(single(key_value(self.book, first.entry), digits))}$"]
-            shown += [rf"{unicode_tex(m.name)} ${self.f(single(v, digits))}$" for m, v in found]
+            shown += [
+                rf"{unicode_tex(m.told or m.name)} ${self.f(single(v, digits))}$" for m, v in found
+            ]
             lines.append(
                 rf"\par\noindent{{\small\textit{{If ${cell}$ reads:}} {'; '.join(shown)}.}}\par"
             )
@@ -318,7 +321,9 @@ class Classroom:
                 part.handout.document()
             part.key.asks = tuple(asked(part.handout))
         handout = parts[0].handout
-        doc.append(first.prose("key_intro.tex.j2", load=workload(handout)))
+        doc.append(
+            first.prose("key_intro.tex.j2", load=workload(handout), on_the_way=on_the_way(handout))
+        )
         for part in parts:
             r, k = part.reader, part.key
             who = " ".join(
@@ -377,6 +382,16 @@ def print_file(files: list[tuple[str, int]], paper: str, what: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def on_the_way(h: Handout) -> NoEscape:
+    """What the selected exercises write on the way, in words: a softmax's, GELU's, or none."""
+    kinds = {h.arithmetic_kind(h.t.step(cells[0][0])) for cells in h.blanks.values() if cells}
+    said = {
+        "softmax": "a softmax's row maxima, exponentials and their sums",
+        "gelu": r"GELU's $u$ and $\tanh u$ for each entry",
+    }
+    return NoEscape(" and ".join(text for kind, text in said.items() if kind in kinds))
+
+
 def workload(h: Handout) -> list[tuple[str, int, int, int]]:
     """Per exercise of a laid-out handout: the cells a student fills in, the products their
     sums take, and the values written on the way (a softmax's row maxima, exponentials and
@@ -432,12 +447,6 @@ def _sheet(parts: list[Part], key: bool) -> bytes:
                 [part.reader.id, a.exercise, a.quantity, *where, format(value, "f"), tolerance]
             )
     return _csv(rows)
-
-
-def spreadsheet_text(text: str) -> str:
-    """A name as a spreadsheet cell that stays text: one starting with = + - or @ would be
-    run as a formula (=HYPERLINK(…)), so it gets a leading apostrophe, as spreadsheets do."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
 def variants(parts: list[Part]) -> bytes:

@@ -14,6 +14,7 @@ from pylatex import Document, NoEscape
 
 from ..config import WORD_CHARS
 from ..grading import Asked, asked
+from ..trace import Trace
 from .base import softmax_written_heads
 from .cells import quantity_tex
 from .exercises import Exercises
@@ -194,11 +195,11 @@ class Handout(Exercises):
         asks = asked(self)  # the chapters are laid out: the cells they ask are known
         if asks:
             doc.append(self.prose("answer_boxes.tex.j2"))
-            doc.append(NoEscape(answer_boxes(asks)))
+            doc.append(NoEscape(answer_boxes(asks, self.t)))
         return doc
 
 
-ANSWER_BOX_MM = 13  # a box holds a signed number of 4 to 8 digits, written small
+ANSWER_BOX_MM = 15  # a box holds a signed number of 4 to 8 digits (−0.001484), written small
 SOFTMAX_WRITTEN = ("s_max", "e", "sum_e")
 
 
@@ -214,7 +215,17 @@ def _box_place(a: Asked) -> tuple[str, int | None, int, str]:
     return a.quantity, a.row, col, "" if a.col is None else str(a.col)
 
 
-def answer_boxes(asks: list[Asked]) -> str:
+def _given_zeros(a: Asked, t: Trace) -> set[tuple[int, int]]:
+    """A softmax's masked exponentials, printed 0 in its grid: (row, column) of the answer
+    page's grid for them (its columns: the maximum, each e_j, the sum)."""
+    masked = getattr(t.producer(a.step.operands[0]), "consts", {}).get("masked")
+    if masked is None:
+        return set()
+    rows, cols = a.step.shape
+    return {(i + 1, j + 2) for i in range(rows) for j in range(cols) if masked[i, j]}
+
+
+def answer_boxes(asks: list[Asked], t: Trace) -> str:
     """The grids of the answer page: one small grid per grid of the handout, its boxes at
     the rows and columns the handout's grid has them, in the order the values are asked."""
     groups: dict[tuple[str, str], list[tuple[Asked, tuple]]] = {}
@@ -224,9 +235,17 @@ def answer_boxes(asks: list[Asked]) -> str:
     out = []
     for (exercise, grid), items in groups.items():
         first = items[0][0]
-        rows = sorted({p[1] for _, p in items if p[1] is not None}) or [None]
-        heads = dict(sorted({p[2]: p[3] for _, p in items}.items()))
+        # every row and column the grid has between its first and last asked: a row with
+        # nothing asked stays, marked, so copying row by row cannot slip by one
+        known = [p[1] for _, p in items if p[1] is not None]
+        rows = list(range(1, max(known) + 1)) if known else [None]
+        named = {p[2]: p[3] for _, p in items}
+        if grid == "written":  # a softmax's: every column, a masked exponential's 0 given
+            heads = dict(enumerate(softmax_written_heads(first.step.shape[1]), start=1))
+        else:
+            heads = {c: named.get(c, str(c)) for c in range(min(named), max(named) + 1)}
         asked_at = {(p[1], p[2]) for _, p in items}
+        given = _given_zeros(first, t) if grid == "written" else set()
         what = r"written on the way" if grid == "written" else f"${quantity_tex(first)}$"
         label = rf"{exercise}\enspace {what}"
         if first.exp:
@@ -237,7 +256,10 @@ def answer_boxes(asks: list[Asked]) -> str:
             " & " + " & ".join(rf"\hfil {h}" for h in heads.values()) + r" \\ \hline",
         ]
         for r in rows:
-            cells = ["" if (r, c) in asked_at else r"\hfil--" for c in heads]
+            cells = [
+                "" if (r, c) in asked_at else r"\hfil 0" if (r, c) in given else r"\hfil--"
+                for c in heads
+            ]
             head = "" if r is None else str(r)
             lines.append(rf"{head}\rule{{0pt}}{{4.2mm}} & " + " & ".join(cells) + r" \\ \hline")
         body = "\n".join(lines)
