@@ -22,7 +22,8 @@ from .texrun import run_tex
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
-    "texlive-fonts-recommended texlive-pictures lmodern latexmk"
+    "texlive-fonts-recommended texlive-pictures lmodern latexmk texlive-luatex fonts-noto-core "
+    "fonts-noto-cjk"
 )
 
 

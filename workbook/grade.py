@@ -25,7 +25,8 @@ from .classroom import OtherSettingsError, decode
 from .config import ConfigError, read_small
 from .export import write_atomic
 from .grading import FOLLOW_THROUGH, ROUNDING_CREDIT, Grader, asked, look_at
-from .handouts import Classroom, HandoutRequest, Part, name_pictures
+from .handouts import Classroom, HandoutRequest, Part
+from .names import pictures
 from .render import Options
 from .render.handout import Reader
 from .sheets import (
@@ -224,7 +225,7 @@ class Grading:
         from .render.feedback import Feedback
 
         fb = Feedback(parts, results, self.req.follow_through, self.req.rounding_credit)
-        names = name_pictures(self.compile, stage, [r.name for r in results], self.say)
+        names = pictures([r.name for r in results], stage, self.say)
         self.say(f"compiling the feedback of {len(results)} students ...")
         self.compile(fb.feedback_source(), stage, "feedback", names)
         pages = tex.label_pages(stage / "feedback.aux")

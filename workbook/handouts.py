@@ -32,20 +32,13 @@ from .export import write_atomic
 from .grading import Asked, asked, key_value
 from .hand import Rounder
 from .mistakes import Inputs, diagnosis
+from .names import name_macros, name_tex, pictures
 from .printed import Book, single
 from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.base import Selection
 from .render.fmt import element, tex_escape, unicode_tex
-from .render.handout import (
-    Handout,
-    Reader,
-    arabic_file,
-    arabic_runs,
-    arabic_source,
-    name_macros,
-    name_tex,
-)
+from .render.handout import Handout, Reader
 from .render.matrix import Layout
 from .sheets import spreadsheet_text
 from .trace import Contraction, Step, Trace
@@ -251,7 +244,7 @@ class Classroom:
         return [Path(f"{stem}.pdf")]
 
     def name_pictures(self, stage: Path, parts: list[Part]) -> dict[str, bytes]:
-        return name_pictures(self.compile, stage, [p.reader.name for p in parts], self.say)
+        return pictures([p.reader.name for p in parts], stage, self.say)
 
     def everything(self, stage: Path, parts: list[Part]) -> list[Path]:
         students = stage / "students"
@@ -342,22 +335,6 @@ class Classroom:
                 doc.append(NoEscape(rf"\subsection*{{{number}\quad {title}}}"))
                 doc.append(NoEscape("\n".join(k.answers(number))))
         return doc.dumps()
-
-
-def name_pictures(
-    compile_fn: Callable[..., tex.Compiled], stage: Path, names: list[str], say: Callable
-) -> dict[str, bytes]:
-    """The Arabic runs of these names, each set by ArabTeX in a PDF of its own (its patches
-    stay out of the documents that print the names), by the file name name_tex gives it."""
-    runs = arabic_runs(names)
-    if runs:
-        say(f"setting {len(runs)} Arabic name(s) ...")
-    pictures = {}
-    for run in runs:
-        stem = arabic_file(run).removesuffix(".pdf")
-        compile_fn(arabic_source(run), stage / "names", stem)
-        pictures[f"{stem}.pdf"] = (stage / "names" / f"{stem}.pdf").read_bytes()
-    return pictures
 
 
 def print_file(files: list[tuple[str, int]], paper: str, what: str) -> str:

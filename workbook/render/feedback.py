@@ -18,13 +18,13 @@ from .. import __version__
 from ..grading import FOLLOW_THROUGH, ROUNDING_CREDIT, Graded, exercise_points
 from ..hand import sig
 from ..mistakes import BY_KEY
+from ..names import name_macros, name_tex
 from ..printed import Num, factor_exp
 from ..sheets import parse_number
 from ..trace import Step, Trace
 from .base import jinja_env
 from .cells import value_tex
 from .fmt import Fmt, tex_escape, unicode_tex
-from .handout import name_macros, name_tex
 from .steps import transposed
 
 MAP_COLUMNS = 14  # exercises side by side in one block of the mistakes map
