@@ -323,3 +323,70 @@ def test_summary_reflects_a_toml_file(tmp_path, capsys) -> None:
     expected = sum(params.count(Config(d_model=8, d_ff=4)).values())
     assert any(line.split() == ["total", f"{expected:,}"] for line in out.splitlines())
     assert "d_model 8, heads 2 (d_k = d_v = 4), d_ff 4" in out
+
+
+# --- inputs that once crashed, or were read as something else ----------------------------
+CRASHES = [
+    ("a = " + "[" * 2000 + "]" * 2000, "nested too deeply"),
+    ("seed = " + "9" * 5000, "a number far too long"),
+    ("lr = " + "9" * 400, "too large a number"),
+]
+
+
+@pytest.mark.parametrize(("toml", "message"), CRASHES)
+def test_a_config_that_once_crashed_gets_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(toml + "\n")
+    assert cli.main(["summary", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and len(err) < 200, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["build", "--tex-only", "--chapters", "9" * 5000], "chapters are 1-13"),
+        (["build", "--tex-only", "--chapters", "٢"], "use numbers and ranges"),
+        (["build", "--tex-only", "--digits", "٤"], "digits 0-9"),
+        (["summary", "--seed", "٣"], "digits 0-9"),
+        (["summary", "--seed", "9" * 5000], "far too large"),
+        (["handouts", "--key-for", "X", "--class-seed", "-1"], "outside 0 to 2**63"),
+        (["handouts", "--key-for", "X", "--class-seed", "２"], "digits 0-9"),
+        (["summary", "--sentence", "like " * 100000 + "zzz"], "is not in the vocabulary"),
+    ],
+)
+def test_numbers_are_ascii_digits_and_values_are_cut_in_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert cli.main([*argv, *(["-o", str(tmp_path / "o")] if argv[0] != "summary" else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and len(err) < 400, err[:500]
+    assert not (tmp_path / "o").exists()
+
+
+def test_leading_zeros_and_a_bom_read_as_meant(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_bytes("\ufeffd_model = 8\n".encode())
+    assert cli.main(["summary", "--config", str(config)]) == 0
+    for flag in (["--chapters", "02"], ["--sections", "02.1"]):
+        assert cli.main(["build", "--tex-only", "-q", "-o", str(tmp_path / "o"), *flag]) == 0
+
+
+def test_a_folder_that_cannot_be_written_names_itself_and_exits_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere: a file where the folder goes instead
+        blocked = tmp_path / "file"
+        blocked.write_text("x")
+        out = blocked / "o"
+    else:
+        blocked = tmp_path / "ro"
+        blocked.mkdir(mode=0o500)
+        out = blocked / "o"
+    assert cli.main(["build", "--tex-only", "-q", "-o", str(out)]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocked) in err, err

@@ -21,7 +21,7 @@ from . import __version__, engine, export, params
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
-from .config import KEYS, Config, ConfigError, load
+from .config import KEYS, Config, ConfigError, load, whole_number
 from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
 from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
@@ -166,10 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--roster", type=Path, metavar="FILE.csv", help="UTF-8 CSV with columns id,name")
     h.add_argument(
         "--class-seed",
-        type=int,
+        type=_class_seed,
         default=0,
         metavar="N",
-        help="draws every student's variant (default: 0)",
+        help="draws every student's variant: a whole number from 0 to 2**63 - 1 (default: 0)",
     )
     h.add_argument(
         "--key-for",
@@ -308,14 +308,14 @@ def _documents(text: str) -> tuple[str, ...]:
 def _chapters(text: str) -> str:
     """The form of a chapter list (numbers and ranges); the build checks the numbers
     against the model's chapters."""
-    if not re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*", text):
+    if not re.fullmatch(r"\s*[0-9]+(\s*-\s*[0-9]+)?(\s*,\s*[0-9]+(\s*-\s*[0-9]+)?)*\s*", text):
         raise argparse.ArgumentTypeError(f"{text!r}: use numbers and ranges, e.g. 2-5,11")
     return re.sub(r"\s+", "", text)
 
 
 def _sections(text: str) -> str:
     """The form of an exercise list ("3.1-3.3,8.2,5"); the build checks the numbers."""
-    one = r"\s*\d+(\.\d+)?\s*"
+    one = r"\s*[0-9]+(\.[0-9]+)?\s*"
     if not re.fullmatch(rf"{one}(-{one})?(,{one}(-{one})?)*", text):
         raise argparse.ArgumentTypeError(
             f"{text!r}: use exercise numbers and ranges, e.g. 3.1-3.3,8.2"
@@ -346,11 +346,22 @@ def _fraction(text: str) -> float:
     return x
 
 
-def _digits(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        return whole_number(text, repr(text))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _class_seed(text: str) -> int:
+    n = _whole(text)
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"{n} is outside 0 to 2**63 - 1")
+    return n
+
+
+def _digits(text: str) -> int:
+    n = _whole(text)
     if n not in DIGITS:
         raise argparse.ArgumentTypeError(f"{n} is outside {DIGITS[0]}-{DIGITS[-1]}")
     return n
@@ -405,6 +416,7 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
+    args = None
     try:
         args = build_parser().parse_args(argv)
         c = config_from_args(args) if hasattr(args, "config") else None
@@ -485,14 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
     except (UsageError, ConfigError, UnprintableError, TooLargeError, FolderBusyError) as exc:
-        print(exc if isinstance(exc, UsageError) else f"workbook: {exc}", file=sys.stderr)
+        line = str(exc) if isinstance(exc, UsageError) else f"workbook: {exc}"
+        print(cut_values(line), file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141
-    except OSError as exc:
-        print(f"workbook: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
-        return 2
+    except OSError as exc:  # a full disk, a folder one may not write in: what, and where
+        where = exc.filename or getattr(args, "output", None) or "."
+        print(cut_values(f"workbook: {where}: {exc.strerror or exc}"), file=sys.stderr)
+        return 5
     except (KeyboardInterrupt, StoppedError):
         print("workbook: interrupted", file=sys.stderr)
         return 130
@@ -527,15 +541,29 @@ def class_key_request(args: argparse.Namespace, argv: list[str]) -> tuple[Config
     return s.config, replace(req, output=args.output, key_for=args.key_for)
 
 
+def cut_values(line: str, most: int = 80) -> str:
+    """An error line with each long value it quotes cut to `most` characters and an
+    ellipsis: a 900 kB sentence is named, not repeated."""
+
+    def cut(m: re.Match[str]) -> str:
+        text = m.group(0)
+        quote = text[0] if text[0] in "'\"" else ""
+        return text[: most - 1] + "…" + quote
+
+    long = rf"'[^'\n]{{{most},}}'|\"[^\"\n]{{{most},}}\"|[0-9]{{{most},}}"
+    return re.sub(long, cut, line)
+
+
 def _terminate(signum: int, frame: object) -> NoReturn:
-    """SIGTERM or SIGINT: stop TeX at once (it runs in process groups of its own, which a
-    Ctrl-C to the terminal does not reach), then unwind like Ctrl-C: private folders are
+    """SIGTERM, SIGINT or SIGHUP (a closed terminal): stop TeX at once (it runs in process
+    groups of its own, which a Ctrl-C to the terminal does not reach), then unwind like
+    Ctrl-C: private folders are
     removed on the way and nothing is moved into place."""
     stop_all()
     raise KeyboardInterrupt
 
 
 def entry() -> NoReturn:
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a closed terminal too
+        signal.signal(sig, _terminate)
     sys.exit(main())

@@ -22,7 +22,7 @@ from pylatex import Command, Document, NoEscape, Package
 from pylatex.section import Chapter, Part, Section
 
 from .. import __version__, hand
-from ..config import Config, ConfigError
+from ..config import MAX_DIGITS, Config, ConfigError
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book, Num, UnprintableError, factor_exp
 from ..trace import Chapter as ChapterInfo
@@ -701,6 +701,8 @@ def select_chapters(spec: str, count: int) -> tuple[int, ...]:
     chosen: set[int] = set()
     for part in spec.split(","):
         lo, _, hi = part.strip().partition("-")
+        if max(len(lo.lstrip("0")), len((hi or lo).lstrip("0"))) > MAX_DIGITS:
+            raise ConfigError(f"--chapters {spec}: chapters are 1-{count} for this model")
         first, last = int(lo), int(hi or lo)
         if first > last:
             raise ConfigError(f"--chapters {spec}: {part.strip()} runs backwards")
@@ -742,6 +744,9 @@ def select_sections(spec: str, t: Trace) -> tuple[str, ...]:
     numbers = book_numbers(t)
 
     def span(end: str) -> tuple[int, int]:
+        end = ".".join(
+            k.lstrip("0") or "0" for k in end.split(".")
+        )  # 02.1 is 2.1, as in --chapters
         """The first and last index in `numbers` that `end` ("3.2" or "3") stands for."""
         inside = [i for i, n in enumerate(numbers) if n == end or n.split(".")[0] == end]
         if not inside:
