@@ -390,3 +390,26 @@ def test_a_folder_that_cannot_be_written_names_itself_and_exits_5(
     assert cli.main(["build", "--tex-only", "-q", "-o", str(out)]) == 5
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(blocked) in err, err
+
+
+def test_progress_is_a_line_a_tenth_in_a_log_and_one_updating_line_on_a_terminal() -> None:
+    import io
+
+    from workbook.progress import Progress
+
+    log = io.StringIO()
+    p = Progress("handouts compiled:", 30, out=log)
+    for _ in range(30):
+        p.step()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10 and lines[-1] == "workbook: handouts compiled: 30/30"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    p = Progress("handouts compiled:", 30, out=tty)
+    for _ in range(30):
+        p.step()
+    assert tty.getvalue().count("\n") == 1 and tty.getvalue().count("\r") == 30

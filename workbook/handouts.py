@@ -34,6 +34,7 @@ from .hand import Rounder
 from .mistakes import Inputs, diagnosis
 from .names import name_macros, name_tex, pictures
 from .printed import Book, single
+from .progress import Progress
 from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.base import Selection
@@ -209,9 +210,10 @@ class Classroom:
         t0 = time.perf_counter()
         pairs = self.readers()
         parts = []
-        for k, (reader, variant) in enumerate(pairs, start=1):
+        made = Progress("steps and pages made, students:", len(pairs), self.req.quiet)
+        for reader, variant in pairs:
             parts.append(self.part(reader, variant))
-            self.say(f"student {k}/{len(pairs)}: made the step and its pages")
+            made.step()
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
         if (out / "students").is_symlink():  # its files would go, and be removed, elsewhere
@@ -249,15 +251,14 @@ class Classroom:
     def everything(self, stage: Path, parts: list[Part]) -> list[Path]:
         students = stage / "students"
         students.mkdir()
-        done = [0]
+        compiled = Progress("handouts compiled:", len(parts), self.req.quiet)
         names = self.name_pictures(stage, parts)
 
         def one(part: Part) -> int:
             result = self.compile(part.handout.tex(), students, part.reader.id, names)
             for suffix in (".tex", ".log", ".aux"):
                 (students / f"{part.reader.id}{suffix}").unlink()
-            done[0] += 1
-            self.say(f"student {done[0]}/{len(parts)}: compiled {part.reader.id}.pdf")
+            compiled.step()
             return result.pages
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -315,7 +316,12 @@ class Classroom:
             part.key.asks = tuple(asked(part.handout))
         handout = parts[0].handout
         doc.append(
-            first.prose("key_intro.tex.j2", load=workload(handout), on_the_way=on_the_way(handout))
+            first.prose(
+                "key_intro.tex.j2",
+                load=workload(handout),
+                on_the_way=on_the_way(handout),
+                single=self.req.key_for is not None,
+            )
         )
         for part in parts:
             r, k = part.reader, part.key

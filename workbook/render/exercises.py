@@ -395,7 +395,8 @@ class Exercises(Renderer):
             verb = "are" if many else "is"
             return rf"\selfcheck{{{which} {verb} {cells}, {each} ${tol}${alone}.}}"
         verb = "come to" if many else "comes to"
-        cells = r",\ ".join(self.f(x) for x in want)
+        # plain decimals, as the handout writes every number (no power of ten)
+        cells = r",\ ".join(format(x.value, "f") for x in want)
         return rf"\selfcheck{{{which} {verb} ${cells}$ ({how}), {each} ${tol}${alone}.}}"
 
     def product_column_sums(
