@@ -413,3 +413,34 @@ def test_progress_is_a_line_a_tenth_in_a_log_and_one_updating_line_on_a_terminal
     for _ in range(30):
         p.step()
     assert tty.getvalue().count("\n") == 1 and tty.getvalue().count("\r") == 30
+
+
+def test_exercises_lists_every_number_with_what_it_asks_and_minutes(capsys) -> None:
+    assert cli.main(["exercises", "--preset", "classroom"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:-2]}
+    assert "2.1" in rows and "13.16" in rows and "13.17" in rows  # AdamW, its derivation
+    assert rows["2.1"].split()[-4:] == ["7", "28", "0", "8"]  # cells, products, on the way
+    assert "Derivation" in rows["8.3"] and "15 s a product" in out
+    assert cli.main(["exercises", "--sections", "3.3"]) == 0  # the seed model too
+    assert "Softmax" in capsys.readouterr().out
+
+
+def test_a_selection_longer_than_the_lesson_is_said_even_quietly(tmp_path: Path, capsys) -> None:
+    from workbook.config import preset
+    from workbook.handouts import Classroom, HandoutRequest
+    from workbook.render import Options
+
+    roster = tmp_path / "r.csv"
+    roster.write_text("id,name\ns1,A\n")
+    opts = Options(scaffold="faded", givens="start")
+    c = preset("classroom")
+    for minutes, said in ((50, True), (500, False)):
+        req = HandoutRequest(
+            tmp_path, opts, roster, sections="2.1-3.3", quiet=True, minutes=minutes
+        )
+        room = Classroom(c, req)
+        reader, variant = room.readers()[0]
+        room.plan(room.part(reader, variant).handout)
+        err = capsys.readouterr().err
+        assert ("more than --minutes 50" in err) == said and err.count("\n") == said, err

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, engine, export, params
+from . import __version__, engine, export, params, planning
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with --class DIR, the settings are the class's",
     )
     h.add_argument(
+        "--minutes",
+        type=_positive,
+        metavar="M",
+        help="the lesson's length: say when the selection takes longer by hand (at the rates "
+        "`workbook exercises` states)",
+    )
+    h.add_argument(
         "--class",
         dest="class_dir",
         type=Path,
@@ -187,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _document_flags(h, "handouts")
     _config_flags(h)
+
+    x = sub.add_parser(
+        "exercises",
+        help="every exercise's number and title, what it asks and about how long it takes by "
+        "hand, to choose a handout's --sections",
+    )
+    which = x.add_mutually_exclusive_group()
+    which.add_argument("--chapters", type=_chapters, metavar="LIST", help="e.g. 2-5 or 3,11")
+    which.add_argument("--sections", type=_sections, metavar="LIST", help="e.g. 3.1-3.3,8.2")
+    _config_flags(x)
 
     g = sub.add_parser(
         "grade",
@@ -336,6 +353,12 @@ def _folder(text: str) -> Path:
     return Path(text)
 
 
+def _positive(text: str) -> float:
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip()) or float(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give minutes as a positive number")
+    return float(text)
+
+
 def _fraction(text: str) -> float:
     try:
         x = float(text)
@@ -455,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yes=args.yes,
             )
             build(c, req)
+        elif args.command == "exercises":
+            print(planning.table(planning.items(c, args.chapters, args.sections)))
         elif args.command == "grade":
             grade(
                 GradeRequest(
@@ -487,6 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 class_seed=args.class_seed,
                 key_for=args.key_for,
                 quiet=args.quiet,
+                minutes=args.minutes,
             )
             handouts(c, hreq)
         return 0

@@ -33,6 +33,7 @@ from .grading import Asked, asked, key_value
 from .hand import Rounder
 from .mistakes import Inputs, diagnosis
 from .names import name_macros, name_tex, pictures
+from .planning import RATES_TEXT, minutes_of, of_handout, workload
 from .printed import Book, single
 from .progress import Progress
 from .render import Options, check_widths, select
@@ -42,7 +43,7 @@ from .render.fmt import element, tex_escape, unicode_tex
 from .render.handout import Handout, Reader
 from .render.matrix import Layout
 from .sheets import spreadsheet_text
-from .trace import Contraction, Step, Trace
+from .trace import Step, Trace
 
 TELLING_CELLS = 6  # asked cells a key looks through for the one that tells mistakes apart
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
@@ -58,6 +59,7 @@ class HandoutRequest:
     class_seed: int = 0
     key_for: str | None = None  # a variant code: only that student's key
     class_dir: Path | None = None  # where the settings came from (--class), for messages
+    minutes: float | None = None  # the lesson's length: say when the selection takes longer
     quiet: bool = False
 
     def settings(self, c: Config) -> ClassSettings:
@@ -214,6 +216,8 @@ class Classroom:
         for reader, variant in pairs:
             parts.append(self.part(reader, variant))
             made.step()
+        if self.req.key_for is None:
+            self.plan(parts[0].handout)
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
         if (out / "students").is_symlink():  # its files would go, and be removed, elsewhere
@@ -222,6 +226,25 @@ class Classroom:
             )
         with tex.folder_lock(out):
             return self.write(parts, out, t0)
+
+    def plan(self, h: Handout) -> None:
+        """What each handout asks, and about how long it takes by hand; said before TeX
+        starts, and said even under --quiet when it is longer than --minutes."""
+        h.document()  # lays it out: the cells it leaves blank
+        load = workload(h)
+        cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
+        estimate = minutes_of(of_handout(h))
+        self.say(
+            f"each handout asks for {cells} cells, {products} products in their sums"
+            f" and {written} values written on the way: about {estimate:.0f} minutes by hand"
+        )
+        if self.req.minutes is not None and estimate > self.req.minutes:
+            print(
+                f"workbook: the selection takes about {estimate:.0f} minutes by hand, more than "
+                f"--minutes {self.req.minutes:g} (at {RATES_TEXT}; `workbook exercises` lists "
+                "each exercise's share)",
+                file=sys.stderr,
+            )
 
     def write(self, parts: list[Part], out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every file into `out`."""
@@ -269,12 +292,6 @@ class Classroom:
             for p in parts
         }
         self.compile(self.print_file(parts, pages), stage, "handouts", beside)
-        load = workload(parts[0].handout)
-        cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
-        self.say(
-            f"each handout asks for {cells} cells, {products} products in their sums"
-            f" and {written} values written on the way"
-        )
         self.say("compiling the key ...")
         self.compile(self.key_source(parts), stage, "key", names)
         write_atomic(stage / "grades.csv", grades(parts))
@@ -373,22 +390,6 @@ def on_the_way(h: Handout) -> NoEscape:
         "gelu": r"GELU's $u$ and $\tanh u$ for each entry",
     }
     return NoEscape(" and ".join(text for kind, text in said.items() if kind in kinds))
-
-
-def workload(h: Handout) -> list[tuple[str, int, int, int]]:
-    """Per exercise of a laid-out handout: the cells a student fills in, the products their
-    sums take, and the values written on the way (a softmax's row maxima, exponentials and
-    sums; GELU's u and tanh u). Every variant of a class asks the same."""
-    rows = []
-    for exercise, cells in h.blanks.items():
-        products = 0
-        for name, idx, *_ in cells:
-            step = h.t.step(name)
-            if isinstance(step, Contraction) and step.kind != "colsum":  # a column sum: adds
-                products += step.factors(h.t.values, idx)[0].size
-        written = h.written_count(h.t.step(cells[0][0])) if cells else 0
-        rows.append((exercise, len(cells), products, written))
-    return rows
 
 
 # --- sheets -----------------------------------------------------------------------------------
