@@ -27,6 +27,7 @@ from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
+from .render.base import FONT_SIZES, LARGE_PRINT
 from .texrun import StoppedError, stop_all
 
 
@@ -286,6 +287,19 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
     )
     p.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
     p.add_argument(
+        "--font-size",
+        type=_font_size,
+        default=None,
+        metavar="PT",
+        help=f"size of the text in print, {FONT_SIZES[0]}-{FONT_SIZES[-1]} pt: the pages are "
+        "magnified whole, tables and figures with the text (default: 10)",
+    )
+    p.add_argument(
+        "--large-print",
+        action="store_true",
+        help=f"large print: {LARGE_PRINT} pt (or --font-size), sans-serif letters and digits",
+    )
+    p.add_argument(
         "--layout",
         choices=LAYOUTS,
         default="falk",
@@ -357,6 +371,19 @@ def _positive(text: str) -> float:
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip()) or float(text) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: give minutes as a positive number")
     return float(text)
+
+
+def _font_size(text: str) -> int:
+    n = _whole(text)
+    if n not in FONT_SIZES:
+        raise argparse.ArgumentTypeError(f"{n} is outside {FONT_SIZES[0]}-{FONT_SIZES[-1]}")
+    return n
+
+
+def print_size(args: argparse.Namespace) -> dict[str, object]:
+    """--font-size and --large-print as options: large print is 16 pt unless sized, sans."""
+    size = args.font_size or (LARGE_PRINT if args.large_print else 10)
+    return {"font_size": size, "sans": args.large_print}
 
 
 def _fraction(text: str) -> float:
@@ -466,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 givens=args.givens,
                 scaffold=args.scaffold,
                 layout=args.layout,
+                **print_size(args),
             )
             req = BuildRequest(
                 args.output,
@@ -505,6 +533,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     scaffold="faded",
                     givens="start",
                     layout=args.layout,
+                    **print_size(args),
                 ),
                 roster=args.roster,
                 chapters=args.chapters,
@@ -548,6 +577,8 @@ CLASS_CARRIES = {f"--{k.replace('_', '-')}" for k in KEYS} | {
     "--digits",
     "--paper",
     "--layout",
+    "--font-size",
+    "--large-print",
 }
 
 

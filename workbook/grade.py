@@ -66,7 +66,13 @@ class ProblemsError(ConfigError):
 def handout_request(s: ClassSettings, folder: Path, quiet: bool = True) -> HandoutRequest:
     """The handouts' request as the class folder records it."""
     opts = Options(
-        digits=s.digits, paper=s.paper, scaffold=s.scaffold, givens=s.givens, layout=s.layout
+        digits=s.digits,
+        paper=s.paper,
+        scaffold=s.scaffold,
+        givens=s.givens,
+        layout=s.layout,
+        font_size=s.font_size,
+        sans=s.sans,
     )
     return HandoutRequest(
         folder,

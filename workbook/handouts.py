@@ -41,7 +41,6 @@ from .render.answers import Answers
 from .render.base import Selection
 from .render.fmt import element, tex_escape, unicode_tex
 from .render.handout import Handout, Reader
-from .render.matrix import Layout
 from .sheets import spreadsheet_text
 from .trace import Step, Trace
 
@@ -75,6 +74,8 @@ class HandoutRequest:
             o.scaffold,
             o.givens,
             roster_hash(self.roster),
+            font_size=o.font_size,
+            sans=o.sans,
         )
 
 
@@ -184,7 +185,7 @@ class Classroom:
     def printable(self, cv: Config, t: Trace) -> None:
         """Refuse a variant whose tables would not fit this paper (see check_widths)."""
         opts = self.req.options
-        check_widths(cv, t, Book(t, opts.digits, opts.arithmetic), Layout(opts.paper))
+        check_widths(cv, t, Book(t, opts.digits, opts.arithmetic), opts.layout_page)
 
     def part(self, reader: Reader, variant: Variant, fresh: bool = True) -> Part:
         """A student's step, handout and key; `fresh`: a variant not yet printed, checked
@@ -197,7 +198,7 @@ class Classroom:
         last = max(Selection(t, opts).chapters)  # nothing later is printed
         book = Book(t, opts.digits, opts.arithmetic, last)  # the handout and its key share it
         if fresh:  # refuse before writing anything
-            check_widths(cv, t, book, Layout(opts.paper))
+            check_widths(cv, t, book, opts.layout_page)
         return Part(
             reader,
             variant,

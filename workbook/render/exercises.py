@@ -20,7 +20,6 @@ from .base import ADAM_COLUMNS, ADAM_LABEL, Renderer, _m, key, softmax_written_h
 from .fmt import element, factor
 from .matrix import (
     LABEL_WIDTH,
-    MAX_RULED_ROWS,
     TABCOLSEP,
     Falk,
     cell_width,
@@ -579,7 +578,7 @@ class Exercises(Renderer):
     def need(self, step: Step) -> float:
         """The height (pt) an exercise's heading needs below it: its lines and grid's top
         (under Falk's layout, with the right factor's rows above the grid)."""
-        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
+        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, self.layout.rows(True))
         # the narrowest cells the grid may have: Falk's layout if even they allow it
         falk = self.falk(step, max(MIN_CELL_PT, self.typical_width)) if step.shape else None
         above = len(falk.picks) if falk is not None else 0

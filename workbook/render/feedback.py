@@ -67,6 +67,7 @@ class Feedback:
         self.t = parts[0].handout.t
         first = parts[0].handout
         self.paper = first.opts.paper
+        self.opts = first.opts
         self.digits = first.opts.digits
         self.f = Fmt(self.digits)
         self.titles = {
@@ -74,6 +75,13 @@ class Feedback:
         }
         self.selection = NoEscape(tex_escape(_selection(parts[0])))
         self.env = jinja_env()
+
+    def geometry(self) -> str:
+        """The page as the class's handouts have it: magnified and turned for large print."""
+        if self.opts.font_size == 10:
+            return "margin=18mm,footskip=14pt"
+        mag = round(1000 * self.opts.scale)
+        return f"mag={mag},truedimen,landscape,margin=18truemm,footskip=14pt"
 
     def number(self, x: Decimal | None, exact: bool = False) -> str:
         """A value as a learner reads it; `exact` keeps every digit typed."""
@@ -91,6 +99,8 @@ class Feedback:
             names=NoEscape(name_macros(names)),
             credit=self.credit,
             rounding_credit=self.rounding_credit,
+            geometry=NoEscape(self.geometry()),
+            sans=self.opts.sans,
             rounding_points=(
                 "half a point"
                 if self.rounding_credit == 0.5
