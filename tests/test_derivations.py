@@ -364,7 +364,6 @@ def test_a_fast_formula_far_from_the_jacobian_route_says_why() -> None:
 
     c = from_mapping({"model": "gpt2"})
     tex = Worked(c, engine.run(c), Options()).tex()
-    found = re.findall(
-        r"difference of numbers about ([\d,]+) times larger, which nearly cancel", tex
-    )
+    said = r"difference of numbers about ([\d,]+) times larger, which nearly cancel"
+    found = re.findall(said, tex)
     assert found and all(int(x.replace(",", "")) >= 10 for x in found)
