@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from . import __version__, engine, export, params, planning
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
-from .config import KEYS, Config, ConfigError, load, whole_number
+from .config import HELP, KEYS, MODELS, PRESETS, Config, ConfigError, load, whole_number
 from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
 from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
@@ -71,15 +72,70 @@ def _all_flags(p: argparse.ArgumentParser) -> list[str]:
     return flags
 
 
+METAVARS = {
+    "preset": "{" + ",".join(PRESETS) + "}",
+    "model": "{" + ",".join(MODELS) + "}",
+    "vocab": "WORDS",
+    "sentence": "TEXT",
+}
+
+
 def _config_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and optimiser (override the config file)")
     g.add_argument("--config", type=Path, metavar="FILE", help="TOML file with any of the keys")
     for key in KEYS:
         default = getattr(Config(), key)
-        shown = " ".join(default) if key == "vocab" else default
+        shown = ",".join(default) if key == "vocab" else (default or "none")
         g.add_argument(
-            f"--{key.replace('_', '-')}", dest=key, metavar="VALUE", help=f"(default: {shown})"
+            f"--{key.replace('_', '-')}",
+            dest=key,
+            metavar=METAVARS.get(key, "N" if isinstance(default, int) else "X"),
+            help=f"{HELP[key]} (default: {shown})".replace("%", "%%"),
         )
+
+
+# Two or three examples at the end of each command's --help (tests/test_docs.py parses them).
+EXAMPLES = {
+    "summary": [
+        "workbook summary",
+        "workbook summary --model gpt2 --layers 2",
+        "workbook summary --preset classroom --seed 7",
+    ],
+    "export": [
+        "workbook export --output step.json",
+        "workbook export --format csv --output step-csv",
+        "workbook export --format npz --output step.npz --preset classroom",
+    ],
+    "build": [
+        "workbook build",
+        "workbook build --preset classroom --paper letter --output class-book",
+        "workbook build --only exercises,answers --chapters 2-3 --scaffold none",
+    ],
+    "handouts": [
+        "workbook handouts --preset classroom --roster class.csv --sections 2.1-2.2,3 -o lesson",
+        "workbook handouts --preset classroom --roster class.csv --chapters 2 --minutes 50",
+        "workbook handouts --key-for 00XQ-C5EF --class lesson",
+    ],
+    "exercises": [
+        "workbook exercises --preset classroom",
+        "workbook exercises --preset classroom --sections 2.1-2.2,3",
+    ],
+    "grade": [
+        "workbook grade --class lesson --answers typed.csv",
+        "workbook grade --class lesson --answers typed.csv --follow-through half --csv-only",
+    ],
+}
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does and ends with examples."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(help[0].upper() + help[1:] + ".", 78),
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,21 +147,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"workbook {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("summary", help="architecture, parameter counts, loss, largest gradient")
+    s = _command(sub, "summary", help="architecture, parameter counts, loss, largest gradient")
     _config_flags(s)
 
-    e = sub.add_parser("export", help="every number of the step as JSON, NPZ or CSV")
-    e.add_argument("--format", choices=sorted(export.EXPORTERS), default="json")
+    e = _command(sub, "export", help="every number of the step as JSON, NPZ or CSV")
+    e.add_argument(
+        "--format",
+        choices=sorted(export.EXPORTERS),
+        default="json",
+        help="json: one object of named arrays; npz: NumPy's archive of them; csv: one file "
+        "per matrix in a folder (default: json)",
+    )
     e.add_argument(
         "--output",
         "-o",
         default="-",
         metavar="FILE",
-        help="file (json, npz; '-' for stdout) or folder (csv)",
+        help="a file for json and npz ('-' = standard output), a folder for csv (default: -)",
     )
     _config_flags(e)
 
-    b = sub.add_parser("build", help="the workbook as LaTeX and PDF")
+    b = _command(sub, "build", help="the workbook as LaTeX and PDF")
     b.add_argument(
         "--detail",
         choices=DETAILS,
@@ -159,12 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     _document_flags(b, "build")
     _config_flags(b)
 
-    h = sub.add_parser(
+    h = _command(
+        sub,
         "handouts",
         help="a class list → a personalised handout per student, one print file, a key and "
         "a grade sheet",
     )
-    h.add_argument("--roster", type=Path, metavar="FILE.csv", help="UTF-8 CSV with columns id,name")
+    h.add_argument(
+        "--roster",
+        type=Path,
+        metavar="FILE.csv",
+        help="the class: UTF-8 CSV with columns id,name, one row per student",
+    )
     h.add_argument(
         "--class-seed",
         type=_class_seed,
@@ -196,17 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     _document_flags(h, "handouts")
     _config_flags(h)
 
-    x = sub.add_parser(
+    x = _command(
+        sub,
         "exercises",
         help="every exercise's number and title, what it asks and about how long it takes by "
         "hand, to choose a handout's --sections",
     )
     which = x.add_mutually_exclusive_group()
-    which.add_argument("--chapters", type=_chapters, metavar="LIST", help="e.g. 2-5 or 3,11")
-    which.add_argument("--sections", type=_sections, metavar="LIST", help="e.g. 3.1-3.3,8.2")
+    which.add_argument(
+        "--chapters", type=_chapters, metavar="LIST", help="only these chapters, e.g. 2-5 or 3,11"
+    )
+    which.add_argument(
+        "--sections",
+        type=_sections,
+        metavar="LIST",
+        help="only these exercises, e.g. 3.1-3.3,8.2 (default: every exercise)",
+    )
     _config_flags(x)
 
-    g = sub.add_parser(
+    g = _command(
+        sub,
         "grade",
         help="a class's typed answers → scores, a graded sheet, a gradebook, feedback per "
         "student and a class report",
@@ -285,7 +362,9 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
         metavar="N",
         help=f"significant digits of every printed number, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
     )
-    p.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    p.add_argument(
+        "--paper", choices=PAPERS, default="a4", help="paper size of every PDF (default: a4)"
+    )
     p.add_argument(
         "--font-size",
         type=_font_size,

@@ -111,6 +111,37 @@ _FLOAT_KEYS = ("ln_eps", "init_scale", "lr", "beta1", "beta2", "adam_eps", "weig
 KEYS = tuple(f.name for f in fields(Config) if f.init)
 
 
+def _range(key: str) -> str:
+    _, low, high, closed = next(r for r in RANGES if r[0] == key)
+    return f"{'[' if closed else '('}{low:g}, {high:g}]"
+
+
+# One line per key for --help and docs/cli.md: what it sets and what it may be.
+HELP: dict[str, str] = {
+    "preset": "a named set of defaults: classroom = a model a class does by hand "
+    "(d_model 4, 2 heads, d_ff 8, a 2-word sentence)",
+    "model": "seed = the seed's block, LN(A + FFN(A)); gpt2 = the pre-LN GPT-2 block with "
+    "a final LayerNorm",
+    "layers": f"blocks stacked, 1-{LIMITS['layers']}",
+    "vocab": f"the words, apart by commas or spaces; must hold {' '.join(SPECIALS)}; "
+    f"at most {LIMITS['vocab']} words of at most {LIMITS['word']} characters",
+    "sentence": "the training sentence, words of the vocabulary apart by spaces "
+    "(BOS and EOS are added)",
+    "d_model": f"width of the model, 1-{LIMITS['d_model']}, divisible by --heads",
+    "heads": "attention heads; each gets d_model / heads columns",
+    "d_ff": f"width of the feed-forward layer, 1-{LIMITS['d_ff']}",
+    "max_len": f"positions of E_pos, 1-{LIMITS['max_len']}; the sentence with BOS and EOS must fit",
+    "ln_eps": f"LayerNorm's ε, {_range('ln_eps')}",
+    "seed": "seed of Python's random for the weights, 0 to 2**63 - 1",
+    "init_scale": f"standard deviation of the initial weights, {_range('init_scale')}",
+    "lr": f"AdamW's learning rate η, {_range('lr')}",
+    "beta1": "AdamW's β₁, [0, 1)",
+    "beta2": "AdamW's β₂, [0, 1)",
+    "adam_eps": f"AdamW's ε, {_range('adam_eps')}",
+    "weight_decay": f"AdamW's decoupled weight decay λ, {_range('weight_decay')}",
+}
+
+
 def _validate(c: Config) -> None:
     if c.preset and c.preset not in PRESETS:
         raise ConfigError(f"preset = {c.preset!r}: must be one of {', '.join(PRESETS)}")
