@@ -353,7 +353,7 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
         type=_folder,
         default=Path(output),
         metavar="DIR",
-        help=f"output folder (default: {output})",
+        help=f"the folder the PDFs and their .tex go to (default: {output})",
     )
     p.add_argument(
         "--digits",
