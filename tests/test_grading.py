@@ -505,7 +505,7 @@ def test_grading_pdfs_are_reproducible_and_clean(graded_class: Path) -> None:
 def test_grading_documents_have_no_overfull_lines(graded_class: Path, tmp_path: Path) -> None:
     from workbook.compile import compile_document
     from workbook.grade import GradeRequest, Grading
-    from workbook.handouts import name_pictures
+    from workbook.names import pictures
     from workbook.render.feedback import Feedback
 
     folder = graded_class / "lesson"
@@ -513,7 +513,7 @@ def test_grading_documents_have_no_overfull_lines(graded_class: Path, tmp_path: 
     parts = g.papers()
     results = g.results(parts)
     fb = Feedback(parts, results, "full")
-    names = name_pictures(compile_document, tmp_path, list(NAMES.values()), lambda m: None)
+    names = pictures(list(NAMES.values()), tmp_path, lambda m: None)
     for stem, source in (("feedback", fb.feedback_source()), ("report", fb.report_source())):
         assert compile_document(source, tmp_path, stem, beside=names).overfull == 0, stem
 

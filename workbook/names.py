@@ -16,6 +16,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,14 +93,27 @@ def source(names: list[str], shown: dict[str, str]) -> str:
             for lang, font in RIGHT_TO_LEFT.items()
         ),
         r"\pdfvariable trailerid {}",
-        r"\newcommand{\name}[1]{\setbox0\hbox{\rmfamily\vrule height 11pt depth 4pt width 0pt"
-        r" #1}\pagewidth=\wd0 \pageheight=15pt \pdfvariable horigin=0pt"
-        r" \pdfvariable vorigin=0pt \shipout\box0}",
+        # #1: the name as UTF-16 for the text layer, so that copying or searching gives the
+        # letters typed: a font's cmap may map a glyph back to a compatibility code point
+        # (Noto CJK's 雷 to U+F949)
+        r"\newcommand{\name}[2]{\setbox0\hbox{\rmfamily\vrule height 11pt depth 4pt width 0pt"
+        r"\ifx&#1&#2\else\pdfextension literal page{/Span<</ActualText<#1>>>BDC}#2"
+        r"\pdfextension literal page{EMC}\fi}\pagewidth=\wd0 \pageheight=15pt"
+        r" \pdfvariable horigin=0pt \pdfvariable vorigin=0pt \shipout\box0}",
         r"\begin{document}",
-        *(rf"\name{{{shown[n]}}}" for n in names),
+        *(rf"\name{{{actual_text(n)}}}{{{shown[n]}}}" for n in names),
         r"\end{document}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def actual_text(name: str) -> str:
+    """A name as a PDF hex string of UTF-16 with its byte-order mark; empty for a name with
+    right-to-left letters, whose glyphs' own text already reads right: pdftotext reorders
+    an ActualText as if it were in visual order, and would reverse it."""
+    if any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in name):
+        return ""
+    return "FEFF" + name.encode("utf-16-be").hex().upper()
 
 
 def shown_text(name: str, missing: set[int]) -> str:
