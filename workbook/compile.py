@@ -13,6 +13,7 @@ it was made from (`inputs_stamp`), so a caller can tell an up-to-date PDF withou
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -31,7 +32,8 @@ from .texrun import CORES, run_tex
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
-    "texlive-fonts-recommended texlive-pictures lmodern latexmk"
+    "texlive-fonts-recommended texlive-pictures lmodern latexmk texlive-luatex fonts-noto-core "
+    "fonts-noto-cjk"
 )
 
 
@@ -43,6 +45,9 @@ class TexMissingError(RuntimeError):
             f"{tool} not found: install TeX Live with "
             f"`apt-get install --no-install-recommends {TEX_PACKAGES}` (or `make tex`)"
         )
+
+
+FULL = 1 << 20  # bytes free below which TeX's failure to write is the disk's, not the source's
 
 
 class TexFailedError(RuntimeError):
@@ -282,6 +287,8 @@ def compile_document(
             if not ok and "doc.aux" in seed:  # an earlier source's .aux in the way? once afresh
                 ok, log_text, passes = run.settle(_seed(None, stem, source), fed)
         if not ok:
+            if "I can't write on file" in log_text and shutil.disk_usage(out).free < FULL:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / f"{stem}.pdf"))
             failed = (failed_logs or out) / f"{stem}.failed.log"
             (work / "failed.log").write_text(log_text)
             os.replace(work / "failed.log", failed)
