@@ -686,15 +686,28 @@ def class_key_request(args: argparse.Namespace, argv: list[str]) -> tuple[Config
 
 def cut_values(line: str, most: int = 80) -> str:
     """An error line with each long value it quotes cut to `most` characters and an
-    ellipsis: a 900 kB sentence is named, not repeated."""
+    ellipsis: a 900 kB sentence is named, not repeated. A path stays whole: a file is
+    found by its whole name."""
 
     def cut(m: re.Match[str]) -> str:
         text = m.group(0)
         quote = text[0] if text[0] in "'\"" else ""
+        if quote and is_path(text[1:-1]):
+            return text
         return text[: most - 1] + "…" + quote
 
     long = rf"'[^'\n]{{{most},}}'|\"[^\"\n]{{{most},}}\"|[0-9]{{{most},}}"
     return re.sub(long, cut, line)
+
+
+def is_path(text: str) -> bool:
+    """Does this name a file in a folder that exists (a path the user gave)?"""
+    if "/" not in text or len(text) > 4096:
+        return False
+    try:
+        return Path(text).parent.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -320,12 +320,15 @@ class Classroom:
         compiled = Progress("handouts compiled:", len(parts), self.req.quiet)
         names = self.name_pictures(stage, parts)
 
+        fresh: list[str] = []  # the students whose handout is compiled, not kept
+
         def one(part: Part) -> int:
             source = part.handout.tex()
             beside = {name: pdf for name, pdf in names.items() if name in source}  # their own
             pages = self.kept(source, beside, students, part.reader.id)
             if pages is None:
                 pages = self.compile(source, students, part.reader.id, beside).pages
+                fresh.append(part.reader.id)
             for suffix in (".tex", ".log", ".aux"):
                 (students / f"{part.reader.id}{suffix}").unlink(missing_ok=True)
             compiled.step()
@@ -335,6 +338,7 @@ class Classroom:
             with signals_held():  # every thread known to the pool, which waits for them
                 results = pool.map(one, parts)
             pages = list(results)
+        self.say_kept([p.reader.id for p in parts], fresh)
         self.say("joining the handouts into one print file ...")
         beside = {
             f"student-{p.reader.id}.pdf": (students / f"{p.reader.id}.pdf").read_bytes()
@@ -353,6 +357,15 @@ class Classroom:
             *(Path("students") / f"{p.reader.id}.pdf" for p in parts),
             Path(CLASS_FILE),
         ]
+
+    def say_kept(self, ids: list[str], fresh: list[str]) -> None:
+        """Which handouts were compiled and which kept, in roster order (at most 10 named)."""
+        compiled = [i for i in ids if i in fresh]
+        kept = [i for i in ids if i not in fresh]
+        if kept:
+            self.say(f"{len(kept)} handout(s) up to date, kept: {listed(kept)}")
+        if compiled:
+            self.say(f"{len(compiled)} handout(s) compiled: {listed(compiled)}")
 
     def compile(self, source: str, where: Path, stem: str, beside=None) -> tex.Compiled:
         return tex.compile_document(
@@ -403,6 +416,12 @@ class Classroom:
                 doc.append(NoEscape(rf"\subsection*{{{number}\quad {title}}}"))
                 doc.append(NoEscape("\n".join(k.answers(number))))
         return doc.dumps()
+
+
+def listed(ids: list[str], most: int = 10) -> str:
+    """students/a1.pdf, ...: the first `most` of them, and how many more."""
+    shown = ", ".join(f"{i}.pdf" for i in ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
 def print_file(files: list[tuple[str, int]], paper: str, what: str) -> str:

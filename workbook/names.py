@@ -80,6 +80,7 @@ def source(names: list[str], shown: dict[str, str]) -> str:
     """A LuaLaTeX document with a page exactly as wide as each name, 11 pt above its baseline
     and 4 pt below; `shown` gives a name's text as set (letters no font has replaced)."""
     fallback = ", ".join(f'"{f}:mode=harf;"' for f in FALLBACK)
+    ident = hashlib.md5("\0".join(shown[n] for n in names).encode()).hexdigest().upper()
     lines = [
         r"\documentclass{article}",
         r"\usepackage[bidi=basic]{babel}",
@@ -92,7 +93,9 @@ def source(names: list[str], shown: dict[str, str]) -> str:
             rf"\babelfont[{lang}]{{rm}}[Renderer=HarfBuzz]{{{font}}}"
             for lang, font in RIGHT_TO_LEFT.items()
         ),
-        r"\pdfvariable trailerid {}",
+        # the ID LuaTeX makes hashes the folder's path: the names' own hash instead, so the
+        # same names give the same bytes
+        rf"\pdfvariable trailerid {{[<{ident}> <{ident}>]}}",
         # #1: the name as UTF-16 for the text layer, so that copying or searching gives the
         # letters typed: a font's cmap may map a glyph back to a compatibility code point
         # (Noto CJK's 雷 to U+F949)
