@@ -1,0 +1,273 @@
+"""Relay rounds: the jobs of a cut (see `jobs`) given to N students, round by round.
+
+A round ends when its last card is done; then results go up on the poster and the next
+round's inputs come down from it. So there are as many rounds as the data flow is deep,
+whatever N: a job sits in a round after those of every job it reads, and a job with slack
+(the attention of row 1 can wait while row 4's is computed) moves to the round where it
+lengthens the lesson least. Within a round, cards go to students longest first, each to
+the student with the least work in that round (and, between equals, the least so far), and
+then single cards move or swap between two students while that narrows the gap between
+them: every student's share of a round is as even as whole cards allow.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .jobs import PACE, Cut, Job
+
+PASSES = 4  # passes over the jobs with slack; more have not changed a schedule yet
+
+
+@dataclass
+class Schedule:
+    """Which round and student each job has; `cards[r][s]`: student s's jobs in round r
+    (both from 0), in the order the student does them."""
+
+    students: int
+    cards: list[list[list[Job]]]
+    seconds: dict[int, float] = field(default_factory=dict)  # id(job) → hand time
+
+    def loads(self, r: int) -> list[float]:
+        return [sum(self.seconds[id(j)] for j in jobs) for jobs in self.cards[r]]
+
+    def length(self, r: int) -> float:
+        """A round lasts as long as its busiest student's cards."""
+        return max(self.loads(r), default=0.0)
+
+    def minutes(self) -> float:
+        """The lesson's estimated length: every round and its hand-off."""
+        total = sum(self.length(r) + PACE.handoff for r in range(len(self.cards)))
+        return total / 60
+
+    def placed(self) -> dict[int, tuple[int, int]]:
+        """id(job) → (round, student), both from 0."""
+        return {
+            id(j): (r, s)
+            for r, students in enumerate(self.cards)
+            for s, jobs in enumerate(students)
+            for j in jobs
+        }
+
+
+def links(cut: Cut) -> tuple[dict[int, list[Job]], dict[int, list[Job]]]:
+    """Each job's predecessors (the jobs that make what it reads) and successors, by id."""
+    preds: dict[int, list[Job]] = {id(j): [] for j in cut.jobs}
+    succs: dict[int, list[Job]] = {id(j): [] for j in cut.jobs}
+    for job in cut.jobs:
+        for p in dict.fromkeys(cut.maker[c] for c in cut.inputs(job)):
+            preds[id(job)].append(p)
+            succs[id(p)].append(job)
+    return preds, succs
+
+
+def makespan(times: list[float], students: int) -> float:
+    """The longest load when these cards go to `students`, longest first, each to the
+    least loaded (LPT): the length of a round."""
+    loads = [0.0] * min(students, len(times))
+    if not loads:
+        return 0.0
+    heapq.heapify(loads)
+    for t in sorted(times, reverse=True):
+        heapq.heappush(loads, heapq.heappop(loads) + t)
+    return max(loads)
+
+
+def rounds(cut: Cut, students: int) -> list[list[Job]]:
+    """The jobs of each round: as early as possible, then each job with slack, longest
+    first, moved to the round within its slack where the lesson is shortest."""
+    preds, succs = links(cut)
+    depth = max(j.level for j in cut.jobs)
+    at = {id(j): j.level - 1 for j in cut.jobs}
+    time = {id(j): cut.seconds(j) for j in cut.jobs}
+    members: list[list[Job]] = [[] for _ in range(depth)]
+    for job in cut.jobs:
+        members[at[id(job)]].append(job)
+
+    def length(r: int) -> float:
+        return makespan([time[id(j)] for j in members[r]], students)
+
+    movable = sorted(cut.jobs, key=lambda j: -time[id(j)])
+    for _ in range(PASSES):
+        moved = False
+        for job in movable:
+            low = max((at[id(p)] + 1 for p in preds[id(job)]), default=0)
+            high = min((at[id(s)] - 1 for s in succs[id(job)]), default=depth - 1)
+            if low == high:
+                continue
+            here = at[id(job)]
+            members[here].remove(job)
+            affected = set(range(low, high + 1)) | {here}
+            best, best_cost = here, None
+            for r in range(low, high + 1):
+                members[r].append(job)
+                cost = sum(length(k) for k in affected)
+                members[r].remove(job)
+                if (
+                    best_cost is None
+                    or cost < best_cost - 1e-9
+                    or (abs(cost - best_cost) <= 1e-9 and r == here)
+                ):
+                    best, best_cost = r, cost
+            members[best].append(job)
+            at[id(job)] = best
+            moved |= best != here
+        if not moved:
+            break
+    order = {id(j): k for k, j in enumerate(cut.jobs)}
+    return [sorted(m, key=lambda j: order[id(j)]) for m in members]
+
+
+EXACT = 8  # a round of at most this many cards is split among students by trying every way
+
+
+def spread(loads: list[float]) -> float:
+    """How uneven a round is: the largest distance of a student's load from the mean of
+    the students with cards, as a share of that mean (0.25: within a quarter)."""
+    busy = [x for x in loads if x > 0]
+    if not busy:
+        return 0.0
+    mean = sum(busy) / len(busy)
+    return max(abs(x - mean) for x in busy) / mean
+
+
+def partitions(n: int, most: int) -> Iterator[list[int]]:
+    """Every way to put n items into at most `most` groups, as each item's group number
+    (restricted growth strings: group k opens only after group k − 1)."""
+    if n == 0:
+        yield []
+        return
+    block = [0] * n
+
+    def grow(i: int, used: int) -> Iterator[list[int]]:
+        if i == n:
+            yield list(block)
+            return
+        for g in range(min(used + 1, most)):
+            block[i] = g
+            yield from grow(i + 1, max(used, g + 1))
+
+    yield from grow(1, 1)
+
+
+def best_split(times: list[float], students: int) -> list[list[int]]:
+    """The cards (by position) of each group of a round, for as many groups as students at
+    most: the most even of the shortest ways (see `better`), every way tried."""
+    best: list[int] = []
+    best_loads: list[float] | None = None
+    for groups in partitions(len(times), students):
+        loads = [0.0] * (max(groups) + 1)
+        for k, g in enumerate(groups):
+            loads[g] += times[k]
+        if best_loads is None or better(loads, best_loads):
+            best, best_loads = groups, loads
+    out: list[list[int]] = [[] for _ in range(max(best, default=-1) + 1)]
+    for k, g in enumerate(best):
+        out[g].append(k)
+    return out
+
+
+SAME_LENGTH = 15.0  # seconds: rounds this close in length count as equally long
+
+
+def better(loads: list[float], than: list[float]) -> bool:
+    """Is a split of a round better than another: clearly shorter, or as short (within
+    SAME_LENGTH) and more even, or as even and with more students busy?"""
+    a, b = max(loads), max(than)
+    if abs(a - b) > SAME_LENGTH:
+        return a < b
+    sa, sb = round(spread(loads), 9), round(spread(than), 9)
+    if sa != sb:
+        return sa < sb
+    busy = (sum(1 for x in loads if x > 0), sum(1 for x in than if x > 0))
+    return busy[0] > busy[1] or (busy[0] == busy[1] and a < b - 1e-9)
+
+
+def assign(cut: Cut, students: int) -> Schedule:
+    """The rounds' jobs given to students (see the module's docstring)."""
+    time = {id(j): cut.seconds(j) for j in cut.jobs}
+    total = [0.0] * students
+    cards: list[list[list[Job]]] = []
+    for jobs in rounds(cut, students):
+        groups = _groups(jobs, students, time)
+        # the heaviest group to the student with the least work so far
+        groups.sort(key=lambda g: -sum(time[id(j)] for j in g))
+        mine: list[list[Job]] = [[] for _ in range(students)]
+        for group in groups:
+            s = min((k for k in range(students) if not mine[k]), key=lambda k: (total[k], k))
+            mine[s] = group
+        for s in range(students):
+            total[s] += sum(time[id(j)] for j in mine[s])
+        order = {id(j): k for k, j in enumerate(jobs)}
+        cards.append([sorted(m, key=lambda j: order[id(j)]) for m in mine])
+    return Schedule(students, cards, time)
+
+
+def _groups(jobs: list[Job], students: int, time: dict[int, float]) -> list[list[Job]]:
+    """A round's jobs in groups, one per student with cards."""
+    if len(jobs) <= EXACT:
+        split = best_split([time[id(j)] for j in jobs], students)
+        return [[jobs[k] for k in group] for group in split]
+    best: list[list[Job]] = []
+    best_load: list[float] = []
+    # fewer students with cards may make a round as short and more even
+    top = min(students, len(jobs))
+    low = max(
+        1,
+        math.ceil(sum(time[id(j)] for j in jobs) / makespan([time[id(j)] for j in jobs], students)),
+    )
+    for k in range(top, low - 1, -1):
+        mine: list[list[Job]] = [[] for _ in range(k)]
+        load = [0.0] * k
+        for job in sorted(jobs, key=lambda j: -time[id(j)]):
+            s = min(range(k), key=lambda x: (load[x], x))
+            mine[s].append(job)
+            load[s] += time[id(job)]
+        _even_out(mine, load, time)
+        if not best or better(load, best_load):
+            best, best_load = mine, load
+    return [m for m in best if m]
+
+
+def _even_out(mine: list[list[Job]], load: list[float], time: dict[int, float]) -> None:
+    """Move or swap single cards between two students while that makes the round more
+    even without lengthening it."""
+    while True:
+        step = _better(mine, load, time)
+        if step is None:
+            return
+        a, b, ja, jb = step
+        for job, src, dst in ((ja, a, b), (jb, b, a)):
+            if job is not None:
+                mine[src].remove(job)
+                mine[dst].append(job)
+                load[src] -= time[id(job)]
+                load[dst] += time[id(job)]
+
+
+def _better(
+    mine: list[list[Job]], load: list[float], time: dict[int, float]
+) -> tuple[int, int, Job | None, Job | None] | None:
+    """The move (a's card to b) or swap (a's card for b's) that makes the round most even
+    without lengthening it; None when none makes it more even."""
+    longest = max(load)
+    best, key = None, spread(load) - 1e-9
+    for a in range(len(mine)):
+        for b in range(len(mine)):
+            if a == b or load[a] <= load[b]:
+                continue
+            for ja in mine[a]:
+                options = [None, *mine[b]] if len(mine[a]) > 1 else list(mine[b])
+                for jb in options:
+                    d = time[id(ja)] - (time[id(jb)] if jb is not None else 0.0)
+                    if d <= 0 or load[b] + d > longest + 1e-9:
+                        continue
+                    trial = list(load)
+                    trial[a] -= d
+                    trial[b] += d
+                    if spread(trial) < key:
+                        best, key = (a, b, ja, jb), spread(trial) - 1e-9
+    return best
