@@ -36,7 +36,7 @@ from .jobs import Cell, Cut, Flow, Job, boxes, cut, work_of
 from .printed import Book
 from .render.base import Options, Selection, select
 from .schedule import Schedule, assign
-from .trace import Step
+from .trace import RowWise, Step
 
 SCOPES = ("forward", "step")
 STUDENTS = range(1, 201)  # how many a relay takes
@@ -123,6 +123,22 @@ class Lesson:
             (self.written(cell, part) for cell, part in boxes(self.book, card.job)), Decimal(0)
         )
 
+    def check(self, card: Card) -> Check:
+        """The card's self-check (see `Check`)."""
+        written = boxes(self.book, card.job)
+        if len(written) > 1:
+            return Check("total", self.checksum(card))
+        ((cell, part),) = written
+        flow = self.cut.flow
+        step = flow.t.step(cell[0])
+        value = self.written(cell, part)
+        if isinstance(step, RowWise) and step.kind in ("mean", "mean_loss"):
+            row = tuple(flow._row(step, cell[1]))
+            n = len(row)
+            unit = Decimal(1).scaleb(value.adjusted() - self.book.digits + 1)
+            return Check("mean", n * unit / 2, n, row, value < 0)
+        return Check("digits", Decimal(digit_sum(value)))
+
     def written(self, cell: Cell, part: str) -> Decimal:
         """A value as the card has it written: the key's, to the digits."""
         name, idx = cell
@@ -148,6 +164,43 @@ class Lesson:
 
     def products(self, cards: list[Card]) -> int:
         return sum(self.cut.cost(c.job).products for c in cards)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A card's self-check, exact, so a slip in the last digit is caught, and never
+    printing a result:
+
+    - "total": every value the card writes, added, is `target`;
+    - "mean" (a card whose one value is a mean m of n values with sum S): multiplied back,
+      n·m − S lies in (−target, target], or [−target, target) for m < 0 (target = n·u/2, u a
+      unit of m's last digit: rounding half away from zero keeps the exact mean within
+      half a unit of m, the tie on the side away from zero);
+    - "digits" (one value, no such relation): its digits add up to `target` (one unit
+      more or less changes that sum by 1 − 9k, k the nines carried: never by 0).
+    """
+
+    kind: str
+    target: Decimal
+    n: int = 0
+    inputs: tuple[Cell, ...] = ()  # a mean's: the values it divides
+    negative: bool = False
+
+    def holds(self, written: list[Decimal], inputs: list[Decimal] | None = None) -> bool:
+        """Do these written values (in the order of `boxes`), and for a mean the values
+        it divides, meet the check?"""
+        if self.kind == "total":
+            return sum(written, Decimal(0)) == self.target
+        if self.kind == "digits":
+            return digit_sum(written[0]) == self.target
+        d = self.n * written[0] - sum(inputs or [], Decimal(0))
+        if self.negative:
+            return -self.target <= d < self.target
+        return -self.target < d <= self.target
+
+
+def digit_sum(x: Decimal) -> int:
+    return sum(int(ch) for ch in format(x, "f") if ch.isdigit())
 
 
 def selected_steps(t, opts: Options, req: RelayRequest) -> tuple[list[Step], list[Cell] | None]:

@@ -153,37 +153,71 @@ def partitions(n: int, most: int) -> Iterator[list[int]]:
     yield from grow(1, 1)
 
 
-def best_split(times: list[float], students: int) -> list[list[int]]:
-    """The cards (by position) of each group of a round, for as many groups as students at
-    most: the most even of the shortest ways (see `better`), every way tried."""
-    best: list[int] = []
-    best_loads: list[float] | None = None
+SAME_LENGTH = 15.0  # seconds: rounds this close in length count as equally long
+SEARCH = 200_000  # placements an exhaustive search for an even split may try
+
+
+def loads_of(times: list[float], split: list[list[int]]) -> list[float]:
+    return [sum(times[k] for k in group) for group in split]
+
+
+def choose(times: list[float], splits: list[list[list[int]]]) -> list[list[int]]:
+    """The best of some splits of a round's cards (by position, a group per busy student):
+    among those within SAME_LENGTH of the shortest, the most even, then the one with the
+    most students busy, then the shortest."""
+    lengths = [max(loads_of(times, split), default=0.0) for split in splits]
+    shortest = min(lengths)
+
+    def key(k: int) -> tuple[float, int, float]:
+        return (round(spread(loads_of(times, splits[k])), 9), -len(splits[k]), lengths[k])
+
+    near = [k for k in range(len(splits)) if lengths[k] <= shortest + SAME_LENGTH]
+    return splits[min(near, key=key)]
+
+
+def every_split(times: list[float], students: int) -> list[list[list[int]]]:
+    """Every way to give a round's cards to at most `students` students."""
+    out = []
     for groups in partitions(len(times), students):
-        loads = [0.0] * (max(groups) + 1)
+        split: list[list[int]] = [[] for _ in range(max(groups, default=-1) + 1)]
         for k, g in enumerate(groups):
-            loads[g] += times[k]
-        if best_loads is None or better(loads, best_loads):
-            best, best_loads = groups, loads
-    out: list[list[int]] = [[] for _ in range(max(best, default=-1) + 1)]
-    for k, g in enumerate(best):
-        out[g].append(k)
+            split[g].append(k)
+        out.append(split)
     return out
 
 
-SAME_LENGTH = 15.0  # seconds: rounds this close in length count as equally long
+def even_split(times: list[float], k: int, cap: float) -> list[list[int]] | None:
+    """Cards (by position) to k students, each within a quarter of their mean load and none
+    above `cap`, found by trying every way, longest cards first (students with equal loads
+    are interchangeable); None when there is none, or none within SEARCH placements."""
+    order = sorted(range(len(times)), key=lambda i: -times[i])
+    mean = sum(times) / k
+    low, high = 0.75 * mean, min(1.25 * mean, cap)
+    load = [0.0] * k
+    groups: list[list[int]] = [[] for _ in range(k)]
+    left = [sum(times[i] for i in order[n:]) for n in range(len(order) + 1)]
+    tries = [0]
 
+    def place(n: int) -> bool:
+        if n == len(order):
+            return all(x >= low - 1e-9 for x in load)
+        if sum(max(0.0, low - x) for x in load) > left[n] + 1e-9 or tries[0] > SEARCH:
+            return False
+        i, seen = order[n], set()
+        for b in range(k):
+            if load[b] in seen or load[b] + times[i] > high + 1e-9:
+                continue
+            seen.add(load[b])
+            tries[0] += 1
+            load[b] += times[i]
+            groups[b].append(i)
+            if place(n + 1):
+                return True
+            load[b] -= times[i]
+            groups[b].pop()
+        return False
 
-def better(loads: list[float], than: list[float]) -> bool:
-    """Is a split of a round better than another: clearly shorter, or as short (within
-    SAME_LENGTH) and more even, or as even and with more students busy?"""
-    a, b = max(loads), max(than)
-    if abs(a - b) > SAME_LENGTH:
-        return a < b
-    sa, sb = round(spread(loads), 9), round(spread(than), 9)
-    if sa != sb:
-        return sa < sb
-    busy = (sum(1 for x in loads if x > 0), sum(1 for x in than if x > 0))
-    return busy[0] > busy[1] or (busy[0] == busy[1] and a < b - 1e-9)
+    return [sorted(g) for g in groups] if place(0) else None
 
 
 def assign(cut: Cut, students: int) -> Schedule:
@@ -207,32 +241,40 @@ def assign(cut: Cut, students: int) -> Schedule:
 
 
 def _groups(jobs: list[Job], students: int, time: dict[int, float]) -> list[list[Job]]:
-    """A round's jobs in groups, one per student with cards."""
+    """A round's jobs in groups, one per student with cards (see `choose`): every way
+    tried for a few cards; for more, longest first to the least loaded student, single
+    cards then moved or swapped, for each number of busy students that could keep the
+    round as short; and where that is not within a quarter, a search for a split that is."""
+    times = [time[id(j)] for j in jobs]
     if len(jobs) <= EXACT:
-        split = best_split([time[id(j)] for j in jobs], students)
-        return [[jobs[k] for k in group] for group in split]
-    best: list[list[Job]] = []
-    best_load: list[float] = []
-    # fewer students with cards may make a round as short and more even
-    top = min(students, len(jobs))
-    low = max(
-        1,
-        math.ceil(sum(time[id(j)] for j in jobs) / makespan([time[id(j)] for j in jobs], students)),
-    )
-    for k in range(top, low - 1, -1):
-        mine: list[list[Job]] = [[] for _ in range(k)]
-        load = [0.0] * k
-        for job in sorted(jobs, key=lambda j: -time[id(j)]):
-            s = min(range(k), key=lambda x: (load[x], x))
-            mine[s].append(job)
-            load[s] += time[id(job)]
-        _even_out(mine, load, time)
-        if not best or better(load, best_load):
-            best, best_load = mine, load
-    return [m for m in best if m]
+        splits = every_split(times, students)
+    else:
+        shortest = makespan(times, students)
+        top = min(students, len(jobs))
+        low = max(1, math.floor(sum(times) / (shortest + SAME_LENGTH)))
+        splits = [_spread_out(times, k) for k in range(top, low - 1, -1)]
+        if spread(loads_of(times, choose(times, splits))) > 0.25:
+            for k in range(top, low - 1, -1):
+                found = even_split(times, k, shortest + SAME_LENGTH)
+                if found is not None:
+                    splits.append(found)
+    return [[jobs[i] for i in group] for group in choose(times, splits) if group]
 
 
-def _even_out(mine: list[list[Job]], load: list[float], time: dict[int, float]) -> None:
+def _spread_out(times: list[float], k: int) -> list[list[int]]:
+    """Cards (by position) to k students longest first, each to the least loaded, then
+    evened out by single moves and swaps."""
+    mine: list[list[int]] = [[] for _ in range(k)]
+    load = [0.0] * k
+    for i in sorted(range(len(times)), key=lambda i: -times[i]):
+        s = min(range(k), key=lambda x: (load[x], x))
+        mine[s].append(i)
+        load[s] += times[i]
+    _even_out(mine, load, times)
+    return [sorted(g) for g in mine]
+
+
+def _even_out(mine: list[list[int]], load: list[float], time: list[float]) -> None:
     """Move or swap single cards between two students while that makes the round more
     even without lengthening it."""
     while True:
@@ -244,13 +286,13 @@ def _even_out(mine: list[list[Job]], load: list[float], time: dict[int, float]) 
             if job is not None:
                 mine[src].remove(job)
                 mine[dst].append(job)
-                load[src] -= time[id(job)]
-                load[dst] += time[id(job)]
+                load[src] -= time[job]
+                load[dst] += time[job]
 
 
 def _better(
-    mine: list[list[Job]], load: list[float], time: dict[int, float]
-) -> tuple[int, int, Job | None, Job | None] | None:
+    mine: list[list[int]], load: list[float], time: list[float]
+) -> tuple[int, int, int, int | None] | None:
     """The move (a's card to b) or swap (a's card for b's) that makes the round most even
     without lengthening it; None when none makes it more even."""
     longest = max(load)
@@ -262,7 +304,7 @@ def _better(
             for ja in mine[a]:
                 options = [None, *mine[b]] if len(mine[a]) > 1 else list(mine[b])
                 for jb in options:
-                    d = time[id(ja)] - (time[id(jb)] if jb is not None else 0.0)
+                    d = time[ja] - (time[jb] if jb is not None else 0.0)
                     if d <= 0 or load[b] + d > longest + 1e-9:
                         continue
                     trial = list(load)

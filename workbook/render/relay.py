@@ -208,6 +208,7 @@ class CardText:
         """A read value as a table shows it: printed (a parameter, a given value), a
         dashed box at a copied value's first use, ↑ for the entry of the same column
         written higher up on this card, else its name."""
+        cell = self.resolved(cell)
         if cell in self.flow.fixed:
             return fixed(self.flow.fixed[cell])
         if cell in self.mine:
@@ -221,9 +222,15 @@ class CardText:
             return rf"\cp{{{self.source(cell)}}}"
         return f"${self.number(cell)}$"
 
+    def resolved(self, cell: Cell) -> Cell:
+        """The entry a lookup, slice, concatenation or copy stands for."""
+        src = self.flow.resolve(cell)
+        return src[0] if len(src) == 1 else cell
+
     def named(self, cell: Cell) -> str:
         """A value in a line of formula: its name when the card writes or copies it, its
         number when printed."""
+        cell = self.resolved(cell)
         if cell in self.flow.fixed:
             return fixed(self.flow.fixed[cell])[len(r"\fixedval{$") : -2]
         if cell in self.mine or cell in self.plan.cut.maker:
@@ -361,19 +368,21 @@ class CardText:
         terms = {idx: self.flow.terms(step, idx) for idx in idxs}
         if step.kind in ("colsum", "coldot"):
             depth = max(len(v) for v in terms.values())
+            sides = (0, 1) if step.kind == "coldot" else (0,)
             for k in range(depth):
-                cells = {}
-                for idx in idxs:
-                    if k < len(terms[idx]):
-                        a, b = terms[idx][k]
-                        cells[idx[-1]] = self.value(a) + (
-                            rf"\,$\cdot$\,{self.value(b)}" if b else ""
-                        )
-                section.rows.append(Row("", "", cells))
+                for side in sides:
+                    cells, label = {}, ""
+                    for idx in idxs:
+                        if k < len(terms[idx]):
+                            cell = self.resolved(terms[idx][k][side])
+                            cells[idx[-1]] = self.value(cell)
+                            label = element(self.t.symbol(cell[0]), (cell[1][0], "j"))
+                    section.rows.append(Row(f"${label}$", "", cells, rule=side == 0 and k > 0))
             how = (
                 "add down each column"
                 if step.kind == "colsum"
-                else ("multiply the two in each cell and add down the column")
+                else "multiply the two numbers of each pair of rows, and add the products "
+                "down the column"
             )
             section.notes.append(rf"${step.desc.symbol}$: {how}.")
             self.result_row(section, step, idxs)
@@ -392,9 +401,9 @@ class CardText:
                     cells[j] = f"${plain_number(given, self.f.digits)}$"
                 else:
                     cells[j] = self.value(right[idx][a])
-            first = self.value(a)
-            again = first if first.startswith("$") else rf"$\scriptstyle {self.symbol(a)}$"
-            section.rows.append(Row(f"${self.symbol(a)}$", first, cells, again))
+            first, shown = self.value(a), self.symbol(self.resolved(a))
+            again = first if first.startswith("$") else ""  # boxed in the first block
+            section.rows.append(Row(f"${shown}$", first, cells, again))
         if step.bias is not None:
             cells = {idx[-1]: self.value((step.bias, idx[-1:])) for idx in idxs}
             section.rows.append(Row("bias", "", cells))
@@ -526,55 +535,47 @@ class CardText:
 
     # --- where results go, and the check ----------------------------------------------
     def pass_on(self, parts: list[Piece]) -> str:
+        """Where each result goes: its cells on the poster (they carry this card's number),
+        and the cards that copy them from there."""
         plan = self.plan
         lines = []
         for p in parts:
             cells = [(p.step.name, idx) for idx in p.idxs]
-            readers = {c: [r.number for r in plan.readers.get(c, [])] for c in cells}
             poster = plan.on_poster(cells[0])
-            if not poster and not any(readers.values()):
-                continue
-            groups: dict[tuple[int, ...], list[Index]] = {}
-            for c in cells:
-                groups.setdefault(tuple(readers[c]), []).append(c[1])
-            for numbers, idxs in groups.items():
-                to = ["the poster"] if poster else []
-                if numbers:
-                    to.append(
-                        ("card " if len(numbers) == 1 else "cards ") + ", ".join(map(str, numbers))
-                    )
-                size = row_size(plan, p.step.name)
-                what = rf"${p.step.desc.symbol}$ {where(idxs, size)}".strip()
-                lines.append(rf"{what} $\to$ {' and '.join(to)}")
+            numbers = sorted({r.number for c in cells for r in plan.readers.get(c, [])})
+            if not poster and not numbers:
+                continue  # used on this card only
+            what = rf"${p.step.desc.symbol}$ {where(p.idxs, row_size(plan, p.step.name))}"
+            to = "the poster" if poster else ""
+            if numbers:
+                read = ("card " if len(numbers) == 1 else "cards ") + ", ".join(map(str, numbers))
+                to += f"; read by {read}" if poster else read
+            lines.append(rf"{what.strip()} $\to$ {to}")
         if not lines:
             return ""
         return r"\cardpart{Pass on}" + "\n" + r"\passline{" + r"\\ ".join(lines) + "}"
 
     def check(self) -> str:
-        plan, card = self.plan, self.card
-        written = boxes(plan.book, card.job)
-        if len(written) > 1:
-            total = f"${_plain(plan.checksum(card))}$"
+        check = self.plan.check(self.card)
+        if check.kind == "total":
+            total = f"${exact_text(check.target)}$"
             return (
                 rf"\cardcheck{{Add up every number in a solid box: the total is exactly {total}.}}"
             )
-        ((cell, part),) = written
-        step = self.t.step(cell[0])
-        if isinstance(step, RowWise) and step.kind in ("mean", "mean_loss"):
-            low, high, low_in = mean_window(plan, card)
-            n = len(self.flow._row(step, cell[1]))
-            sym = element(step.desc.symbol, cell[1])
-            bounds = (
-                rf"at least ${_plain(low)}$ and less than ${_plain(high)}$"
-                if low_in
-                else rf"more than ${_plain(low)}$ and at most ${_plain(high)}$"
-            )
-            return (
-                rf"\cardcheck{{Multiply back: ${n}\times {sym}$ minus the sum of the {n} "
-                rf"values is {bounds}.}}"
-            )
-        total = digit_sum(plan.written(cell, part))
-        return rf"\cardcheck{{The digits of your result add up to {total}.}}"
+        if check.kind == "digits":
+            return rf"\cardcheck{{The digits of your result add up to {check.target}.}}"
+        ((cell, _),) = boxes(self.book, self.card.job)
+        sym = element(self.t.step(cell[0]).desc.symbol, cell[1])
+        low, high = exact_text(-check.target), exact_text(check.target)
+        bounds = (
+            rf"at least ${low}$ and less than ${high}$"
+            if check.negative
+            else rf"more than ${low}$ and at most ${high}$"
+        )
+        return (
+            rf"\cardcheck{{Multiply back: ${check.n}\times {sym}$ minus the sum of the "
+            rf"{check.n} values it divides is {bounds}.}}"
+        )
 
 
 def fixed(value: Decimal | None) -> str:
@@ -639,7 +640,7 @@ def plain_number(x: Decimal, digits: int) -> str:
     return format(v, "f").replace("-", "{-}")
 
 
-def _plain(x: Decimal) -> str:
+def exact_text(x: Decimal) -> str:
     """An exact decimal as a learner writes it: no exponent, a true minus."""
     text = format(x, "f")
     if "." in text:
@@ -647,30 +648,12 @@ def _plain(x: Decimal) -> str:
     return text.replace("-", "{-}")
 
 
-def mean_window(plan: Lesson, card: Card) -> tuple[Decimal, Decimal, bool]:
-    """For a card whose one value is a mean m of n written values with sum S: the range of
-    n·m − S when m is right, as (low, high, whether low rather than high is included).
-    Rounding half away from zero puts the exact mean in [m − u/2, m + u/2) for m ≥ 0 (u: a
-    unit of m's last digit), so n·m − S lies in (−n·u/2, n·u/2]; for m < 0 mirrored. An m
-    one unit off lies outside."""
-    ((cell, _),) = boxes(plan.book, card.job)
-    m = plan.written(cell, "")
-    step = plan.cut.flow.t.step(cell[0])
-    n = len(plan.cut.flow._row(step, cell[1]))
-    u = Decimal(1).scaleb(m.adjusted() - plan.book.digits + 1) if m else Decimal(1)
-    half = n * u / 2
-    return -half, half, m < 0
-
-
-def digit_sum(x: Decimal) -> int:
-    return sum(int(ch) for ch in format(x, "f") if ch.isdigit())
-
-
 # --- the documents --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Sheet:
-    """How cards sit on a page: `per_page` slots of w × h mm, each card's content inset by
-    PAD_MM."""
+    """How cards sit on a page: four quarters, or two halves side by side (a quarter's
+    width, twice its height: a card grows downwards, its tables split into blocks of
+    columns); each card's content inset by PAD_MM."""
 
     paper: str
     per_page: int
@@ -682,7 +665,7 @@ class Sheet:
     @property
     def slot(self) -> tuple[float, float]:
         w, h = self.size
-        return (w / 2 if self.per_page == 4 else w), h / 2
+        return w / 2, (h / 2 if self.per_page == 4 else h)
 
     @property
     def content(self) -> tuple[float, float]:
@@ -691,10 +674,10 @@ class Sheet:
 
     def corners(self) -> list[tuple[float, float]]:
         """Each slot's top-left corner (mm from the page's lower left), in reading order."""
-        w, h = self.size
+        _, h = self.size
         sw, sh = self.slot
-        cols = round(w / sw)
-        return [(c * sw, h - r * sh) for r in range(2) for c in range(cols)]
+        rows = round(h / sh)
+        return [(c * sw, h - r * sh) for r in range(rows) for c in range(2)]
 
     def cut_marks(self) -> str:
         """Ticks where the cuts meet the page's edges, a cross where they meet each other,
@@ -703,22 +686,21 @@ class Sheet:
         sw, sh = self.slot
         t = CUT_TICK
         out = [r"\linethickness{0.3pt}"]
-        out += [
-            rf"\put(0,{sh:.2f}){{\line(1,0){{{t}}}}}",
-            rf"\put({w - t:.2f},{sh:.2f}){{\line(1,0){{{t}}}}}",
+        out += [  # the cut down the middle
+            rf"\put({sw:.2f},0){{\line(0,1){{{t}}}}}",
+            rf"\put({sw:.2f},{h - t:.2f}){{\line(0,1){{{t}}}}}",
+            rf"\multiput({sw:.2f},{t + 2:.2f})(0,2){{{int((h - 2 * t - 4) / 2)}}}"
+            r"{\cutdot{0}{1}}",
         ]
-        dots = int((w - 2 * t - 4) / 2)
-        out.append(rf"\multiput({t + 2:.2f},{sh:.2f})(2,0){{{dots}}}{{\cutdot{{1}}{{0}}}}")
-        if self.per_page == 4:
-            x = sw
+        if self.per_page == 4:  # and across
             out += [
-                rf"\put({x:.2f},0){{\line(0,1){{{t}}}}}",
-                rf"\put({x:.2f},{h - t:.2f}){{\line(0,1){{{t}}}}}",
+                rf"\put(0,{sh:.2f}){{\line(1,0){{{t}}}}}",
+                rf"\put({w - t:.2f},{sh:.2f}){{\line(1,0){{{t}}}}}",
+                rf"\multiput({t + 2:.2f},{sh:.2f})(2,0){{{int((w - 2 * t - 4) / 2)}}}"
+                r"{\cutdot{1}{0}}",
+                rf"\put({sw - 3:.2f},{sh:.2f}){{\line(1,0){{6}}}}",
+                rf"\put({sw:.2f},{sh - 3:.2f}){{\line(0,1){{6}}}}",
             ]
-            out.append(rf"\put({x - 3:.2f},{sh:.2f}){{\line(1,0){{6}}}}")
-            out.append(rf"\put({x:.2f},{sh - 3:.2f}){{\line(0,1){{6}}}}")
-            dots = int((h - 2 * t - 4) / 2)
-            out.append(rf"\multiput({x:.2f},{t + 2:.2f})(0,2){{{dots}}}{{\cutdot{{0}}{{1}}}}")
         return "\n".join(out)
 
 
@@ -1067,7 +1049,7 @@ def rounds_key(plan: Lesson, f: Fmt, names: bool) -> str:
             who = str(card.student)
             if names and plan.students[card.student - 1].name:
                 who = name_tex(plan.students[card.student - 1].name)
-            total = _plain(plan.checksum(card))
+            total = exact_text(plan.checksum(card))
             lines.append(
                 rf"{card.number} & {who} & {title(plan, card)} & "
                 rf"{results_text(plan, card, f)}; \textit{{check}} ${total}$ \\"
