@@ -32,6 +32,7 @@ PER_ROW_PARTS = ("max", "sum", "sigma")
 # Element-wise formulas that are 0 wherever their first input is, and those 0 wherever all
 # their inputs are (the rows of the backward pass that the last position leaves zero).
 ZERO_WITH_FIRST = {"mul", "copy", "scale", "gelu_backward", "ln_backward_fast"}
+ZERO_WITH_FIRST |= {"adam_m", "adam_v", "adam_m_hat", "adam_v_hat"}  # moments of a zero g
 ZERO_WITH_ALL = {"add", "sum", "embed"}
 
 # What one entry of an element-wise formula costs by hand: (multiplications and divisions,

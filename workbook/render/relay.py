@@ -140,7 +140,7 @@ def title(plan: Lesson, card: Card) -> str:
         titles = [t.replace("heads", f"heads {many}") for t in titles]
     text = " · ".join(t if k == 0 else _lower(t) for k, t in enumerate(titles))
     main = max(reversed(parts), key=lambda p: len(p.idxs))  # the most entries, the last
-    idxs = [i for p in parts if p.step.desc.role == main.step.desc.role for i in p.idxs]
+    idxs = [i for p in parts if p.step.name == main.step.name for i in p.idxs]
     place = where(idxs, row_size(plan, main.step.name))
     return f"{text}, {place}" if place else text
 
