@@ -419,7 +419,12 @@ def plan_sizes(plan: Lesson) -> list[tuple[int, int, str]]:
 
 CASES = {
     "a4": {"students": 30},
-    "letter, names, tiled": {"paper": "letter", "roster": True, "poster": "tiled"},
+    "letter, names, two a page, tiled": {
+        "paper": "letter",
+        "roster": True,
+        "per_page": 2,
+        "poster": "tiled",
+    },
     "step": {"students": 60, "scope": "step"},
 }
 
