@@ -138,7 +138,12 @@ def title(plan: Lesson, card: Card) -> str:
         titles = list(dict.fromkeys(HEAD.sub("heads", t) for t in titles))
         many = ", ".join(heads[:-1]) + " and " + heads[-1]
         titles = [t.replace("heads", f"heads {many}") for t in titles]
+    one = len(heads) == 1 and len(titles) > 1 and all(HEAD.search(t) for t in titles)
+    if one:  # "Query-key dot products · scale and mask · softmax, head 2"
+        titles = [HEAD.sub("", t).rstrip(", ") for t in titles]
     text = " · ".join(t if k == 0 else _lower(t) for k, t in enumerate(titles))
+    if one:
+        text += f", head {heads[0]}"
     main = max(reversed(parts), key=lambda p: len(p.idxs))  # the most entries, the last
     idxs = [i for p in parts if p.step.name == main.step.name for i in p.idxs]
     place = where(idxs, row_size(plan, main.step.name))
