@@ -504,3 +504,28 @@ def test_a_card_too_tall_for_a_quarter_takes_half_a_page(tmp_path: Path, capsys)
     err = capsys.readouterr().err
     assert code == 2 and "does not fit a quarter of a page on a4 paper" in err
     assert err.count("\n") == 1 and not (tmp_path / "four" / "cards.pdf").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "selection"),
+    [
+        ({"model": "gpt2"}, {"scope": "step"}),
+        ({"layers": 2}, {}),
+        ({}, {"chapters": "13"}),
+        ({}, {"digits": 3}),
+    ],
+    ids=["gpt2 step", "two layers", "AdamW", "3 digits"],
+)
+def test_other_models_and_selections_relay_the_key(model: dict, selection: dict) -> None:
+    c = from_mapping(model, preset("classroom"))
+    plan = lesson(c, RelayRequest(Path("unused"), 12, **selection))
+    entries = [e for card in plan.cards for e in card.job.entries]
+    assert len(entries) == len(set(entries))
+    for card in plan.cards:
+        worked = replay(plan, card)
+        written = [plan.written(cell, part) for cell, part in boxes(plan.book, card.job)]
+        assert [worked[b] for b in boxes(plan.book, card.job)] == written, card.number
+        check = plan.check(card)
+        assert check.holds(written, [plan.written(x, "") for x in check.inputs])
+        for c_ in plan.cut.inputs(card.job):
+            assert plan.maker(c_).round < card.round

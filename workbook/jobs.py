@@ -4,11 +4,13 @@ Everything here is at the level of single entries. `Flow` knows, for every entry
 trace, whether it is set without arithmetic (a masked score is −∞, a masked weight 0, a
 gradient of the last position 0 by construction: `fixed`), which entries it reads (through
 lookups, slices and concatenations, which only copy, to the entries that were computed),
-and what it costs by hand. `cut` groups the computed entries into jobs: an element-wise
-step stays with the one entry it reads (a GELU with its hidden value, a scaling with its
-dot product); a step whose inputs come from one deepest job joins it while the card stays
-under `CHAIN_SECONDS` (a softmax row with its scores), which saves a round and a hand-off;
-entries of the same step at the same depth share a card up to `SIBLING_SECONDS`.
+and what it costs by hand. `cut` groups the computed entries into jobs, a row of a step at
+a time: an element-wise step joins the job that makes its deepest inputs (GELU with its
+hidden values, a scaling with its dot products), a row reduction the job it adds no input
+to (a variance with its mean), a softmax row the job that makes its scores when nothing
+else reads them, each while the card stays under CHAIN_SECONDS (a round and a hand-off
+saved); a longer row of independent entries is then cut into columns (SPLIT_SECONDS), and
+small jobs of one kind at one depth share a card (PACK_SECONDS).
 
 Timing is a model (`Pace`), stated on the plan: a product or a function value takes a
 calculator's few keystrokes, writing a rounded value a few seconds more.
@@ -16,7 +18,6 @@ calculator's few keystrokes, writing a rounded value a few seconds more.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from .hand import NEG_INF, ZERO
 from .printed import Book
+from .render.matrix import even_blocks
 from .trace import Cell, Contraction, Elementwise, Gather, Index, RowWise, Step, Trace, cell_names
 
 UNNEEDED = None  # an entry no later step reads (QKᵀ above the diagonal): never computed
@@ -135,9 +137,6 @@ class Flow:
                     self.fixed[(step.name, idx)] = value
 
     # --- entries set without arithmetic -------------------------------------------------
-    def is_fixed(self, cell: Cell) -> bool:
-        return cell in self.fixed
-
     def _zero(self, cell: Cell) -> bool:
         return self.fixed.get(cell, 1) == 0
 
@@ -249,35 +248,31 @@ class Flow:
 
     # --- what an entry costs -----------------------------------------------------------
     def cost(self, step: Step, idx: Index) -> Cost:
-        """The hand work of one computed entry (of a softmax, its whole row), writing the
-        values on the way included."""
+        """The arithmetic of one computed entry (of a softmax row, its share); what a card
+        writes and copies is counted per card (`work`)."""
         if isinstance(step, Contraction):
             n = len(self.terms(step, idx))
-            bias = int(step.bias is not None)
             if step.kind == "colsum":
-                return Cost(additions=max(n - 1, 0), writes=1)
-            return Cost(products=n, additions=bias, writes=1)
+                return Cost(additions=max(n - 1, 0))
+            return Cost(products=n, additions=int(step.bias is not None))
         if isinstance(step, Elementwise):
             p, f, a = FORMULA_COST[step.formula.name]
             if step.formula.name == "sum":
                 a = len(step.operands) - 1
-            writes = 1 + len(self.book.parts[step.name].get(idx, {}))
-            if step.formula.name == "normalize" and idx[-1] > 0:
-                writes -= 1  # σ̃ once per row, with its + ε and √
-            elif step.formula.name == "normalize":
-                f, a = f + 1, a + 1
-            return Cost(p, f, a, writes)
+            if step.formula.name == "normalize" and idx[-1] == 0:
+                f, a = f + 1, a + 1  # σ̃ = √(σ² + ε), once per row
+            return Cost(p, f, a)
         if isinstance(step, RowWise):
             n = len(self._row(step, idx))
             if step.kind == "softmax":  # per weight: s_j − max, its exp, into the sum, / sum
-                return Cost(1, 1, 2, 1)
+                return Cost(1, 1, 2)
             if step.kind == "var":
-                return Cost(n + 1, 0, 2 * n - 1, 1)
+                return Cost(n + 1, 0, 2 * n - 1)
             if step.kind in ("mean", "mean_loss"):
-                return Cost(1, 0, n - 1, 1)
-            return Cost(0, 0, n - 1, 1)
+                return Cost(1, 0, n - 1)
+            return Cost(0, 0, n - 1)
         if isinstance(step, Gather):  # a scatter of several rows: their sum
-            return Cost(additions=len(self.resolve((step.name, idx))) - 1, writes=1)
+            return Cost(additions=len(self.resolve((step.name, idx))) - 1)
         raise TypeError(step)
 
     def needed(self, sinks: list[Cell]) -> set[Cell]:
@@ -522,7 +517,8 @@ def _split(flow: Flow, job: Job, maker: dict[Cell, Job]) -> list[Job]:
         return [job]
     keys = list(dict.fromkeys(job.columns))
     for width in range(len(keys), 0, -1):
-        chunks = [_chunk(flow, job, [keys[k] for k in block]) for block in even(len(keys), width)]
+        blocks = even_blocks(len(keys), width)
+        chunks = [_chunk(flow, job, [keys[k] for k in block]) for block in blocks]
         if width == 1 or all(seconds(flow, c, maker) <= SPLIT_SECONDS for c in chunks):
             return chunks
     raise AssertionError("unreachable")
@@ -534,12 +530,6 @@ def _chunk(flow: Flow, job: Job, keys: list[object]) -> Job:
     inside = set(entries)
     reads = [r for c in entries for r in flow.reads(flow.t.step(c[0]), c[1]) if r not in inside]
     return Job(job.level, entries, list(dict.fromkeys(reads)), [k for _, k in picked])
-
-
-def even(n: int, most: int) -> list[range]:
-    """0..n in as few blocks of at most `most` as possible, as even as possible."""
-    size = math.ceil(n / max(1, math.ceil(n / most))) if n else 1
-    return [range(s, min(s + size, n)) for s in range(0, n, size)]
 
 
 def _pack(flow: Flow, jobs: list[Job], maker: dict[Cell, Job]) -> list[Job]:

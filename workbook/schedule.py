@@ -43,15 +43,6 @@ class Schedule:
         total = sum(self.length(r) + PACE.handoff for r in range(len(self.cards)))
         return total / 60
 
-    def placed(self) -> dict[int, tuple[int, int]]:
-        """id(job) → (round, student), both from 0."""
-        return {
-            id(j): (r, s)
-            for r, students in enumerate(self.cards)
-            for s, jobs in enumerate(students)
-            for j in jobs
-        }
-
 
 def links(cut: Cut) -> tuple[dict[int, list[Job]], dict[int, list[Job]]]:
     """Each job's predecessors (the jobs that make what it reads) and successors, by id."""

@@ -3,13 +3,15 @@ poster and the teacher's plan. Numbers come from the printed chain (`printed.Boo
 lesson (`relay.Lesson`); prose from templates; names through `name_tex`, words through
 `tex_escape`.
 
-A card shows every value where it is used. A product is a grid: the numbers of the left
-factor down the left, each result's right factor in its column, the result boxes under
-them. An element-wise step is a table with a column per entry; a softmax row a table of
-its scores, exponentials and weights; a mean or a variance one line. A value the card
-copies from another gets a dashed box, at its first use, with the number of the card that
-makes it beside it; a value written higher up on the same card is named (or marked ↑ in
-the same column); a parameter or a given value is printed.
+A card sets each row of a quantity it computes as a table with a column per entry, in the
+order of the work: a product's left factor down the left and each entry's right factor in
+its column, its results below; then the element-wise steps that follow (a scaling, GELU's
+u and tanh u, a residual sum), a softmax's exponentials and weights (its maximum and sum in
+the left column). A mean, a variance or a single value is a line. A value the card copies
+from another gets a dashed box at its first use, with the number of the card that makes it
+in the corner; an entry of the same column written higher up is marked ↑, another of the
+card's values is named; a parameter or a given value is printed. A table too wide for the
+card is set in blocks of columns.
 """
 
 from __future__ import annotations
