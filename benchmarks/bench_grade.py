@@ -30,7 +30,7 @@ TARGETS = {"--csv-only": 3.0, "": 30.0}
 # from their own numbers, or one exercise left blank.
 PLANS = [
     (),
-    ("2.1", "factor_transposed"),
+    ("2.1", "left_transposed"),
     ("3.2", "no_scaling"),
     ("3.3", "softmax_columns"),
     ("3.1", "factors_swapped"),

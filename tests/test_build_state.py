@@ -154,7 +154,9 @@ def tex_running_in(folder: Path) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["TERM", "INT", "HUP"]
+)
 def test_an_interrupted_build_leaves_the_previous_one_and_no_private_folders(
     tmp_path: Path, signum: int
 ) -> None:

@@ -323,3 +323,124 @@ def test_summary_reflects_a_toml_file(tmp_path, capsys) -> None:
     expected = sum(params.count(Config(d_model=8, d_ff=4)).values())
     assert any(line.split() == ["total", f"{expected:,}"] for line in out.splitlines())
     assert "d_model 8, heads 2 (d_k = d_v = 4), d_ff 4" in out
+
+
+# --- inputs that once crashed, or were read as something else ----------------------------
+CRASHES = [
+    ("a = " + "[" * 2000 + "]" * 2000, "nested too deeply"),
+    ("seed = " + "9" * 5000, "a number far too long"),
+    ("lr = " + "9" * 400, "too large a number"),
+]
+
+
+@pytest.mark.parametrize(("toml", "message"), CRASHES)
+def test_a_config_that_once_crashed_gets_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(toml + "\n")
+    assert cli.main(["summary", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and len(err) < 200, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["build", "--tex-only", "--chapters", "9" * 5000], "chapters are 1-13"),
+        (["build", "--tex-only", "--chapters", "٢"], "use numbers and ranges"),
+        (["build", "--tex-only", "--digits", "٤"], "digits 0-9"),
+        (["summary", "--seed", "٣"], "digits 0-9"),
+        (["summary", "--seed", "9" * 5000], "far too large"),
+        (["handouts", "--key-for", "X", "--class-seed", "-1"], "outside 0 to 2**63"),
+        (["handouts", "--key-for", "X", "--class-seed", "２"], "digits 0-9"),
+        (["summary", "--sentence", "like " * 100000 + "zzz"], "is not in the vocabulary"),
+    ],
+)
+def test_numbers_are_ascii_digits_and_values_are_cut_in_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert cli.main([*argv, *(["-o", str(tmp_path / "o")] if argv[0] != "summary" else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and len(err) < 400, err[:500]
+    assert not (tmp_path / "o").exists()
+
+
+def test_leading_zeros_and_a_bom_read_as_meant(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_bytes("\ufeffd_model = 8\n".encode())
+    assert cli.main(["summary", "--config", str(config)]) == 0
+    for flag in (["--chapters", "02"], ["--sections", "02.1"]):
+        assert cli.main(["build", "--tex-only", "-q", "-o", str(tmp_path / "o"), *flag]) == 0
+
+
+def test_a_folder_that_cannot_be_written_names_itself_and_exits_5(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere: a file where the folder goes instead
+        blocked = tmp_path / "file"
+        blocked.write_text("x")
+        out = blocked / "o"
+    else:
+        blocked = tmp_path / "ro"
+        blocked.mkdir(mode=0o500)
+        out = blocked / "o"
+    assert cli.main(["build", "--tex-only", "-q", "-o", str(out)]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(blocked) in err, err
+
+
+def test_progress_is_a_line_a_tenth_in_a_log_and_one_updating_line_on_a_terminal() -> None:
+    import io
+
+    from workbook.progress import Progress
+
+    log = io.StringIO()
+    p = Progress("handouts compiled:", 30, out=log)
+    for _ in range(30):
+        p.step()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10 and lines[-1] == "workbook: handouts compiled: 30/30"
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    p = Progress("handouts compiled:", 30, out=tty)
+    for _ in range(30):
+        p.step()
+    assert tty.getvalue().count("\n") == 1 and tty.getvalue().count("\r") == 30
+
+
+def test_exercises_lists_every_number_with_what_it_asks_and_minutes(capsys) -> None:
+    assert cli.main(["exercises", "--preset", "classroom"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:-2]}
+    assert "2.1" in rows and "13.16" in rows and "13.17" in rows  # AdamW, its derivation
+    assert rows["2.1"].split()[-4:] == ["7", "28", "0", "8"]  # cells, products, on the way
+    assert "Derivation" in rows["8.3"] and "15 s a product" in out
+    assert cli.main(["exercises", "--sections", "3.3"]) == 0  # the seed model too
+    assert "Softmax" in capsys.readouterr().out
+
+
+def test_a_selection_longer_than_the_lesson_is_said_even_quietly(tmp_path: Path, capsys) -> None:
+    from workbook.config import preset
+    from workbook.handouts import Classroom, HandoutRequest
+    from workbook.render import Options
+
+    roster = tmp_path / "r.csv"
+    roster.write_text("id,name\ns1,A\n")
+    opts = Options(scaffold="faded", givens="start")
+    c = preset("classroom")
+    for minutes, said in ((50, True), (500, False)):
+        req = HandoutRequest(
+            tmp_path, opts, roster, sections="2.1-3.3", quiet=True, minutes=minutes
+        )
+        room = Classroom(c, req)
+        reader, variant = room.readers()[0]
+        room.plan(room.part(reader, variant).handout)
+        err = capsys.readouterr().err
+        assert ("more than --minutes 50" in err) == said and err.count("\n") == said, err

@@ -351,3 +351,19 @@ def test_derivations_compile_cleanly_without_collisions(derivation_build, docume
 def test_decimal_helpers_read_printed_numbers() -> None:
     assert decimals("= (0.1473)(-0.07453) = -0.01788") == ["0.1473", "0.07453", "0.01788"]
     assert dv.agreeing_digits(Decimal("0.4802540"), Decimal("0.4802541")) == 6
+
+
+def test_a_fast_formula_far_from_the_jacobian_route_says_why() -> None:
+    """gpt2's LayerNorm fast formula lands tens of units from the Jacobian route: the book
+    names the entry and that it is a small difference of numbers many times larger."""
+    import re
+
+    from workbook import engine
+    from workbook.config import from_mapping
+    from workbook.render import Options, Worked
+
+    c = from_mapping({"model": "gpt2"})
+    tex = Worked(c, engine.run(c), Options()).tex()
+    said = r"difference of numbers about ([\d,]+) times larger, which nearly cancel"
+    found = re.findall(said, tex)
+    assert found and all(int(x.replace(",", "")) >= 10 for x in found)

@@ -254,7 +254,7 @@ def test_a_write_error_names_the_target_not_a_temporary_file(tmp_path, monkeypat
 
     monkeypatch.setattr(os, "replace", full)
     target = tmp_path / "step.json"
-    assert cli.main(["export", "--output", str(target)]) == 2
+    assert cli.main(["export", "--output", str(target)]) == 5  # an I/O error
     err = capsys.readouterr().err
     assert err == f"workbook: {target}: No space left on device\n"
     assert not list(tmp_path.iterdir())  # no half file, no temporary left

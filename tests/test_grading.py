@@ -31,7 +31,9 @@ from workbook.trace import cell_names, cells_read
 # One exercise of every kind of step the book has: products (with a bias, masked, of
 # Jacobians, column sums), the scaling, softmaxes, GELU and its derivative, LayerNorm forward
 # and back, the loss and its gradient, AdamW.
-EVERY_KIND = "2.1,3.1-3.3,4.1,5.1-5.3,6.2-6.5,7.1-7.5,8.1-8.2,10.1-10.4,10.8,10.13,11.6,11.10,13.14"
+EVERY_KIND = (
+    "2.1,3.1-3.3,4.1,4.3-4.4,5.1-5.3,6.2-6.5,7.1-7.5,8.1-8.2,10.1-10.4,10.8,10.13,11.6,11.10,13.14"
+)
 
 
 def handout(sections: str | None) -> Handout:
@@ -52,8 +54,9 @@ def every_kind() -> tuple[Handout, list]:
 def test_every_catalogued_mistake_is_named_where_it_applies(every_kind, capsys) -> None:
     """One simulated student per mistake and exercise: right everywhere else, from their
     own numbers after it. Each value the mistake changed beyond the key's tolerance must be
-    named (≥ 95 %, the mistake alone in ≥ 95 %) and never graded right; every later value
-    is right, right from their numbers, or blank (where the mistake broke the chain)."""
+    named (≥ 95 %; a mistake of method by itself in ≥ 95 %: a slip of rounding may give
+    the value another slip of rounding gives) and never graded right; every later value is
+    right, right from their numbers, or blank (where the mistake broke the chain)."""
     h, asks = every_kind
     grader = Grader(h, asks)
     table: dict[str, Counter] = {m.key: Counter() for m in CATALOGUE}
@@ -93,7 +96,11 @@ def test_every_catalogued_mistake_is_named_where_it_applies(every_kind, capsys) 
     # ε = 10⁻⁵ beside variances near 1 changes no printed digit here: see the next test
     assert [k for k, c in table.items() if not c["cells"]] == ["no_eps"]
     assert sum(c["right"] for c in table.values()) == 0
-    assert named >= 0.95 * cells and alone >= 0.95 * cells, (named, alone, cells)
+    assert named >= 0.95 * cells, (named, cells)
+    method = [c for k, c in table.items() if not BY_KEY[k].rounding]
+    cells, alone = sum(c["cells"] for c in method), sum(c["alone"] for c in method)
+    assert alone >= 0.95 * cells, (alone, cells)  # a mistake of method named by itself
+
     assert set(downstream) <= {"right", "follow-through", "blank"}, downstream
 
 
@@ -131,14 +138,14 @@ def test_one_early_slip_is_followed_through_on_exactly_the_cells_that_depend_on_
     follow-through, every other later value right, and nothing else is follow-through."""
     h = handout("2.1,3.1-3.3,4.1,4.3-4.4")
     asks = asked(h)
-    answers, made = work(h, asks, ("2.1", "factor_transposed"))
+    answers, made = work(h, asks, ("2.1", "left_transposed"))
     graded = Grader(h, asks).grade(sheet(answers))
     after = depends_on(h, asks, "2.1")
     verdicts = Counter()
     for g in graded:
         cell = g.asked.cell
         if cell in made:
-            assert g.verdict == "slip" and g.mistakes == ("factor_transposed",), g
+            assert g.verdict == "slip" and g.mistakes == ("left_transposed",), g
         elif g.verdict == "follow-through":
             assert cell in after, g  # only where the slip reaches
             assert g.uses, g  # and says from which of their answers
@@ -179,7 +186,7 @@ def test_random_numbers_get_almost_no_follow_through(every_kind) -> None:
 def test_follow_through_credit_is_the_teachers_choice(credit) -> None:
     h = handout("2.1,3.1")
     asks = asked(h)
-    answers, _ = work(h, asks, ("2.1", "factor_transposed"))
+    answers, _ = work(h, asks, ("2.1", "left_transposed"))
     graded = Grader(h, asks, credit[0]).grade(sheet(answers))
     ft = [g for g in graded if g.verdict == "follow-through"]
     assert ft and {g.points for g in ft} == {credit[1]}
@@ -199,7 +206,7 @@ def test_no_credit_follows_from_an_exercise_of_one_number_or_left_blank() -> Non
     assert grader.degenerate(s) == {"2.1", "3.1"}
     graded = grader.grade(s)
     assert not [g for g in graded if g.verdict == "follow-through"]
-    answers, _ = work(h, asks, ("2.1", "factor_transposed"))
+    answers, _ = work(h, asks, ("2.1", "left_transposed"))
     first = next(a for a in asks if a.exercise == "2.1")
     del answers[first.cell]
     graded = grader.grade(sheet(answers))
@@ -302,13 +309,16 @@ def test_answers_in_any_spreadsheet_style_grade_the_same(klass, tmp_path: Path) 
     assert graded["plain"] == graded["european"]
     verdicts = Counter(r[7] for r in graded["plain"][1:])
     assert verdicts["slip"] and verdicts["follow-through"] and verdicts["blank"]
-    scores = list(csv.DictReader((tmp_path / "plain" / "scores.csv").open()))
+    for name in ("scores.csv", "gradebook.csv"):  # names: a BOM, so Excel reads UTF-8
+        assert (tmp_path / "plain" / name).read_bytes().startswith(b"\xef\xbb\xbf")
+    scores = list(csv.DictReader((tmp_path / "plain" / "scores.csv").open(encoding="utf-8-sig")))
     assert scores[0]["status"] == "no answers" and scores[0]["percent"] == ""
     assert scores[3]["percent"] == "100.0"
-    book = list(csv.DictReader((tmp_path / "plain" / "gradebook.csv").open()))
+    book = list(csv.DictReader((tmp_path / "plain" / "gradebook.csv").open(encoding="utf-8-sig")))
     assert list(book[0])[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
-    assert [r["SIS User ID"] for r in book] == ["s1", "s2", "s3", "s4"]
-    assert book[0][list(book[0])[5]] == ""  # no answers: no score, never a silent zero
+    assert book[0]["Student"] == "Points Possible" and book[0][list(book[0])[5]] == "100"
+    assert [r["SIS User ID"] for r in book[1:]] == ["s1", "s2", "s3", "s4"]
+    assert book[1][list(book[0])[5]] == ""  # no answers: no score, never a silent zero
 
 
 def test_grading_twice_gives_the_same_bytes_and_leaves_the_answers_alone(
@@ -328,7 +338,7 @@ def test_grading_twice_gives_the_same_bytes_and_leaves_the_answers_alone(
 def test_the_key_copied_from_grades_csv_gets_full_marks(klass, tmp_path: Path) -> None:
     folder, _ = klass
     assert grade_cli(folder, folder / "grades.csv", tmp_path / "g") == 0
-    scores = list(csv.DictReader((tmp_path / "g" / "scores.csv").open()))
+    scores = list(csv.DictReader((tmp_path / "g" / "scores.csv").open(encoding="utf-8-sig")))
     assert [s["percent"] for s in scores] == ["100.0"] * 4
 
 
@@ -438,7 +448,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = ["handouts", "--preset", "classroom", "--roster", str(roster), "-q"]
     assert cli.main([*argv, "--sections", "2.1,2.3,3.1-3.3", "-o", str(folder)]) == 0
     parts = Grading(GradeRequest(folder, folder / "answers.csv")).papers()
-    plans = [(), ("2.1", "factor_transposed"), ("3.2", "no_scaling"), (), None]
+    plans = [(), ("2.1", "left_transposed"), ("3.2", "no_scaling"), (), None]
     rows = class_answers(parts, plans)
     rows = [(sid, a, None if sid == "s4" and a.exercise == "3.3" else v) for sid, a, v in rows]
     write_answers(top / "typed.csv", rows)
@@ -475,7 +485,7 @@ def test_feedback_has_a_page_per_student_from_an_odd_page(graded_class: Path) ->
 @pytest.mark.tex
 def test_the_report_ranks_the_mistakes_and_names_who_has_no_answers(graded_class: Path) -> None:
     text = " ".join(read_pdf_text(graded_class / "lesson" / "graded" / "report.pdf").split())
-    assert "a factor transposed" in text and "the scaling left out" in text
+    assert "the left factor transposed" in text and "the scaling left out" in text
     assert "No answers from 1 student" in text and "Nobody (s5)" in text
     assert "Mean score" in text
 
@@ -495,7 +505,7 @@ def test_grading_pdfs_are_reproducible_and_clean(graded_class: Path) -> None:
 def test_grading_documents_have_no_overfull_lines(graded_class: Path, tmp_path: Path) -> None:
     from workbook.compile import compile_document
     from workbook.grade import GradeRequest, Grading
-    from workbook.handouts import name_pictures
+    from workbook.names import pictures
     from workbook.render.feedback import Feedback
 
     folder = graded_class / "lesson"
@@ -503,6 +513,44 @@ def test_grading_documents_have_no_overfull_lines(graded_class: Path, tmp_path: 
     parts = g.papers()
     results = g.results(parts)
     fb = Feedback(parts, results, "full")
-    names = name_pictures(compile_document, tmp_path, list(NAMES.values()), lambda m: None)
+    names = pictures(list(NAMES.values()), tmp_path, lambda m: None)
     for stem, source in (("feedback", fb.feedback_source()), ("report", fb.report_source())):
         assert compile_document(source, tmp_path, stem, beside=names).overfull == 0, stem
+
+
+def test_sheets_a_teacher_should_look_at_are_named(klass, tmp_path: Path, capsys) -> None:
+    """A value no inputs could give (a negative exponential), an exercise right though the
+    one it starts from is blank (not typed in?), another student's key (sheets swapped):
+    each is named for the teacher, in the report and on stderr."""
+    from workbook.grade import GradeRequest, Grading
+
+    folder, parts = klass
+    rows = class_answers(parts, [(), (), None, ()])
+    s1 = [(sid, a, v) for sid, a, v in rows if sid == "s1"]
+    bad = next(i for i, (sid, a, _) in enumerate(rows) if sid == "s2" and a.quantity == "e")
+    rows[bad] = (rows[bad][0], rows[bad][1], Decimal("-1.5"))
+    rows = [(sid, a, None if sid == "s4" and a.exercise == "3.1" else v) for sid, a, v in rows]
+    rows += [("s3", a, v) for _, a, v in s1]  # s3's rows hold s1's key
+    write_answers(tmp_path / "a.csv", rows)
+    g = Grading(GradeRequest(folder, tmp_path / "a.csv", pdf=False, quiet=True))
+    looks = {r.id: r.looks for r in g.results(g.papers())}
+    assert looks["s1"] == ()
+    assert "no inputs could give" in " ".join(looks["s2"]) and "-1.5" in " ".join(looks["s2"])
+    assert any("values are s1's key" in x for x in looks["s3"]), looks["s3"]
+    assert any("3.2 is right though 3.1" in x for x in looks["s4"]), looks["s4"]
+    assert grade_cli(folder, tmp_path / "a.csv", tmp_path / "out") == 0
+    assert "3 student(s) to look at before importing" in capsys.readouterr().err
+
+
+def test_a_slip_of_rounding_alone_earns_the_credit_the_teacher_gives(klass) -> None:
+    _folder, parts = klass
+    h = parts[1].handout
+    asks = asked(h)
+    answers, _ = work(h, asks, ("2.1", "truncated"))
+    for credit in (0.0, 0.5, 1.0):
+        graded = Grader(h, asks, rounding_credit=credit).grade(sheet(answers))
+        slips = [g for g in graded if g.verdict == "slip"]
+        assert slips and {g.points for g in slips} == {credit}
+    answers, _made = work(h, asks, ("2.1", "left_transposed"))
+    graded = Grader(h, asks, rounding_credit=1.0).grade(sheet(answers))
+    assert {g.points for g in graded if g.verdict == "slip"} == {0.0}  # a mistake of method

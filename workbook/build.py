@@ -48,12 +48,17 @@ class TooLargeError(ValueError):
     """A build above PAGE_LIMIT pages without --yes; the message gives the estimate."""
 
 
-def estimate_pages(sources: dict[str, str], worked: str | None) -> dict[str, int]:
+def estimate_pages(
+    sources: dict[str, str], worked: str | None, pages_per_page: float = 1.0
+) -> dict[str, int]:
     """Pages of each document to compile, from the size of its LaTeX source; `worked` is
-    the workbook the answer key cites (compiled privately when it is not built too)."""
-    pages = {n: round(len(s) / BYTES_PER_PAGE[n]) for n, s in sources.items()}
+    the workbook the answer key cites (compiled privately when it is not built too);
+    `pages_per_page`: how many of its pages a page at 10 pt on portrait A4 fills (large
+    print: its text area's share)."""
+    per = {n: BYTES_PER_PAGE[n] / pages_per_page for n in BYTES_PER_PAGE}
+    pages = {n: round(len(s) / per[n]) for n, s in sources.items()}
     if worked is not None:
-        workbook = round(len(worked) / BYTES_PER_PAGE["workbook"])
+        workbook = round(len(worked) / per["workbook"])
         pages["answers"] = round(workbook * KEY_PAGES_PER_WORKBOOK_PAGE)
         if "workbook" not in sources:
             pages["workbook (for the key's pages)"] = workbook
@@ -98,7 +103,7 @@ class Builder:
         self.say(f"computed the step ({len(trace.steps)} steps, loss {loss:.4f})")
         check_answers(trace, opts.digits, opts.arithmetic)  # refuse before writing anything
         self.book = Book(trace, opts.digits, opts.arithmetic)  # the printed values, shared
-        check_widths(self.c, trace, self.book, Layout(opts.paper))  # ... and anything made
+        check_widths(self.c, trace, self.book, opts.layout_page)  # ... and anything made
         names = [n for n in ORDER if n in self.req.only]
         self.sources = {n: self.source(n, trace) for n in names}
         self.check_size(names)
@@ -148,7 +153,10 @@ class Builder:
         if self.req.tex_only:
             return
         worked = self.worked_source() if "answers" in names else None
-        pages = estimate_pages({n: s for n, s in self.sources.items() if n != "answers"}, worked)
+        normal, page = Layout("a4"), self.opts.layout_page
+        share = normal.text_width * normal.text_height / (page.text_width * page.text_height)
+        sources = {n: s for n, s in self.sources.items() if n != "answers"}
+        pages = estimate_pages(sources, worked, share)
         self.estimate = pages
         total = sum(pages.values())
         each = ", ".join(f"{n} {p:,}" for n, p in pages.items())

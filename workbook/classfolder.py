@@ -13,7 +13,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config, ConfigError, from_mapping, read_small
-from .render.base import GIVENS, LAYOUTS, PAPERS, SCAFFOLDS
+from .render.base import FONT_SIZES, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS
 
 CLASS_FILE = "class.toml"
 
@@ -34,6 +34,8 @@ class ClassSettings:
     givens: str
     roster_sha256: str = ""
     version: str = __version__
+    font_size: int = 10
+    sans: bool = False
 
 
 def roster_hash(path: Path | None) -> str:
@@ -77,6 +79,8 @@ def dumps(s: ClassSettings) -> bytes:
         f"layout = {_toml(s.layout)}",
         f"scaffold = {_toml(s.scaffold)}",
         f"givens = {_toml(s.givens)}",
+        f"font_size = {s.font_size}",
+        f"sans = {_toml(s.sans)}",
         f"roster_sha256 = {_toml(s.roster_sha256)}",
         "",
         "[model]",
@@ -120,11 +124,17 @@ def load(folder: Path) -> ClassSettings:
             str(table["givens"]),
             str(table.get("roster_sha256", "")),
             str(table.get("version", "")),
+            int(table.get("font_size", 10)),
+            bool(table.get("sans", False)),
         )
     except KeyError as exc:
         raise ConfigError(f"{where}: {CLASS_FILE} has no {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {CLASS_FILE}: {exc}") from None
+    if settings.font_size not in FONT_SIZES:
+        raise ConfigError(
+            f"{where}: {CLASS_FILE}: font_size must be {FONT_SIZES[0]}-{FONT_SIZES[-1]}"
+        )
     for key, allowed in CHOICES.items():
         if getattr(settings, key) not in allowed:
             raise ConfigError(f"{where}: {CLASS_FILE}: {key} must be one of {', '.join(allowed)}")

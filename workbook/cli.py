@@ -1,4 +1,4 @@
-"""The `workbook` command: summary, export, build, handouts, grade and relay.
+"""The `workbook` command: summary, export, build, handouts, exercises, grade and relay.
 
 Every user error ends in one line on stderr and exit code 2; TeX missing is 3, a LaTeX
 failure 4. No traceback reaches the user for anything we can name.
@@ -12,21 +12,35 @@ import os
 import re
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, engine, export, params
+from . import __version__, engine, export, params, planning
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
-from .config import KEYS, Config, ConfigError, load, preset, read_toml
+from .config import (
+    HELP,
+    KEYS,
+    MODELS,
+    PRESETS,
+    Config,
+    ConfigError,
+    load,
+    preset,
+    read_toml,
+    whole_number,
+)
 from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
+from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .relay import PER_PAGE, POSTERS, SCOPES, STUDENTS, RelayRequest, relay
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
+from .render.base import FONT_SIZES, LARGE_PRINT
 from .texrun import StoppedError, stop_all
 
 
@@ -70,6 +84,14 @@ def _all_flags(p: argparse.ArgumentParser) -> list[str]:
     return flags
 
 
+METAVARS = {
+    "preset": "{" + ",".join(PRESETS) + "}",
+    "model": "{" + ",".join(MODELS) + "}",
+    "vocab": "WORDS",
+    "sentence": "TEXT",
+}
+
+
 def _config_flags(p: argparse.ArgumentParser, preset_name: str = "") -> None:
     """The model's flags; a command whose models start from a preset shows its values."""
     g = p.add_argument_group("model and optimiser (override the config file)")
@@ -77,10 +99,64 @@ def _config_flags(p: argparse.ArgumentParser, preset_name: str = "") -> None:
     base = preset(preset_name) if preset_name else Config()
     for key in KEYS:
         default = getattr(base, key)
-        shown = " ".join(default) if key == "vocab" else default
+        shown = ",".join(default) if key == "vocab" else (default or "none")
+        if key == "preset" and preset_name:
+            shown += "; --preset '' for the seed's model"
         g.add_argument(
-            f"--{key.replace('_', '-')}", dest=key, metavar="VALUE", help=f"(default: {shown})"
+            f"--{key.replace('_', '-')}",
+            dest=key,
+            metavar=METAVARS.get(key, "N" if isinstance(default, int) else "X"),
+            help=f"{HELP[key]} (default: {shown})".replace("%", "%%"),
         )
+
+
+# Two or three examples at the end of each command's --help (tests/test_docs.py parses them).
+EXAMPLES = {
+    "summary": [
+        "workbook summary",
+        "workbook summary --model gpt2 --layers 2",
+        "workbook summary --preset classroom --seed 7",
+    ],
+    "export": [
+        "workbook export --output step.json",
+        "workbook export --format csv --output step-csv",
+        "workbook export --format npz --output step.npz --preset classroom",
+    ],
+    "build": [
+        "workbook build",
+        "workbook build --preset classroom --paper letter --output class-book",
+        "workbook build --only exercises,answers --chapters 2-3 --scaffold none",
+    ],
+    "handouts": [
+        "workbook handouts --preset classroom --roster class.csv --sections 2.1-2.2,3 -o lesson",
+        "workbook handouts --preset classroom --roster class.csv --chapters 2 --minutes 50",
+        "workbook handouts --key-for 00XQ-C5EF --class lesson",
+    ],
+    "exercises": [
+        "workbook exercises --preset classroom",
+        "workbook exercises --preset classroom --sections 2.1-2.2,3",
+    ],
+    "grade": [
+        "workbook grade --class lesson --answers typed.csv",
+        "workbook grade --class lesson --answers typed.csv --follow-through half --csv-only",
+    ],
+    "relay": [
+        "workbook relay --students 30 -o relay",
+        "workbook relay --roster class.csv --scope step --paper letter -o relay",
+        "workbook relay --students 12 --chapters 2-3 --cards-per-page 2",
+    ],
+}
+
+
+def _command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help says what it does and ends with examples."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=textwrap.fill(help[0].upper() + help[1:] + ".", 78),
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,21 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"workbook {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("summary", help="architecture, parameter counts, loss, largest gradient")
+    s = _command(sub, "summary", help="architecture, parameter counts, loss, largest gradient")
     _config_flags(s)
 
-    e = sub.add_parser("export", help="every number of the step as JSON, NPZ or CSV")
-    e.add_argument("--format", choices=sorted(export.EXPORTERS), default="json")
+    e = _command(sub, "export", help="every number of the step as JSON, NPZ or CSV")
+    e.add_argument(
+        "--format",
+        choices=sorted(export.EXPORTERS),
+        default="json",
+        help="json: one object of named arrays; npz: NumPy's archive of them; csv: one file "
+        "per matrix in a folder (default: json)",
+    )
     e.add_argument(
         "--output",
         "-o",
         default="-",
         metavar="FILE",
-        help="file (json, npz; '-' for stdout) or folder (csv)",
+        help="a file for json and npz ('-' = standard output), a folder for csv (default: -)",
     )
     _config_flags(e)
 
-    b = sub.add_parser("build", help="the workbook as LaTeX and PDF")
+    b = _command(sub, "build", help="the workbook as LaTeX and PDF")
     b.add_argument(
         "--detail",
         choices=DETAILS,
@@ -160,24 +242,37 @@ def build_parser() -> argparse.ArgumentParser:
     _document_flags(b, "build")
     _config_flags(b)
 
-    h = sub.add_parser(
+    h = _command(
+        sub,
         "handouts",
         help="a class list → a personalised handout per student, one print file, a key and "
         "a grade sheet",
     )
-    h.add_argument("--roster", type=Path, metavar="FILE.csv", help="UTF-8 CSV with columns id,name")
+    h.add_argument(
+        "--roster",
+        type=Path,
+        metavar="FILE.csv",
+        help="the class: UTF-8 CSV with columns id,name, one row per student",
+    )
     h.add_argument(
         "--class-seed",
-        type=int,
+        type=_class_seed,
         default=0,
         metavar="N",
-        help="draws every student's variant (default: 0)",
+        help="draws every student's variant: a whole number from 0 to 2**63 - 1 (default: 0)",
     )
     h.add_argument(
         "--key-for",
         metavar="CODE",
         help="only the key of the variant with this code (from a student's page); "
         "with --class DIR, the settings are the class's",
+    )
+    h.add_argument(
+        "--minutes",
+        type=_positive,
+        metavar="M",
+        help="the lesson's length: say when the selection takes longer by hand (at the rates "
+        "`workbook exercises` states)",
     )
     h.add_argument(
         "--class",
@@ -190,7 +285,26 @@ def build_parser() -> argparse.ArgumentParser:
     _document_flags(h, "handouts")
     _config_flags(h)
 
-    g = sub.add_parser(
+    x = _command(
+        sub,
+        "exercises",
+        help="every exercise's number and title, what it asks and about how long it takes by "
+        "hand, to choose a handout's --sections",
+    )
+    which = x.add_mutually_exclusive_group()
+    which.add_argument(
+        "--chapters", type=_chapters, metavar="LIST", help="only these chapters, e.g. 2-5 or 3,11"
+    )
+    which.add_argument(
+        "--sections",
+        type=_sections,
+        metavar="LIST",
+        help="only these exercises, e.g. 3.1-3.3,8.2 (default: every exercise)",
+    )
+    _config_flags(x)
+
+    g = _command(
+        sub,
         "grade",
         help="a class's typed answers → scores, a graded sheet, a gradebook, feedback per "
         "student and a class report",
@@ -227,6 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
         "answers: a full point, half, or none (default: full)",
     )
     g.add_argument(
+        "--rounding-credit",
+        type=_fraction,
+        default=ROUNDING_CREDIT,
+        metavar="F",
+        help="points, 0 to 1, for a slip of rounding alone (truncated, fewer digits, every "
+        "product rounded, earlier values kept unrounded): the method right, a last digit off "
+        f"(default: {ROUNDING_CREDIT:g}); any other named mistake earns nothing",
+    )
+    g.add_argument(
         "--strict",
         action="store_true",
         help="stop (exit 2) if any row of the answers cannot be graded, instead of listing "
@@ -244,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _relay_parser(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser(
+    r = _command(
+        sub,
         "relay",
         help="the class is the GPU: one step cut into cards a class computes together, "
         "round by round, with a poster and the teacher's plan",
@@ -273,7 +397,11 @@ def _relay_parser(sub: argparse._SubParsersAction) -> None:
         "backward passes, every parameter's gradient; only the entries these depend on are "
         "computed (default: forward)",
     )
-    _selection_flags(what, "every entry of these chapters' steps instead of a scope, e.g. 3 or 2-4")
+    _selection_flags(
+        what,
+        "every entry of these chapters' steps instead of a scope, e.g. 3 or 2-4 "
+        "(default: the scope)",
+    )
     _output_flags(r, "relay")
     r.add_argument(
         "--cards-per-page",
@@ -292,7 +420,7 @@ def _relay_parser(sub: argparse._SubParsersAction) -> None:
         "tiled = each on two sheets of the paper, to trim and join (default: large)",
     )
     r.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    _config_flags(r, "classroom")  # --preset '' for the seed's model
+    _config_flags(r, "classroom")
     r.set_defaults(default_preset="classroom")
 
 
@@ -304,7 +432,7 @@ def _output_flags(p: argparse.ArgumentParser, output: str) -> None:
         type=_folder,
         default=Path(output),
         metavar="DIR",
-        help=f"output folder (default: {output})",
+        help=f"the folder the PDFs and their .tex go to (default: {output})",
     )
     p.add_argument(
         "--digits",
@@ -313,7 +441,9 @@ def _output_flags(p: argparse.ArgumentParser, output: str) -> None:
         metavar="N",
         help=f"significant digits of every printed number, {DIGITS[0]}-{DIGITS[-1]} (default: 4)",
     )
-    p.add_argument("--paper", choices=PAPERS, default="a4", help="(default: a4)")
+    p.add_argument(
+        "--paper", choices=PAPERS, default="a4", help="paper size of every PDF (default: a4)"
+    )
 
 
 def _selection_flags(which: argparse._MutuallyExclusiveGroup, chapters: str) -> None:
@@ -331,8 +461,21 @@ def _selection_flags(which: argparse._MutuallyExclusiveGroup, chapters: str) -> 
 
 def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
     """What build and handouts share: where, how many digits, which paper, which chapters
-    or exercises, and whether to say how it goes."""
+    or exercises, the print's size and layout, and whether to say how it goes."""
     _output_flags(p, output)
+    p.add_argument(
+        "--font-size",
+        type=_font_size,
+        default=None,
+        metavar="PT",
+        help=f"size of the text in print, {FONT_SIZES[0]}-{FONT_SIZES[-1]} pt: the pages are "
+        "magnified whole, tables and figures with the text (default: 10)",
+    )
+    p.add_argument(
+        "--large-print",
+        action="store_true",
+        help=f"large print: {LARGE_PRINT} pt (or --font-size), sans-serif letters and digits",
+    )
     p.add_argument(
         "--layout",
         choices=LAYOUTS,
@@ -361,14 +504,14 @@ def _documents(text: str) -> tuple[str, ...]:
 def _chapters(text: str) -> str:
     """The form of a chapter list (numbers and ranges); the build checks the numbers
     against the model's chapters."""
-    if not re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*", text):
+    if not re.fullmatch(r"\s*[0-9]+(\s*-\s*[0-9]+)?(\s*,\s*[0-9]+(\s*-\s*[0-9]+)?)*\s*", text):
         raise argparse.ArgumentTypeError(f"{text!r}: use numbers and ranges, e.g. 2-5,11")
     return re.sub(r"\s+", "", text)
 
 
 def _sections(text: str) -> str:
     """The form of an exercise list ("3.1-3.3,8.2,5"); the build checks the numbers."""
-    one = r"\s*\d+(\.\d+)?\s*"
+    one = r"\s*[0-9]+(\.[0-9]+)?\s*"
     if not re.fullmatch(rf"{one}(-{one})?(,{one}(-{one})?)*", text):
         raise argparse.ArgumentTypeError(
             f"{text!r}: use exercise numbers and ranges, e.g. 3.1-3.3,8.2"
@@ -389,22 +532,61 @@ def _folder(text: str) -> Path:
     return Path(text)
 
 
-def _whole(text: str, allowed: range) -> int:
+def _positive(text: str) -> float:
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text.strip()) or float(text) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give minutes as a positive number")
+    return float(text)
+
+
+def _font_size(text: str) -> int:
+    n = _whole(text)
+    if n not in FONT_SIZES:
+        raise argparse.ArgumentTypeError(f"{n} is outside {FONT_SIZES[0]}-{FONT_SIZES[-1]}")
+    return n
+
+
+def print_size(args: argparse.Namespace) -> dict[str, object]:
+    """--font-size and --large-print as options: large print is 16 pt unless sized, sans."""
+    size = args.font_size or (LARGE_PRINT if args.large_print else 10)
+    return {"font_size": size, "sans": args.large_print}
+
+
+def _fraction(text: str) -> float:
     try:
-        n = int(text)
+        x = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n not in allowed:
-        raise argparse.ArgumentTypeError(f"{n} is outside {allowed[0]}-{allowed[-1]}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0-1")
+    return x
+
+
+def _whole(text: str) -> int:
+    try:
+        return whole_number(text, repr(text))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _class_seed(text: str) -> int:
+    n = _whole(text)
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"{n} is outside 0 to 2**63 - 1")
     return n
 
 
 def _students(text: str) -> int:
-    return _whole(text, STUDENTS)
+    n = _whole(text)
+    if n not in STUDENTS:
+        raise argparse.ArgumentTypeError(f"{n} is outside {STUDENTS[0]}-{STUDENTS[-1]}")
+    return n
 
 
 def _digits(text: str) -> int:
-    return _whole(text, DIGITS)
+    n = _whole(text)
+    if n not in DIGITS:
+        raise argparse.ArgumentTypeError(f"{n} is outside {DIGITS[0]}-{DIGITS[-1]}")
+    return n
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -463,6 +645,7 @@ def _attach_negative_values(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = _attach_negative_values(list(sys.argv[1:] if argv is None else argv))
+    args = None
     try:
         args = build_parser().parse_args(argv)
         c = config_from_args(args) if hasattr(args, "config") else None
@@ -489,6 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 givens=args.givens,
                 scaffold=args.scaffold,
                 layout=args.layout,
+                **print_size(args),
             )
             req = BuildRequest(
                 args.output,
@@ -501,6 +685,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 yes=args.yes,
             )
             build(c, req)
+        elif args.command == "exercises":
+            print(planning.table(planning.items(c, args.chapters, args.sections)))
         elif args.command == "grade":
             grade(
                 GradeRequest(
@@ -511,6 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.strict,
                     args.pdf,
                     args.quiet,
+                    args.rounding_credit,
                 )
             )
         elif args.command == "relay":
@@ -542,6 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     scaffold="faded",
                     givens="start",
                     layout=args.layout,
+                    **print_size(args),
                 ),
                 roster=args.roster,
                 chapters=args.chapters,
@@ -549,6 +737,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 class_seed=args.class_seed,
                 key_for=args.key_for,
                 quiet=args.quiet,
+                minutes=args.minutes,
             )
             handouts(c, hreq)
         return 0
@@ -559,14 +748,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
     except (UsageError, ConfigError, UnprintableError, TooLargeError, FolderBusyError) as exc:
-        print(exc if isinstance(exc, UsageError) else f"workbook: {exc}", file=sys.stderr)
+        line = str(exc) if isinstance(exc, UsageError) else f"workbook: {exc}"
+        print(cut_values(line), file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (| head): stop quietly, as SIGPIPE would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return 141
-    except OSError as exc:
-        print(f"workbook: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
-        return 2
+    except OSError as exc:  # a full disk, a folder one may not write in: what, and where
+        where = exc.filename or getattr(args, "output", None) or "."
+        print(cut_values(f"workbook: {where}: {exc.strerror or exc}"), file=sys.stderr)
+        return 5
     except (KeyboardInterrupt, StoppedError):
         print("workbook: interrupted", file=sys.stderr)
         return 130
@@ -582,6 +773,8 @@ CLASS_CARRIES = {f"--{k.replace('_', '-')}" for k in KEYS} | {
     "--digits",
     "--paper",
     "--layout",
+    "--font-size",
+    "--large-print",
 }
 
 
@@ -601,15 +794,29 @@ def class_key_request(args: argparse.Namespace, argv: list[str]) -> tuple[Config
     return s.config, replace(req, output=args.output, key_for=args.key_for)
 
 
+def cut_values(line: str, most: int = 80) -> str:
+    """An error line with each long value it quotes cut to `most` characters and an
+    ellipsis: a 900 kB sentence is named, not repeated."""
+
+    def cut(m: re.Match[str]) -> str:
+        text = m.group(0)
+        quote = text[0] if text[0] in "'\"" else ""
+        return text[: most - 1] + "…" + quote
+
+    long = rf"'[^'\n]{{{most},}}'|\"[^\"\n]{{{most},}}\"|[0-9]{{{most},}}"
+    return re.sub(long, cut, line)
+
+
 def _terminate(signum: int, frame: object) -> NoReturn:
-    """SIGTERM or SIGINT: stop TeX at once (it runs in process groups of its own, which a
-    Ctrl-C to the terminal does not reach), then unwind like Ctrl-C: private folders are
+    """SIGTERM, SIGINT or SIGHUP (a closed terminal): stop TeX at once (it runs in process
+    groups of its own, which a Ctrl-C to the terminal does not reach), then unwind like
+    Ctrl-C: private folders are
     removed on the way and nothing is moved into place."""
     stop_all()
     raise KeyboardInterrupt
 
 
 def entry() -> NoReturn:
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # a closed terminal too
+        signal.signal(sig, _terminate)
     sys.exit(main())

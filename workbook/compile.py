@@ -5,6 +5,7 @@ only when the new PDF is complete."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -22,7 +23,8 @@ from .texrun import run_tex
 
 TEX_PACKAGES = (
     "texlive-latex-base texlive-latex-recommended texlive-latex-extra "
-    "texlive-fonts-recommended texlive-pictures lmodern latexmk"
+    "texlive-fonts-recommended texlive-pictures lmodern latexmk texlive-luatex fonts-noto-core "
+    "fonts-noto-cjk"
 )
 
 
@@ -34,6 +36,9 @@ class TexMissingError(RuntimeError):
             f"{tool} not found: install TeX Live with "
             f"`apt-get install --no-install-recommends {TEX_PACKAGES}` (or `make tex`)"
         )
+
+
+FULL = 1 << 20  # bytes free below which TeX's failure to write is the disk's, not the source's
 
 
 class TexFailedError(RuntimeError):
@@ -192,6 +197,8 @@ def compile_document(
             _chunked(pieces, work, beside or {}, epoch, spare) if pieces else _latexmk(work, epoch)
         )
         if not ok:
+            if "I can't write on file" in log_text and shutil.disk_usage(out).free < FULL:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / f"{stem}.pdf"))
             failed = (failed_logs or out) / f"{stem}.failed.log"
             (work / "failed.log").write_text(log_text)
             os.replace(work / "failed.log", failed)

@@ -111,6 +111,37 @@ _FLOAT_KEYS = ("ln_eps", "init_scale", "lr", "beta1", "beta2", "adam_eps", "weig
 KEYS = tuple(f.name for f in fields(Config) if f.init)
 
 
+def _range(key: str) -> str:
+    _, low, high, closed = next(r for r in RANGES if r[0] == key)
+    return f"{'[' if closed else '('}{low:g}, {high:g}]"
+
+
+# One line per key for --help and docs/cli.md: what it sets and what it may be.
+HELP: dict[str, str] = {
+    "preset": "a named set of defaults: classroom = a model a class does by hand "
+    "(d_model 4, 2 heads, d_ff 8, a 2-word sentence)",
+    "model": "seed = the seed's block, LN(A + FFN(A)); gpt2 = the pre-LN GPT-2 block with "
+    "a final LayerNorm",
+    "layers": f"blocks stacked, 1-{LIMITS['layers']}",
+    "vocab": f"the words, apart by commas or spaces; must hold {' '.join(SPECIALS)}; "
+    f"at most {LIMITS['vocab']} words of at most {LIMITS['word']} characters",
+    "sentence": "the training sentence, words of the vocabulary apart by spaces "
+    "(BOS and EOS are added)",
+    "d_model": f"width of the model, 1-{LIMITS['d_model']}, divisible by --heads",
+    "heads": "attention heads; each gets d_model / heads columns",
+    "d_ff": f"width of the feed-forward layer, 1-{LIMITS['d_ff']}",
+    "max_len": f"positions of E_pos, 1-{LIMITS['max_len']}; the sentence with BOS and EOS must fit",
+    "ln_eps": f"LayerNorm's ε, {_range('ln_eps')}",
+    "seed": "seed of Python's random for the weights, 0 to 2**63 - 1",
+    "init_scale": f"standard deviation of the initial weights, {_range('init_scale')}",
+    "lr": f"AdamW's learning rate η, {_range('lr')}",
+    "beta1": "AdamW's β₁, [0, 1)",
+    "beta2": "AdamW's β₂, [0, 1)",
+    "adam_eps": f"AdamW's ε, {_range('adam_eps')}",
+    "weight_decay": f"AdamW's decoupled weight decay λ, {_range('weight_decay')}",
+}
+
+
 def _validate(c: Config) -> None:
     if c.preset and c.preset not in PRESETS:
         raise ConfigError(f"preset = {c.preset!r}: must be one of {', '.join(PRESETS)}")
@@ -206,22 +237,21 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
         raise ConfigError(f"{key} = {value!r}: must be {kind}")
     if key in _INT_KEYS:
         if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise ConfigError(f"{key} = {value!r}: must be an integer") from None
+            return whole_number(value, f"{key} = {value!r}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} = {value!r}: must be an integer")
         return value
     if key in _FLOAT_KEYS:
         if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise ConfigError(f"{key} = {value!r}: must be a number") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
+            if not FLOAT.fullmatch(value.strip()):
+                raise ConfigError(f"{key} = {value!r}: must be a number")
+            value = value.strip()
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(f"{key} = {value!r}: must be a number")
-        return float(value)
+        try:
+            return float(value)
+        except (OverflowError, ValueError):  # an integer beyond any float
+            raise ConfigError(f"{key} = {value!r}: too large a number") from None
     if key in _TEXT_KEYS:
         if not isinstance(value, str):
             raise ConfigError(f"{key} = {value!r}: must be a string")
@@ -233,6 +263,23 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
             raise ConfigError(f"vocab = {value!r}: must be a list of strings")
         return tuple(value)
     raise AssertionError(key)
+
+
+# Numbers as typed: ASCII digits only (a ٢ or a fullwidth ２ is refused, never read as 2),
+# and few enough that no conversion stalls on them.
+WHOLE = re.compile(r"[+-]?[0-9]+")
+FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(inf|nan)", re.I)
+MAX_DIGITS = 30
+
+
+def whole_number(text: str, what: str) -> int:
+    """A whole number typed in ASCII digits (at most MAX_DIGITS), or one ConfigError line."""
+    t = text.strip()
+    if not WHOLE.fullmatch(t):
+        raise ConfigError(f"{what}: must be a whole number in digits 0-9")
+    if len(t.lstrip("+-")) > MAX_DIGITS:
+        raise ConfigError(f"{what}: a number of {len(t.lstrip('+-'))} digits, far too large")
+    return int(t)
 
 
 def _check_known(key: str, value: Any) -> None:
@@ -306,7 +353,7 @@ def read_text(path: Path, where: str, limit: int | None = None, hint: str = "") 
 def read_toml(path: Path) -> dict[str, Any]:
     """The raw key/value table of a TOML config file."""
     try:
-        text = read_small(path, f"config file {str(path)!r}").decode("utf-8")
+        text = read_small(path, f"config file {str(path)!r}").decode("utf-8-sig")  # a BOM too
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"config file {str(path)!r}: cannot read it ({reason})") from None
@@ -314,6 +361,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {str(path)!r}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"config file {str(path)!r}: nested too deeply to be a config") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(f"config file {str(path)!r}: a number far too long") from None
     for key, value in table.items():
         if isinstance(value, dict):
             raise ConfigError(

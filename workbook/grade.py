@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import compile as tex
@@ -24,8 +24,9 @@ from .classfolder import ClassSettings, load
 from .classroom import OtherSettingsError, decode
 from .config import ConfigError, read_small
 from .export import write_atomic
-from .grading import FOLLOW_THROUGH, Grader, asked
-from .handouts import Classroom, HandoutRequest, Part, name_pictures
+from .grading import FOLLOW_THROUGH, ROUNDING_CREDIT, Grader, asked, look_at
+from .handouts import Classroom, HandoutRequest, Part
+from .names import pictures
 from .render import Options
 from .render.handout import Reader
 from .sheets import (
@@ -51,6 +52,7 @@ class GradeRequest:
     strict: bool = False
     pdf: bool = True  # feedback and the report (TeX); else the CSV files alone
     quiet: bool = False
+    rounding_credit: float = ROUNDING_CREDIT
 
     @property
     def out(self) -> Path:
@@ -64,7 +66,13 @@ class ProblemsError(ConfigError):
 def handout_request(s: ClassSettings, folder: Path, quiet: bool = True) -> HandoutRequest:
     """The handouts' request as the class folder records it."""
     opts = Options(
-        digits=s.digits, paper=s.paper, scaffold=s.scaffold, givens=s.givens, layout=s.layout
+        digits=s.digits,
+        paper=s.paper,
+        scaffold=s.scaffold,
+        givens=s.givens,
+        layout=s.layout,
+        font_size=s.font_size,
+        sans=s.sans,
     )
     return HandoutRequest(
         folder,
@@ -145,13 +153,15 @@ class Grading:
         self.report_problems(self.problems, count)
         results = []
         for p in parts:
-            grader = Grader(p.handout, asks[p.reader.id], self.req.follow_through)
+            req = self.req
+            grader = Grader(p.handout, asks[p.reader.id], req.follow_through, req.rounding_credit)
             sheet = sheets[p.reader.id]
+            graded = grader.grade(sheet)
+            r = p.reader
             flat = frozenset(grader.degenerate(sheet))
-            results.append(
-                Result(p.reader.id, p.reader.name, p.reader.code, grader.grade(sheet), flat)
-            )
-        return results
+            looks = tuple(look_at(grader, sheet, graded))
+            results.append(Result(r.id, r.name, r.code, graded, flat, looks))
+        return swapped_sheets(results)
 
     def report_problems(self, problems: list[Problem], count: int) -> None:
         if not problems:
@@ -169,12 +179,14 @@ class Grading:
         silent = [r.id for r in results if not r.answered]
         cells = sum(len(r.graded) for r in results)
         self.say(f"graded {cells} values of {len(results)} students in {seconds:.1f} s")
-        if silent:
-            names = ", ".join(silent[:5]) + (" ..." if len(silent) > 5 else "")
-            print(
-                f"workbook: {len(silent)} student(s) with no answers, given no score: {names}",
-                file=sys.stderr,
-            )
+        looked = [r.id for r in results if r.looks]
+        for what, who in (
+            ("with no answers, given no score", silent),
+            ("to look at before importing (report.pdf, Students)", looked),
+        ):
+            if who:
+                names = ", ".join(who[:5]) + (" ..." if len(who) > 5 else "")
+                print(f"workbook: {len(who)} student(s) {what}: {names}", file=sys.stderr)
 
     def write(
         self,
@@ -218,8 +230,8 @@ class Grading:
         feedback/<id>.pdf; and report.pdf; compiled in `stage`."""
         from .render.feedback import Feedback
 
-        fb = Feedback(parts, results, self.req.follow_through)
-        names = name_pictures(self.compile, stage, [r.name for r in results], self.say)
+        fb = Feedback(parts, results, self.req.follow_through, self.req.rounding_credit)
+        names = pictures([r.name for r in results], stage, self.say)
         self.say(f"compiling the feedback of {len(results)} students ...")
         self.compile(fb.feedback_source(), stage, "feedback", names)
         pages = tex.label_pages(stage / "feedback.aux")
@@ -245,6 +257,26 @@ class Grading:
 
 
 EPOCH = 946684800  # the date every PDF carries, so reruns are identical
+
+
+def swapped_sheets(results: list[Result]) -> list[Result]:
+    """Each student whose answers are mostly another student's key (sheets swapped in
+    typing, or copied) gets a line for the teacher to look at."""
+    keys = {r.id: {g.asked.cell: g.key for g in r.graded} for r in results}
+    out = []
+    for r in results:
+        answered = [g for g in r.graded if g.answer is not None]
+        right = sum(g.verdict == "right" for g in answered)
+        looks = list(r.looks)
+        for other, key in keys.items():
+            same = sum(other != r.id and key.get(g.asked.cell) == g.answer for g in answered)
+            if same >= max(SWAPPED_AT_LEAST, len(answered) // 2) and same > right:
+                looks.append(f"{same} of {len(answered)} values are {other}'s key: whose sheet?")
+        out.append(replace(r, looks=tuple(looks)))
+    return out
+
+
+SWAPPED_AT_LEAST = 5  # values of another student's key before a sheet is suspected
 
 
 def grade(req: GradeRequest) -> list[Path]:

@@ -27,6 +27,7 @@ from .trace import Index, RowWise, Step, cell_names, cells_read
 
 VERDICTS = ("right", "follow-through", "slip", "wrong", "blank")
 FOLLOW_THROUGH = {"full": 1.0, "half": 0.5, "none": 0.0}
+ROUNDING_CREDIT = 0.5  # a slip of rounding alone: the method right, a last digit off
 # An AdamW table's columns, as a grade sheet names them.
 ADAM_QUANTITIES = {
     "m": "m",
@@ -167,12 +168,19 @@ def readings(value: Decimal, exp: int) -> list[Decimal]:
 class Grader:
     """Grades one student's sheet against their variant's key and their own numbers."""
 
-    def __init__(self, h: Exercises, asks: list[Asked], follow_through: str = "full") -> None:
+    def __init__(
+        self,
+        h: Exercises,
+        asks: list[Asked],
+        follow_through: str = "full",
+        rounding_credit: float = ROUNDING_CREDIT,
+    ) -> None:
         self.h, self.asks = h, asks
         self.t, self.book = h.t, h.book
         self.digits = h.book.digits
         self.r = Rounder(self.digits)
         self.credit = FOLLOW_THROUGH[follow_through]
+        self.rounding_credit = rounding_credit
         self.by_cell = {(a.step.name, a.entry.idx): a for a in asks if not a.entry.part}
         self.cells = cell_names({n: np.shape(v) for n, v in self.book.values.items()})
         self._tolerance: dict[str, int] = {}
@@ -249,17 +257,25 @@ class Grader:
 
     def own_inputs(self, a: Asked, sheet: Sheet, flat: set[str]) -> tuple[bool, tuple[str, ...]]:
         """Did the student attempt every earlier answer this value starts from (none all
-        one number), and which exercises are they?"""
+        one number)? And the exercises of those that differ from the key: what a value
+        right from their own numbers is right from."""
         used: dict[str, None] = {}
         ok = True
         for name, idx in cells_read(a.step, self.cells, a.entry.idx):
             earlier = self.by_cell.get((name, idx))
             if earlier is None or earlier.exercise == a.exercise:
                 continue
-            used[earlier.exercise] = None
             if earlier.cell not in sheet.values or earlier.exercise in flat:
                 ok = False
+            elif not self.matches_key(earlier, sheet.values[earlier.cell]):
+                used[earlier.exercise] = None
         return ok, tuple(used)
+
+    def matches_key(self, a: Asked, value: Decimal) -> bool:
+        key = key_value(self.book, a.entry)
+        return any(
+            close(v, key, self.digits, self.tolerance(a.step)) for v in readings(value, a.exp)
+        )
 
     def one(self, a: Asked, sheet: Sheet, own: Inputs, right: Inputs, flat: set[str]) -> Graded:
         key = key_value(self.book, a.entry)
@@ -307,8 +323,9 @@ class Grader:
         accepted = [m for m in named if m.acceptable]
         if accepted:
             return graded("follow-through", self.credit, mistakes=(accepted[0].key,))
-        if named:
-            return graded("slip", 0.0, mistakes=tuple(m.key for m in named))
+        if named:  # a slip of the digits alone, not of the method, may earn part credit
+            points = self.rounding_credit if all(m.rounding for m in named) else 0.0
+            return graded("slip", points, mistakes=tuple(m.key for m in named))
         return graded("wrong", 0.0)
 
     def mistakes(
@@ -349,3 +366,58 @@ def percent(points: float, count: int) -> float:
 
 def mistake_names(keys: Iterable[str]) -> str:
     return "; ".join(BY_KEY[k].name for k in keys)
+
+
+# --- what a teacher should look at before importing a score -------------------------------
+def impossible(a: Asked, value: Decimal) -> str:
+    """Why a value cannot be what its rule gives whatever the inputs, or ""."""
+    kind = part_kind(a.entry.part)
+    if kind in ("e", "sum") and value <= 0:
+        return "an exponential is positive" if kind == "e" else "a sum of exponentials is positive"
+    softmax = isinstance(a.step, RowWise) and a.step.kind == "softmax"
+    if softmax and not kind and not 0 <= value <= 1:
+        return "a softmax weight lies between 0 and 1"
+    variance = isinstance(a.step, RowWise) and a.step.kind == "var"
+    if (variance or a.step.desc.role in ("v", "v_hat")) and value < 0:
+        return "a variance (a mean of squares) is not negative"
+    return ""
+
+
+def look_at(grader: Grader, sheet: Sheet, graded: list[Graded]) -> list[str]:
+    """What in a student's sheet a teacher should check before importing the score: values
+    that no inputs could give, an exercise right though the one it starts from is blank (not
+    typed in?), an exercise answered with one number throughout."""
+    out = []
+    bad = [
+        (g, why)
+        for g in graded
+        if g.answer is not None and g.answer.is_finite()
+        for why in [impossible(g.asked, g.answer)]
+        if why
+    ]
+    if bad:
+        g, why = bad[0]
+        a = g.asked
+        out.append(
+            f"{len(bad)} value(s) that no inputs could give, e.g. {a.exercise} "
+            f"{a.quantity} row {a.row} col {a.col} = {g.typed} ({why})"
+        )
+    blank = {
+        ex
+        for ex in {a.exercise for a in grader.asks}
+        if not any(a.cell in sheet.values for a in grader.asks if a.exercise == ex)
+    }
+    seen: set[tuple[str, str]] = set()
+    for g in graded:
+        if g.verdict != "right" or g.asked.entry.part:
+            continue
+        for name, idx in cells_read(g.asked.step, grader.cells, g.asked.entry.idx):
+            earlier = grader.by_cell.get((name, idx))
+            if earlier is not None and earlier.exercise in blank:
+                seen.add((earlier.exercise, g.asked.exercise))
+    for before, after in sorted(seen):
+        out.append(f"{after} is right though {before}, which it starts from, is blank: typed in?")
+    flat = sorted(grader.degenerate(sheet))
+    if flat:
+        out.append(f"{', '.join(flat)}: one number throughout, so nothing follows from it")
+    return out

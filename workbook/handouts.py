@@ -32,22 +32,17 @@ from .export import write_atomic
 from .grading import Asked, asked, key_value
 from .hand import Rounder
 from .mistakes import Inputs, diagnosis
+from .names import name_macros, name_tex, pictures
+from .planning import RATES_TEXT, minutes_of, of_handout, workload
 from .printed import Book, single
+from .progress import Progress
 from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.base import Selection
 from .render.fmt import element, tex_escape, unicode_tex
-from .render.handout import (
-    Handout,
-    Reader,
-    arabic_file,
-    arabic_runs,
-    arabic_source,
-    name_macros,
-    name_tex,
-)
-from .render.matrix import Layout
-from .trace import Contraction, Step, Trace
+from .render.handout import Handout, Reader
+from .sheets import spreadsheet_text
+from .trace import Step, Trace
 
 TELLING_CELLS = 6  # asked cells a key looks through for the one that tells mistakes apart
 EPOCH = 946684800  # 2000-01-01: the date every handout PDF carries, so reruns are identical
@@ -63,6 +58,7 @@ class HandoutRequest:
     class_seed: int = 0
     key_for: str | None = None  # a variant code: only that student's key
     class_dir: Path | None = None  # where the settings came from (--class), for messages
+    minutes: float | None = None  # the lesson's length: say when the selection takes longer
     quiet: bool = False
 
     def settings(self, c: Config) -> ClassSettings:
@@ -78,6 +74,8 @@ class HandoutRequest:
             o.scaffold,
             o.givens,
             roster_hash(self.roster),
+            font_size=o.font_size,
+            sans=o.sans,
         )
 
 
@@ -121,7 +119,9 @@ class KeyPart(Answers):
             first, found = best
             cell = element(step.desc.symbol, first.entry.idx)
             shown = [rf"right ${self.f(single(key_value(self.book, first.entry), digits))}$"]
-            shown += [rf"{unicode_tex(m.name)} ${self.f(single(v, digits))}$" for m, v in found]
+            shown += [
+                rf"{unicode_tex(m.told or m.name)} ${self.f(single(v, digits))}$" for m, v in found
+            ]
             lines.append(
                 rf"\par\noindent{{\small\textit{{If ${cell}$ reads:}} {'; '.join(shown)}.}}\par"
             )
@@ -185,7 +185,7 @@ class Classroom:
     def printable(self, cv: Config, t: Trace) -> None:
         """Refuse a variant whose tables would not fit this paper (see check_widths)."""
         opts = self.req.options
-        check_widths(cv, t, Book(t, opts.digits, opts.arithmetic), Layout(opts.paper))
+        check_widths(cv, t, Book(t, opts.digits, opts.arithmetic), opts.layout_page)
 
     def part(self, reader: Reader, variant: Variant, fresh: bool = True) -> Part:
         """A student's step, handout and key; `fresh`: a variant not yet printed, checked
@@ -198,7 +198,7 @@ class Classroom:
         last = max(Selection(t, opts).chapters)  # nothing later is printed
         book = Book(t, opts.digits, opts.arithmetic, last)  # the handout and its key share it
         if fresh:  # refuse before writing anything
-            check_widths(cv, t, book, Layout(opts.paper))
+            check_widths(cv, t, book, opts.layout_page)
         return Part(
             reader,
             variant,
@@ -213,9 +213,12 @@ class Classroom:
         t0 = time.perf_counter()
         pairs = self.readers()
         parts = []
-        for k, (reader, variant) in enumerate(pairs, start=1):
+        made = Progress("steps and pages made, students:", len(pairs), self.req.quiet)
+        for reader, variant in pairs:
             parts.append(self.part(reader, variant))
-            self.say(f"student {k}/{len(pairs)}: made the step and its pages")
+            made.step()
+        if self.req.key_for is None:
+            self.plan(parts[0].handout)
         out = self.req.output
         out.mkdir(parents=True, exist_ok=True)
         if (out / "students").is_symlink():  # its files would go, and be removed, elsewhere
@@ -224,6 +227,25 @@ class Classroom:
             )
         with tex.folder_lock(out):
             return self.write(parts, out, t0)
+
+    def plan(self, h: Handout) -> None:
+        """What each handout asks, and about how long it takes by hand; said before TeX
+        starts, and said even under --quiet when it is longer than --minutes."""
+        h.document()  # lays it out: the cells it leaves blank
+        load = workload(h)
+        cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
+        estimate = minutes_of(of_handout(h))
+        self.say(
+            f"each handout asks for {cells} cells, {products} products in their sums"
+            f" and {written} values written on the way: about {estimate:.0f} minutes by hand"
+        )
+        if self.req.minutes is not None and estimate > self.req.minutes:
+            print(
+                f"workbook: the selection takes about {estimate:.0f} minutes by hand, more than "
+                f"--minutes {self.req.minutes:g} (at {RATES_TEXT}; `workbook exercises` lists "
+                "each exercise's share)",
+                file=sys.stderr,
+            )
 
     def write(self, parts: list[Part], out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every file into `out`."""
@@ -248,20 +270,19 @@ class Classroom:
         return [Path(f"{stem}.pdf")]
 
     def name_pictures(self, stage: Path, parts: list[Part]) -> dict[str, bytes]:
-        return name_pictures(self.compile, stage, [p.reader.name for p in parts], self.say)
+        return pictures([p.reader.name for p in parts], stage, self.say)
 
     def everything(self, stage: Path, parts: list[Part]) -> list[Path]:
         students = stage / "students"
         students.mkdir()
-        done = [0]
+        compiled = Progress("handouts compiled:", len(parts), self.req.quiet)
         names = self.name_pictures(stage, parts)
 
         def one(part: Part) -> int:
             result = self.compile(part.handout.tex(), students, part.reader.id, names)
             for suffix in (".tex", ".log", ".aux"):
                 (students / f"{part.reader.id}{suffix}").unlink()
-            done[0] += 1
-            self.say(f"student {done[0]}/{len(parts)}: compiled {part.reader.id}.pdf")
+            compiled.step()
             return result.pages
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -272,12 +293,6 @@ class Classroom:
             for p in parts
         }
         self.compile(self.print_file(parts, pages), stage, "handouts", beside)
-        load = workload(parts[0].handout)
-        cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
-        self.say(
-            f"each handout asks for {cells} cells, {products} products in their sums"
-            f" and {written} values written on the way"
-        )
         self.say("compiling the key ...")
         self.compile(self.key_source(parts), stage, "key", names)
         write_atomic(stage / "grades.csv", grades(parts))
@@ -318,7 +333,14 @@ class Classroom:
                 part.handout.document()
             part.key.asks = tuple(asked(part.handout))
         handout = parts[0].handout
-        doc.append(first.prose("key_intro.tex.j2", load=workload(handout)))
+        doc.append(
+            first.prose(
+                "key_intro.tex.j2",
+                load=workload(handout),
+                on_the_way=on_the_way(handout),
+                single=self.req.key_for is not None,
+            )
+        )
         for part in parts:
             r, k = part.reader, part.key
             who = " ".join(
@@ -337,22 +359,6 @@ class Classroom:
                 doc.append(NoEscape(rf"\subsection*{{{number}\quad {title}}}"))
                 doc.append(NoEscape("\n".join(k.answers(number))))
         return doc.dumps()
-
-
-def name_pictures(
-    compile_fn: Callable[..., tex.Compiled], stage: Path, names: list[str], say: Callable
-) -> dict[str, bytes]:
-    """The Arabic runs of these names, each set by ArabTeX in a PDF of its own (its patches
-    stay out of the documents that print the names), by the file name name_tex gives it."""
-    runs = arabic_runs(names)
-    if runs:
-        say(f"setting {len(runs)} Arabic name(s) ...")
-    pictures = {}
-    for run in runs:
-        stem = arabic_file(run).removesuffix(".pdf")
-        compile_fn(arabic_source(run), stage / "names", stem)
-        pictures[f"{stem}.pdf"] = (stage / "names" / f"{stem}.pdf").read_bytes()
-    return pictures
 
 
 def print_file(files: list[tuple[str, int]], paper: str, what: str) -> str:
@@ -377,20 +383,14 @@ def print_file(files: list[tuple[str, int]], paper: str, what: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def workload(h: Handout) -> list[tuple[str, int, int, int]]:
-    """Per exercise of a laid-out handout: the cells a student fills in, the products their
-    sums take, and the values written on the way (a softmax's row maxima, exponentials and
-    sums; GELU's u and tanh u). Every variant of a class asks the same."""
-    rows = []
-    for exercise, cells in h.blanks.items():
-        products = 0
-        for name, idx, *_ in cells:
-            step = h.t.step(name)
-            if isinstance(step, Contraction) and step.kind != "colsum":  # a column sum: adds
-                products += step.factors(h.t.values, idx)[0].size
-        written = h.written_count(h.t.step(cells[0][0])) if cells else 0
-        rows.append((exercise, len(cells), products, written))
-    return rows
+def on_the_way(h: Handout) -> NoEscape:
+    """What the selected exercises write on the way, in words: a softmax's, GELU's, or none."""
+    kinds = {h.arithmetic_kind(h.t.step(cells[0][0])) for cells in h.blanks.values() if cells}
+    said = {
+        "softmax": "a softmax's row maxima, exponentials and their sums",
+        "gelu": r"GELU's $u$ and $\tanh u$ for each entry",
+    }
+    return NoEscape(" and ".join(text for kind, text in said.items() if kind in kinds))
 
 
 # --- sheets -----------------------------------------------------------------------------------
@@ -432,12 +432,6 @@ def _sheet(parts: list[Part], key: bool) -> bytes:
                 [part.reader.id, a.exercise, a.quantity, *where, format(value, "f"), tolerance]
             )
     return _csv(rows)
-
-
-def spreadsheet_text(text: str) -> str:
-    """A name as a spreadsheet cell that stays text: one starting with = + - or @ would be
-    run as a formula (=HYPERLINK(…)), so it gets a leading apostrophe, as spreadsheets do."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
 def variants(parts: list[Part]) -> bytes:

@@ -70,6 +70,8 @@ class Mistake:
     values: Callable[[Entry, Inputs], list[Decimal | None]]
     rank: int = 5  # lower: more likely where it applies
     acceptable: bool = False  # another rule, not a mistake: graded as follow-through
+    rounding: bool = False  # a slip of the digits, not of the method: may earn part credit
+    told: str = ""  # what a key's diagnosis calls its first value, when not `name`
     fewer_digits: bool = False  # only for an answer written with fewer digits
 
 
@@ -114,11 +116,15 @@ def _variants(e: Entry, x: Inputs, steps: list[Step]) -> list[Decimal | None]:
     return [x.evaluate(s, e) for s in steps if _fits(s, x.values)]
 
 
-def _transposed(e: Entry, x: Inputs) -> list[Decimal | None]:
-    ta, tb = e.step.transpose
-    return _variants(
-        e, x, [replace(e.step, transpose=(not ta, tb)), replace(e.step, transpose=(ta, not tb))]
-    )
+def _transposed(side: int) -> Callable[[Entry, Inputs], list[Decimal | None]]:
+    """The product with its left (0) or right (1) factor transposed."""
+
+    def values(e: Entry, x: Inputs) -> list[Decimal | None]:
+        flags = list(e.step.transpose)
+        flags[side] = not flags[side]
+        return _variants(e, x, [replace(e.step, transpose=tuple(flags))])
+
+    return values
 
 
 def _swapped(e: Entry, x: Inputs) -> list[Decimal | None]:
@@ -404,6 +410,11 @@ class Truncating(Rounder):
             return x.quantize(Decimal(1).scaleb(x.adjusted() - self.digits + 1), ROUND_DOWN)
 
 
+def _unrounded(e: Entry, x: Inputs) -> list[Decimal | None]:
+    """Every earlier value kept to the calculator's digits: the exact step, rounded once."""
+    return [x.r(hand.dec(float(e.step.result[e.idx])))]
+
+
 def _truncated(e: Entry, x: Inputs) -> list[Decimal | None]:
     return [x.evaluate(e.step, e, Truncating(x.r.digits))]
 
@@ -418,12 +429,19 @@ def _any(e: Entry) -> bool:
 
 CATALOGUE: tuple[Mistake, ...] = (
     Mistake(
-        "factor_transposed",
-        "a factor transposed",
-        "You used one factor of the product transposed, its rows where the formula takes its "
-        "columns.",
+        "left_transposed",
+        "the left factor transposed",
+        "You used the left factor transposed: its columns where the formula takes its rows.",
         _product,
-        _transposed,
+        _transposed(0),
+        rank=2,
+    ),
+    Mistake(
+        "right_transposed",
+        "the right factor transposed",
+        "You used the right factor transposed: its rows where the formula takes its columns.",
+        _product,
+        _transposed(1),
         rank=2,
     ),
     Mistake(
@@ -458,6 +476,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         _contraction,
         _sign_of_a_term,
         rank=4,
+        told="the first product's sign flipped",
     ),
     Mistake(
         "rounded_products",
@@ -466,6 +485,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         _contraction,
         _rounded_products,
         rank=3,
+        rounding=True,
     ),
     Mistake(
         "no_scaling",
@@ -485,8 +505,9 @@ CATALOGUE: tuple[Mistake, ...] = (
     ),
     Mistake(
         "constant_rounded",
-        "the constant 1/√d_k rounded",
-        "You rounded √d_k (or 1/√d_k) before using it; use the 8-digit constant the page prints.",
+        "√d_k or 1/√d_k rounded to 4 digits",
+        "You rounded √d_k (to 1.414 for d_k = 2) or 1/√d_k before using it; use the 8-digit "
+        "constant the page prints.",
         _is("scale_mask", "scale"),
         _scaled(_rounded_constant),
         rank=3,
@@ -633,12 +654,23 @@ CATALOGUE: tuple[Mistake, ...] = (
         rank=2,
     ),
     Mistake(
+        "unrounded",
+        "earlier values kept unrounded",
+        "You kept the calculator's unrounded values instead of the ones you wrote; the rules "
+        "go on from each value as written, rounded.",
+        lambda e: not e.part,
+        _unrounded,
+        rank=7,
+        rounding=True,
+    ),
+    Mistake(
         "truncated",
         "truncated instead of rounded",
         "You cut the last digit off instead of rounding it (a dropped 5 or more rounds up).",
         _any,
         _truncated,
         rank=7,
+        rounding=True,
     ),
     Mistake(
         "fewer_digits",
@@ -648,6 +680,7 @@ CATALOGUE: tuple[Mistake, ...] = (
         _fewer_digits,
         rank=8,
         fewer_digits=True,
+        rounding=True,
     ),
 )
 
@@ -669,7 +702,7 @@ def diagnosis(e: Entry, right: Inputs, most: int = 3) -> list[tuple[Mistake, Dec
     seen = {want}
     out = []
     for m in sorted(applicable(e), key=lambda m: m.rank):
-        if m.acceptable or m.key in ROUNDING:
+        if m.acceptable or m.rounding or m.key in UNTOLD:
             continue
         with localcontext(hand.CONTEXT):
             try:
@@ -687,6 +720,6 @@ def diagnosis(e: Entry, right: Inputs, most: int = 3) -> list[tuple[Mistake, Dec
     return out
 
 
-# Left out of a key's diagnosis: slips of rounding change a last digit, not the method, and a
-# neighbouring cell's value is in the same table already.
-ROUNDING = {"truncated", "fewer_digits", "rounded_products", "neighbour"}
+# Left out of a key's diagnosis, beside the slips of rounding (a last digit, not the method):
+# a neighbouring cell's value is in the same table already.
+UNTOLD = {"neighbour"}

@@ -31,8 +31,8 @@ from .classroom import Student, read_roster
 from .config import Config, ConfigError
 from .export import write_atomic
 from .hand import sig
-from .handouts import name_pictures
 from .jobs import Cell, Cut, Flow, Job, boxes, cut, work_of
+from .names import pictures as name_pictures
 from .printed import Book
 from .render.base import Options, Selection, select
 from .schedule import Schedule, assign
@@ -372,7 +372,7 @@ class Relay:
         with tempfile.TemporaryDirectory(dir=out, prefix=".relay-") as tmp:
             stage = Path(tmp)
             names = [s.name for s in plan.students if s.name]
-            pictures = name_pictures(self.compile, stage, names, self.say) if names else {}
+            pictures = name_pictures(names, stage, self.say) if names else {}
             self.say("compiling cards.pdf and poster.pdf ...")
             with ThreadPoolExecutor(max_workers=2) as pool:
                 cards = pool.submit(self.cards, plan, stage, pictures)

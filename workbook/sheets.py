@@ -163,10 +163,18 @@ def _place_answer(cells: dict[str, str], known: Known, sheets: dict[str, Sheet])
 
 
 # --- outputs ---------------------------------------------------------------------------------
-def _csv(rows: list[list[object]]) -> bytes:
+def _csv(rows: list[list[object]], bom: bool = False) -> bytes:
+    """`bom`: a sheet with names starts with a byte-order mark, so a spreadsheet (Excel)
+    opens its UTF-8 as UTF-8 and names in any script survive."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue().encode()
+    return buf.getvalue().encode("utf-8-sig" if bom else "utf-8")
+
+
+def spreadsheet_text(text: str) -> str:
+    """A name as a spreadsheet cell that stays text: one starting with = + - or @ would be
+    run as a formula (=HYPERLINK(…)), so it gets a leading apostrophe, as spreadsheets do."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
 
 
 def _text(x: Decimal | None) -> str:
@@ -231,6 +239,7 @@ class Result:
     code: str
     graded: list[Graded]
     flat: frozenset[str] = frozenset()  # exercises answered with one number throughout
+    looks: tuple[str, ...] = ()  # what a teacher should check before importing the score
 
     @property
     def answered(self) -> bool:
@@ -260,6 +269,7 @@ def scores_csv(results: list[Result]) -> bytes:
     ]
     for r in results:
         per = exercise_points(r.graded)
+        name = spreadsheet_text(r.name)
         if r.answered:
             cells = [_points(per[ex][0]) for ex in first]
             rows.append(
@@ -275,19 +285,21 @@ def scores_csv(results: list[Result]) -> bytes:
                 ]
             )
         else:
-            rows.append([r.id, r.name, r.code, *[""] * len(first), "", total, "", "no answers"])
-    return _csv(rows)
+            rows.append([r.id, name, r.code, *[""] * len(first), "", total, "", "no answers"])
+    return _csv(rows, bom=True)
 
 
 def gradebook_csv(results: list[Result], assignment: str) -> bytes:
     """The percent of each student as a learning platform imports it: Canvas reads the
-    columns Student, ID, SIS User ID, SIS Login ID and Section, then one column per
-    assignment; Moodle maps any column to a user field (SIS User ID → ID number) and the
-    assignment column to a grade item. No answers: an empty cell, never a zero."""
+    columns Student, ID, SIS User ID, SIS Login ID and Section, a Points Possible row, then
+    one column per assignment; Moodle maps any column to a user field (SIS User ID → ID
+    number) and the assignment column to a grade item, and skips the Points Possible row as
+    a user it does not know. No answers: an empty cell, never a zero."""
     rows: list[list[object]] = [
-        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", assignment]
+        ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", assignment],
+        ["Points Possible", "", "", "", "", "100"],
     ]
     for r in results:
         score = f"{r.percent:.1f}" if r.answered else ""
-        rows.append([r.name, "", r.id, "", "", score])
-    return _csv(rows)
+        rows.append([spreadsheet_text(r.name), "", r.id, "", "", score])
+    return _csv(rows, bom=True)

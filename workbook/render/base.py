@@ -22,7 +22,7 @@ from pylatex import Command, Document, NoEscape, Package
 from pylatex.section import Chapter, Part, Section
 
 from .. import __version__, hand
-from ..config import Config, ConfigError
+from ..config import MAX_DIGITS, Config, ConfigError
 from ..hand import CONST_DIGITS, UNDERFLOW, config_const, derived_const, sig
 from ..printed import Book, Num, UnprintableError, factor_exp
 from ..trace import Chapter as ChapterInfo
@@ -85,6 +85,9 @@ WRITTEN = {
 
 
 GIVENS = ("chapter", "start")
+BASE_FONT_SIZE = 10  # pt: the size every width of the layout is measured at
+FONT_SIZES = range(10, 21)  # pt a user may ask for; large print is 16 pt, sans-serif
+LARGE_PRINT = 16
 SCAFFOLDS = ("worked-first", "faded", "none", "half")
 LAYOUTS = ("falk", "grid")
 
@@ -101,6 +104,17 @@ class Options:
     givens: str = "chapter"
     scaffold: str = "worked-first"
     layout: str = "falk"  # an exercise's product grid: a Falk scheme, or the plain grid
+    font_size: int = 10  # pt of the body text as printed: above 10 the pages are magnified
+    sans: bool = False  # sans-serif text and digits (large print)
+
+    @property
+    def scale(self) -> float:
+        """How much the print is magnified: 1.6 for 16 pt."""
+        return self.font_size / BASE_FONT_SIZE
+
+    @property
+    def layout_page(self) -> Layout:
+        return Layout(self.paper, self.scale)
 
 
 def key(name: str) -> str:
@@ -199,7 +213,7 @@ class Renderer:
         self.c, self.t, self.opts = c, t, opts
         self.f = Fmt(opts.digits)
         self.book = book if book is not None else Book(t, opts.digits, opts.arithmetic)
-        self.layout = Layout(opts.paper)
+        self.layout = opts.layout_page
         self.env = jinja_env()
         texts = self.env.get_template("steps.tex.j2").module
         self.notes: dict[str, str] = texts.notes
@@ -601,9 +615,10 @@ class Renderer:
                 parts_started.add(info.part)
                 # Numbers are the workbook's whatever the selection: Part II stays Part II.
                 doc.append(NoEscape(rf"\setcounter{{part}}{{{list(PARTS).index(info.part)}}}"))
-                doc.append(
-                    NoEscape(rf"\renewcommand{{\partfigure}}{{{self.part_figure(info.part)}}}")
-                )
+                figure = self.part_figure(info.part)
+                if figure and self.layout.landscape:  # a part's map on a short, wide page
+                    figure = rf"\adjustbox{{max totalheight=0.6\textheight}}{{{figure}}}"
+                doc.append(NoEscape(rf"\renewcommand{{\partfigure}}{{{figure}}}"))
                 doc.append(Part(PARTS[info.part], label=False))
             doc.append(NoEscape(rf"\setcounter{{chapter}}{{{info.number - 1}}}"))
             ch = Chapter(info.title, label=False)
@@ -617,7 +632,7 @@ class Renderer:
         doc = Document(
             documentclass="book",
             document_options=["10pt", "oneside", "openany", f"{self.opts.paper}paper"],
-            geometry_options={"margin": "20mm", "headsep": "4mm"},
+            geometry_options=self.geometry(),
             lmodern=True,
             page_numbers=False,
         )
@@ -637,7 +652,31 @@ class Renderer:
         doc.packages.append(Package("hyperref", options=["hidelinks", "bookmarksnumbered"]))
         doc.packages.append(Package("bookmark"))
         doc.preamble.append(self.prose("preamble.tex.j2"))
+        if self.layout.landscape:  # a short, narrow page in 10 pt units: room to stretch
+            doc.packages.append(Package("adjustbox"))
+            doc.preamble.append(NoEscape(r"\setlength{\emergencystretch}{2em}"))
+        if self.opts.sans:  # large print: sans-serif letters and digits, in text and math
+            doc.preamble.append(NoEscape(r"\renewcommand{\familydefault}{\sfdefault}"))
+            doc.packages.append(Package("sfmath"))
+            # sfmath takes the tilde accent from the text font's "~" (a low sign, and a
+            # glyph of its own beside the letter): T1's accent tilde sits on the letter
+            doc.preamble.append(NoEscape(r'\DeclareMathAccent{\tilde}{\mathalpha}{operators}{"03}'))
         return doc
+
+    def geometry(self) -> dict[str, object]:
+        """Margins in true millimetres: at a larger size the pages are magnified whole
+        (\\mag), type, tables and figures alike, and the paper and margins stay as they are."""
+        if self.opts.font_size == BASE_FONT_SIZE:
+            return {"margin": "20mm", "headsep": "4mm"}
+        # the magnification first, and the margins in true millimetres: geometry magnifies
+        # the paper's own size only under truedimen, and a margin given after it still
+        return {
+            "mag": round(1000 * self.opts.scale),
+            "truedimen": True,
+            "landscape": self.layout.landscape,
+            "margin": "20truemm",
+            "headsep": "4truemm",
+        }
 
     def tex(self) -> str:
         return self.document().dumps()
@@ -701,6 +740,8 @@ def select_chapters(spec: str, count: int) -> tuple[int, ...]:
     chosen: set[int] = set()
     for part in spec.split(","):
         lo, _, hi = part.strip().partition("-")
+        if max(len(lo.lstrip("0")), len((hi or lo).lstrip("0"))) > MAX_DIGITS:
+            raise ConfigError(f"--chapters {spec}: chapters are 1-{count} for this model")
         first, last = int(lo), int(hi or lo)
         if first > last:
             raise ConfigError(f"--chapters {spec}: {part.strip()} runs backwards")
@@ -742,6 +783,9 @@ def select_sections(spec: str, t: Trace) -> tuple[str, ...]:
     numbers = book_numbers(t)
 
     def span(end: str) -> tuple[int, int]:
+        end = ".".join(
+            k.lstrip("0") or "0" for k in end.split(".")
+        )  # 02.1 is 2.1, as in --chapters
         """The first and last index in `numbers` that `end` ("3.2" or "3") stands for."""
         inside = [i for i, n in enumerate(numbers) if n == end or n.split(".")[0] == end]
         if not inside:

@@ -20,7 +20,6 @@ from .base import ADAM_COLUMNS, ADAM_LABEL, Renderer, _m, key, softmax_written_h
 from .fmt import element, factor
 from .matrix import (
     LABEL_WIDTH,
-    MAX_RULED_ROWS,
     TABCOLSEP,
     Falk,
     cell_width,
@@ -129,7 +128,7 @@ class Exercises(Renderer):
         inputs = self.inputs(number)
         printed = [n for n in inputs if self.is_given(n, number)]
         carried = [n for n in inputs if n not in printed]
-        if not (params or printed or carried):
+        if not (params or printed):  # only the learner's own answers: each Uses line names them
             return None
         sec = Section("Given", numbering=False, label=False)
         body = [
@@ -395,7 +394,8 @@ class Exercises(Renderer):
             verb = "are" if many else "is"
             return rf"\selfcheck{{{which} {verb} {cells}, {each} ${tol}${alone}.}}"
         verb = "come to" if many else "comes to"
-        cells = r",\ ".join(self.f(x) for x in want)
+        # plain decimals, as the handout writes every number (no power of ten)
+        cells = r",\ ".join(format(x.value, "f") for x in want)
         return rf"\selfcheck{{{which} {verb} ${cells}$ ({how}), {each} ${tol}${alone}.}}"
 
     def product_column_sums(
@@ -578,7 +578,7 @@ class Exercises(Renderer):
     def need(self, step: Step) -> float:
         """The height (pt) an exercise's heading needs below it: its lines and grid's top
         (under Falk's layout, with the right factor's rows above the grid)."""
-        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, MAX_RULED_ROWS)
+        first_rows = min(step.shape[0] if len(step.shape) == 2 else 1, self.layout.rows(True))
         # the narrowest cells the grid may have: Falk's layout if even they allow it
         falk = self.falk(step, max(MIN_CELL_PT, self.typical_width)) if step.shape else None
         above = len(falk.picks) if falk is not None else 0

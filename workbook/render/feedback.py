@@ -15,14 +15,17 @@ from decimal import Decimal
 from pylatex import NoEscape
 
 from .. import __version__
-from ..grading import FOLLOW_THROUGH, Graded, exercise_points
+from ..grading import FOLLOW_THROUGH, ROUNDING_CREDIT, Graded, exercise_points
 from ..hand import sig
 from ..mistakes import BY_KEY
+from ..names import name_macros, name_tex
 from ..printed import Num, factor_exp
+from ..sheets import parse_number
+from ..trace import Step, Trace
 from .base import jinja_env
 from .cells import value_tex
 from .fmt import Fmt, tex_escape, unicode_tex
-from .handout import name_macros, name_tex
+from .steps import transposed
 
 MAP_COLUMNS = 14  # exercises side by side in one block of the mistakes map
 DARKEST = 0.6  # the darkest grey a cell with black digits gets: it survives a photocopy
@@ -34,17 +37,37 @@ class MapBlock:
     rows: list[tuple[str, list[str]]]
 
 
+def detail(key: str, step: Step, t: Trace) -> str:
+    """What a mistake in a product meant there, in the product's own symbols: X^T in place
+    of X; W_O C^T in place of C W_O^T."""
+    if key not in ("left_transposed", "right_transposed", "factors_swapped"):
+        return ""
+    sym = [t.symbol(n) for n in step.operands[:2]]
+    ta, tb = step.transpose
+    a, b = transposed(sym[0], ta), transposed(sym[1], tb)
+    if key == "factors_swapped":
+        return rf" (${b}\,{a}$ in place of ${a}\,{b}$; a square result comes out mirrored.)"
+    side = 0 if key == "left_transposed" else 1
+    flip = transposed(sym[side], not (ta, tb)[side])
+    return rf" (${flip}$ in place of ${(a, b)[side]}$.)"
+
+
 def rows(cells: list[list]) -> list[NoEscape]:
     """A table's rows, each a list of LaTeX cells, as the lines between its rules."""
     return [NoEscape(" & ".join(map(str, row))) for row in cells]
 
 
 class Feedback:
-    def __init__(self, parts, results, follow_through: str) -> None:
+    def __init__(
+        self, parts, results, follow_through: str, rounding_credit: float = ROUNDING_CREDIT
+    ) -> None:
         self.parts, self.results = parts, results
         self.credit = FOLLOW_THROUGH[follow_through]
+        self.rounding_credit = rounding_credit
+        self.t = parts[0].handout.t
         first = parts[0].handout
         self.paper = first.opts.paper
+        self.opts = first.opts
         self.digits = first.opts.digits
         self.f = Fmt(self.digits)
         self.titles = {
@@ -52,6 +75,13 @@ class Feedback:
         }
         self.selection = NoEscape(tex_escape(_selection(parts[0])))
         self.env = jinja_env()
+
+    def geometry(self) -> str:
+        """The page as the class's handouts have it: magnified and turned for large print."""
+        if self.opts.font_size == 10:
+            return "margin=18mm,footskip=14pt"
+        mag = round(1000 * self.opts.scale)
+        return f"mag={mag},truedimen,landscape,margin=18truemm,footskip=14pt"
 
     def number(self, x: Decimal | None, exact: bool = False) -> str:
         """A value as a learner reads it; `exact` keeps every digit typed."""
@@ -68,6 +98,14 @@ class Feedback:
             version=__version__,
             names=NoEscape(name_macros(names)),
             credit=self.credit,
+            rounding_credit=self.rounding_credit,
+            geometry=NoEscape(self.geometry()),
+            sans=self.opts.sans,
+            rounding_points=(
+                "half a point"
+                if self.rounding_credit == 0.5
+                else f"{self.rounding_credit:g} of a point"
+            ),
             **context,
         )
 
@@ -79,8 +117,21 @@ class Feedback:
             own = ", ".join(g.uses)
             return f"right from your {own}" if own else "right from the values you wrote before it"
         if g.verdict == "slip":
-            return "slip: " + " or ".join(unicode_tex(BY_KEY[k].name) for k in g.mistakes)
+            names = " or ".join(unicode_tex(BY_KEY[k].name) for k in g.mistakes)
+            return f"slip: {names}" + (f" ({g.points:g})" if g.points else "")
         return {"wrong": "wrong", "blank": "not answered"}[g.verdict]
+
+    def typed(self, g: Graded) -> str:
+        """What the student wrote, as they wrote it (a decimal comma or a Unicode minus read)."""
+        value = parse_number(g.typed) if g.typed else None
+        if value is None:
+            return ""
+        if value.is_infinite():
+            return r"$-\infty$" if value < 0 else r"$\infty$"
+        return f"${format(value, 'f')}$"
+
+    def row(self, g: Graded, *cells: str) -> list[str]:
+        return [g.asked.exercise, f"${value_tex(g.asked)}$", self.typed(g), *cells]
 
     def student(self, k: int) -> dict[str, object]:
         """What the feedback says to student k."""
@@ -99,30 +150,28 @@ class Feedback:
             ]
             for ex, (pts, n) in exercise_points(r.graded).items()
         ]
-        shown = [g for g in r.graded if g.verdict != "right"]
+        wrong = [g for g in r.graded if g.verdict in ("slip", "wrong", "blank")]
         details = [
-            [
-                g.asked.exercise,
-                f"${value_tex(g.asked)}$",
-                self.number(g.answer, exact=True),
-                self.number(g.key),
-                self.number(g.from_own),
-                self.verdict_tex(g),
-            ]
-            for g in shown
+            self.row(g, self.number(g.key), self.number(g.from_own), self.verdict_tex(g))
+            for g in wrong
         ]
-        seen: dict[str, list[str]] = defaultdict(list)
-        for g in shown:
+        followed = [
+            self.row(g, self.number(g.key), self.verdict_tex(g))
+            for g in r.graded
+            if g.verdict == "follow-through"
+        ]
+        seen: dict[str, list[Graded]] = defaultdict(list)
+        for g in wrong:
             for m in g.mistakes:
-                if g.asked.exercise not in seen[m]:
-                    seen[m].append(g.asked.exercise)
+                if g.asked.exercise not in {x.asked.exercise for x in seen[m]}:
+                    seen[m].append(g)
         explained = [
             (
                 NoEscape(unicode_tex(BY_KEY[m].name)),
-                NoEscape(unicode_tex(BY_KEY[m].explain)),
-                ", ".join(where),
+                NoEscape(unicode_tex(BY_KEY[m].explain) + detail(m, gs[0].asked.step, self.t)),
+                ", ".join(g.asked.exercise for g in gs),
             )
-            for m, where in seen.items()
+            for m, gs in seen.items()
         ]
         return {
             "student": NoEscape(name_tex(r.name)) if r.name else "",
@@ -134,8 +183,10 @@ class Feedback:
             "count": len(r.graded),
             "exercises": rows(exercises),
             "details": rows(details),
+            "followed": rows(followed),
+            "allowed": any(g.verdict == "follow-through" and g.mistakes for g in r.graded),
             "explained": explained,
-            "flagged": sorted(r.flat),
+            "looks": [tex_escape(x) for x in r.looks],
         }
 
     def feedback_source(self) -> str:
@@ -175,8 +226,11 @@ class Feedback:
             mistakes=rows(self.mistake_rows(answered)),
             maps=self.maps(answered),
             silent=[NoEscape(self.who(r)) for r in results if not r.answered],
-            flagged=[
-                NoEscape(f"{self.who(r)}: {', '.join(sorted(r.flat))}") for r in results if r.flat
+            allowed=self.allowed_rows(answered),
+            looks=[
+                NoEscape(f"{self.who(r)}: " + "; ".join(tex_escape(x) for x in r.looks))
+                for r in results
+                if r.looks
             ],
             roster=rows(
                 [
@@ -197,22 +251,24 @@ class Feedback:
         return f"{name_tex(r.name)} ({tex_escape(r.id)})" if r.name else tex_escape(r.id)
 
     def exercise_rows(self, answered) -> list[list[str]]:
-        counts: dict[str, Counter] = {}
+        """Per exercise: values right, right from own numbers, slips, wrong, blank, each with
+        the number of students (a whole class's problem or one student's?)."""
+        values: dict[str, Counter] = {}
+        students: dict[str, dict[str, set[str]]] = {}
         for r in answered:
             for g in r.graded:
-                counts.setdefault(g.asked.exercise, Counter())[g.verdict] += 1
+                ex = g.asked.exercise
+                values.setdefault(ex, Counter())[g.verdict] += 1
+                students.setdefault(ex, defaultdict(set))[g.verdict].add(r.id)
         rows = []
-        for ex, c in counts.items():
+        for ex, c in values.items():
             total = sum(c.values())
             good = c["right"] + c["follow-through"]
-            rows.append(
-                [
-                    ex,
-                    self.titles.get(ex, ""),
-                    *(str(c[v]) for v in ("right", "follow-through", "slip", "wrong", "blank")),
-                    rf"{100 * good / total:.0f}\,\%",
-                ]
-            )
+            cells = [
+                f"{c[v]} ({len(students[ex][v])})" if c[v] else "0"
+                for v in ("right", "follow-through", "slip", "wrong", "blank")
+            ]
+            rows.append([ex, self.titles.get(ex, ""), *cells, rf"{100 * good / total:.0f}\,\%"])
         return rows
 
     def mistake_counts(self, answered) -> dict[str, dict[str, set[str]]]:
@@ -243,9 +299,23 @@ class Feedback:
                 str(len(set().union(*where.values()))),
                 str(values[m]),
                 ", ".join(where),
+                tex_escape(", ".join(sorted(set().union(*where.values())))),
             ]
             for m, where in self.ranked(answered)
         ]
+
+    def allowed_rows(self, answered) -> list[str]:
+        """Other ways to a result, counted as right from the students' own numbers: who, where."""
+        seen: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for r in answered:
+            for g in r.graded:
+                if g.verdict == "follow-through" and g.mistakes:
+                    seen[g.mistakes[0]][r.id].add(g.asked.exercise)
+        out = []
+        for m, who in seen.items():
+            where = "; ".join(f"{sid} ({', '.join(sorted(ex))})" for sid, ex in who.items())
+            out.append(NoEscape(f"{unicode_tex(BY_KEY[m].name)}: {tex_escape(where)}"))
+        return out
 
     def maps(self, answered) -> list[MapBlock]:
         """The exercise × mistake map in blocks of columns: each cell the number of students

@@ -124,11 +124,11 @@ def heatmap(
     )
     room = layout.text_width - label_width(row_labels, col_labels)
     blocks = value_blocks(nums, room)
-    if len(blocks) * rows <= MAX_HEAT_ROWS:
+    if len(blocks) * rows <= layout.on_page(MAX_HEAT_ROWS):
         body = _value_tables(m, blocks)
         notes = "; the sign is printed with each value" if signed else ""
     else:
-        body = _compact_table(m, room)
+        body = _compact_table(m, room, layout.on_page(MAX_COMPACT_ROWS))
         if not body:
             return ""
         notes = r"; \negative\ marks a negative value" if signed else ""
@@ -167,12 +167,12 @@ def _value_tables(m: _Map, blocks: list[range]) -> list[str]:
     return lines
 
 
-def _compact_table(m: _Map, room: float) -> list[str]:
+def _compact_table(m: _Map, room: float, most_rows: int) -> list[str]:
     """Small shaded cells without values in `room` pt, columns numbered in groups where one
     number would not fit a cell; empty when the cells would be too narrow or too many."""
     rows, cols = m.nums.shape
     width = min(COMPACT_WIDEST, room / cols - COMPACT_GAP)
-    if width < COMPACT_NARROWEST or rows > MAX_COMPACT_ROWS:
+    if width < COMPACT_NARROWEST or rows > most_rows:
         return []
     pitch = width + COMPACT_GAP
     group = next(g for g in (1, 2, 4, 8, 16, cols) if g * pitch >= _head_width(g, cols))

@@ -20,6 +20,7 @@ MAX_ROWS = 32  # taller matrices are split into row blocks, so no table outgrows
 # A ruled grid's rows are 19 pt high (room to write): 24 of them and their headings fit a
 # letter page (681 pt of text) with room to spare.
 MAX_RULED_ROWS = 24
+LETTER_TEXT_HEIGHT = 681.0  # pt: the page those two counts are for
 
 
 # Measured with the preamble's fonts at \small, as a worked line (\ex) is set: a continued line
@@ -31,9 +32,12 @@ WIDEST_TERM_EXTRA = 93.5
 FOOTNOTE_SCALE = 0.92  # numbers in \footnotesize are 0.92 as wide as in \small (measured)
 
 
-def text_width_pt(paper: str) -> float:
+PAPER_MM = {"a4": (210.0, 297.0), "letter": (215.9, 279.4)}
+
+
+def text_width_pt(paper: str, landscape: bool = False) -> float:
     """Text width for 20 mm margins on either side."""
-    width_mm = {"a4": 210.0, "letter": 215.9}[paper] - 40.0
+    width_mm = PAPER_MM[paper][landscape] - 40.0
     return width_mm * 72.27 / 25.4
 
 
@@ -85,11 +89,35 @@ def column_blocks(widths: Sequence[float], room: float) -> list[range]:
 
 @dataclass(frozen=True)
 class Layout:
+    """The page a document is planned for. `scale`: the print is magnified that much (large
+    print: TeX's \\mag), so the page is planned as a smaller one in 10 pt type."""
+
     paper: str = "a4"
+    scale: float = 1.0
+
+    @property
+    def landscape(self) -> bool:
+        """Magnified print turns the paper: its width is then about the portrait page's
+        at 10 pt, and every table and formula keeps its room."""
+        return self.scale > 1
 
     @property
     def text_width(self) -> float:
-        return text_width_pt(self.paper)
+        return text_width_pt(self.paper, self.landscape) / self.scale
+
+    @property
+    def text_height(self) -> float:
+        """Text height for 20 mm margins above and below (the running head's within)."""
+        height_mm = PAPER_MM[self.paper][not self.landscape] - 40.0
+        return height_mm * 72.27 / 25.4 / self.scale
+
+    def rows(self, ruled: bool) -> int:
+        """The rows a table (a ruled grid) may have on this page."""
+        return self.on_page(MAX_RULED_ROWS if ruled else MAX_ROWS)
+
+    def on_page(self, most: int) -> int:
+        """`most` rows of something that fit a letter page: on a shorter page, in proportion."""
+        return min(most, math.floor(most * self.text_height / LETTER_TEXT_HEIGHT))
 
     @property
     def widest_cell(self) -> float:
@@ -196,7 +224,7 @@ def table(
     side = falk.left_width if falk else 0.0
     col_blocks = layout.blocks(cols, widest, label_w + side)
     above = len(falk.picks) if falk else 0
-    row_blocks = even_blocks(rows, (MAX_RULED_ROWS if ruled else MAX_ROWS) - above)
+    row_blocks = even_blocks(rows, max(1, layout.rows(ruled) - above))
     for rb in row_blocks:
         for cb in col_blocks:
             where = []

@@ -26,12 +26,12 @@ from pylatex import NoEscape
 from .. import __version__, hand
 from ..hand import derived_const, sig
 from ..jobs import PACE, Cell, Cost, boxes
+from ..names import name_macros, name_tex
 from ..printed import single
 from ..relay import Card, Lesson, idle, what_n_buys
 from ..trace import Contraction, Elementwise, Gather, Index, RowWise, Step
 from .base import jinja_env
 from .fmt import Fmt, element, tex_escape
-from .handout import name_macros, name_tex
 from .matrix import column_blocks
 from .steps import general
 

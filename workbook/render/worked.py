@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from functools import cached_property
 
 import numpy as np
@@ -18,6 +19,7 @@ from . import derivations, figures, steps
 from .base import ADAM_COLUMNS, Renderer, _m, key, tilde_sigma
 from .fmt import element, factor, shown_words, tex_escape
 
+CANCELS = 10  # terms this many times larger than their difference: it keeps few digits
 # A block whose longest line has at most this many characters of LaTeX may fit in columns:
 # TeX measures it (\worklines), which costs a second typesetting, so longer ones skip that.
 SHORT_LINE = 150
@@ -510,13 +512,46 @@ class Worked(Renderer):
         )
 
     def fast_check(self, step: Step) -> str:
-        """How closely a fast formula's printed result meets the one it computes again."""
+        """How closely a fast formula's printed result meets the one it computes again; where
+        they differ by more than a unit or two, why: the entry is a small difference of larger
+        numbers (they nearly cancel), whose rounding reaches several of its digits."""
         other = step.checks
+        units = self.book.agreement(step.name, other)
+        worst = self.cancellation(step, other) if units > 2 else None
         return self.prose(
             "fast_check.tex.j2",
-            units=self.book.agreement(step.name, other),
+            units=units,
             where=NoEscape(rf"\S\ref{{s:{key(other)}}} ({_m(self.symbol(other))})"),
+            worst=worst,
         )
+
+    def cancellation(self, step: Step, other: str) -> dict[str, object] | None:
+        """The entry where the two ways differ most, both printed values, and how many times
+        larger the numbers are whose difference it is."""
+        here, there = self.book.shown(step.name), self.book.shown(other)
+        idx = max(
+            np.ndindex(step.shape),
+            key=lambda i: abs(here[i] - there[i]) / max((abs(there[i]), Decimal("1e-300"))),
+        )
+        xs = step.raw_inputs(self.book.values, idx)
+        if step.formula.name == "ln_backward_fast":  # (dh − mean dh − x̂ · mean(dh x̂)) / σ
+            terms = [xs[0], xs[1], xs[2] * xs[3]]
+        elif step.formula.name == "softmax_backward_fast":  # a (da − s)
+            terms = [xs[1], xs[2]]
+        else:
+            return None
+        difference = abs(terms[0] - sum(terms[1:], Decimal(0)))
+        if difference == 0:
+            return None
+        ratio = max(abs(t) for t in terms) / difference
+        if ratio < CANCELS:
+            return None  # not a cancellation: the rounding alone, as the sentence before says
+        return {
+            "el": _m(element(step.desc.symbol, idx)),
+            "here": _m(self.f(self.book.num(step.name, idx))),
+            "there": _m(self.f(self.book.num(other, idx))),
+            "ratio": f"{float(ratio):,.0f}",
+        }
 
     # --- AdamW -------------------------------------------------------------------------
     def adamw_chapter(self, number: int, ch: Chapter) -> None:
