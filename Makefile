@@ -22,6 +22,7 @@ bench: $(VENV)/.test tex
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_handouts.py
 	$(BIN)/python benchmarks/bench_grade.py
+	$(BIN)/python benchmarks/bench_relay.py
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check workbook tests benchmarks scripts

@@ -1,4 +1,4 @@
-"""The `workbook` command: summary, export, build and handouts.
+"""The `workbook` command: summary, export, build, handouts, exercises, grade and relay.
 
 Every user error ends in one line on stderr and exit code 2; TeX missing is 3, a LaTeX
 failure 4. No traceback reaches the user for anything we can name.
@@ -22,11 +22,23 @@ from . import __version__, engine, export, params, planning
 from .build import ORDER, PAGE_LIMIT, BuildRequest, TooLargeError, build
 from .classfolder import load as load_class
 from .compile import FolderBusyError, TexFailedError, TexMissingError
-from .config import HELP, KEYS, MODELS, PRESETS, Config, ConfigError, load, whole_number
+from .config import (
+    HELP,
+    KEYS,
+    MODELS,
+    PRESETS,
+    Config,
+    ConfigError,
+    load,
+    preset,
+    read_toml,
+    whole_number,
+)
 from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
 from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
 from .printed import ARITHMETICS, DIGITS, UnprintableError
+from .relay import PER_PAGE, POSTERS, SCOPES, STUDENTS, RelayRequest, relay
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
 from .render.base import FONT_SIZES, LARGE_PRINT
 from .texrun import StoppedError, interrupt, stop_all
@@ -80,12 +92,16 @@ METAVARS = {
 }
 
 
-def _config_flags(p: argparse.ArgumentParser) -> None:
+def _config_flags(p: argparse.ArgumentParser, preset_name: str = "") -> None:
+    """The model's flags; a command whose models start from a preset shows its values."""
     g = p.add_argument_group("model and optimiser (override the config file)")
     g.add_argument("--config", type=Path, metavar="FILE", help="TOML file with any of the keys")
+    base = preset(preset_name) if preset_name else Config()
     for key in KEYS:
-        default = getattr(Config(), key)
+        default = getattr(base, key)
         shown = ",".join(default) if key == "vocab" else (default or "none")
+        if key == "preset" and preset_name:
+            shown += "; --preset '' for the seed's model"
         g.add_argument(
             f"--{key.replace('_', '-')}",
             dest=key,
@@ -123,6 +139,11 @@ EXAMPLES = {
     "grade": [
         "workbook grade --class lesson --answers typed.csv",
         "workbook grade --class lesson --answers typed.csv --follow-through half --csv-only",
+    ],
+    "relay": [
+        "workbook relay --students 30 -o relay",
+        "workbook relay --roster class.csv --scope step --paper letter -o relay",
+        "workbook relay --students 12 --chapters 2-3 --cards-per-page 2",
     ],
 }
 
@@ -341,12 +362,70 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the CSV files only: no feedback PDFs and no report (no TeX needed)",
     )
     g.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    _relay_parser(sub)
     return p
 
 
-def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
-    """What build and handouts share: where, how many digits, which paper, which chapters
-    or exercises, and whether to say how it goes."""
+def _relay_parser(sub: argparse._SubParsersAction) -> None:
+    r = _command(
+        sub,
+        "relay",
+        help="the class is the GPU: one step cut into cards a class computes together, "
+        "round by round, with a poster and the teacher's plan",
+    )
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--students",
+        type=_students,
+        metavar="N",
+        help=f"how many students, {STUDENTS[0]}-{STUDENTS[-1]}; with more students than "
+        "cards, the plan pairs those without a card with those who have some",
+    )
+    who.add_argument(
+        "--roster",
+        type=Path,
+        metavar="FILE.csv",
+        help="the students by name instead: UTF-8 CSV with columns id,name "
+        f"({STUDENTS[0]}-{STUDENTS[-1]} of them); the cards and the plan print the names",
+    )
+    what = r.add_mutually_exclusive_group()
+    what.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="forward",
+        help="forward = the forward pass, embeddings to loss; step = the forward and "
+        "backward passes, every parameter's gradient; only the entries these depend on are "
+        "computed (default: forward)",
+    )
+    _selection_flags(
+        what,
+        "every entry of these chapters' steps instead of a scope, e.g. 3 or 2-4 "
+        "(default: the scope)",
+    )
+    _output_flags(r, "relay")
+    r.add_argument(
+        "--cards-per-page",
+        dest="per_page",
+        type=int,
+        choices=PER_PAGE,
+        default=None,
+        help="cards to a page, cut apart along the marks (default: 4 when every card fits "
+        "a quarter page, else 2)",
+    )
+    r.add_argument(
+        "--poster",
+        choices=POSTERS,
+        default="large",
+        help="large = each poster page on one A3 sheet (tabloid with --paper letter); "
+        "tiled = each on two sheets of the paper, to trim and join (default: large)",
+    )
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    _config_flags(r, "classroom")
+    r.set_defaults(default_preset="classroom")
+
+
+def _output_flags(p: argparse.ArgumentParser, output: str) -> None:
+    """Where the files go, how many digits they print, on which paper."""
     p.add_argument(
         "--output",
         "-o",
@@ -365,6 +444,25 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
     p.add_argument(
         "--paper", choices=PAPERS, default="a4", help="paper size of every PDF (default: a4)"
     )
+
+
+def _selection_flags(which: argparse._MutuallyExclusiveGroup, chapters: str) -> None:
+    """--chapters or --sections, into a group of choices that exclude each other."""
+    which.add_argument("--chapters", type=_chapters, default=None, metavar="LIST", help=chapters)
+    which.add_argument(
+        "--sections",
+        type=_sections,
+        default=None,
+        metavar="LIST",
+        help="exercises by their numbers, e.g. 3.1-3.3,8.2 (a bare number is a whole "
+        "chapter; numbers stay the book's)",
+    )
+
+
+def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
+    """What build and handouts share: where, how many digits, which paper, which chapters
+    or exercises, the print's size and layout, and whether to say how it goes."""
+    _output_flags(p, output)
     p.add_argument(
         "--font-size",
         type=_font_size,
@@ -385,22 +483,10 @@ def _document_flags(p: argparse.ArgumentParser, output: str) -> None:
         help="exercises: falk = a product's grid sits between its factors, the left one to "
         "the left and the right one above; grid = the grid alone (default: falk)",
     )
-    which = p.add_mutually_exclusive_group()
-    which.add_argument(
-        "--chapters",
-        type=_chapters,
-        default=None,
-        metavar="LIST",
-        help="chapters of the exercises and answer key, e.g. 2-5 or 3,11 (default: all; "
+    _selection_flags(
+        p.add_mutually_exclusive_group(),
+        "chapters of the exercises and answer key, e.g. 2-5 or 3,11 (default: all; "
         "the seed model has 13)",
-    )
-    which.add_argument(
-        "--sections",
-        type=_sections,
-        default=None,
-        metavar="LIST",
-        help="exercises by their numbers, e.g. 3.1-3.3,8.2 (a bare number is a whole "
-        "chapter; numbers stay the book's)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     p.add_argument(
@@ -494,6 +580,13 @@ def _class_seed(text: str) -> int:
     return n
 
 
+def _students(text: str) -> int:
+    n = _whole(text)
+    if n not in STUDENTS:
+        raise argparse.ArgumentTypeError(f"{n} is outside {STUDENTS[0]}-{STUDENTS[-1]}")
+    return n
+
+
 def _digits(text: str) -> int:
     n = _whole(text)
     if n not in DIGITS:
@@ -502,7 +595,14 @@ def _digits(text: str) -> int:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The model: defaults (a command's default preset: relay's is the classroom model,
+    unless --preset or the config file names one), the config file, then flags."""
     overrides = {k: getattr(args, k) for k in KEYS if getattr(args, k, None) is not None}
+    default = getattr(args, "default_preset", "")
+    if default and "preset" not in overrides:
+        named = args.config is not None and "preset" in read_toml(args.config)
+        if not named:
+            overrides["preset"] = default
     return load(args.config, overrides)
 
 
@@ -605,6 +705,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.quiet,
                     args.rounding_credit,
                 )
+            )
+        elif args.command == "relay":
+            relay(
+                c,
+                RelayRequest(
+                    args.output,
+                    students=args.students,
+                    roster=args.roster,
+                    scope=args.scope,
+                    chapters=args.chapters,
+                    sections=args.sections,
+                    digits=args.digits,
+                    paper=args.paper,
+                    per_page=args.per_page,
+                    poster=args.poster,
+                    quiet=args.quiet,
+                ),
             )
         elif args.command == "handouts" and args.class_dir is not None:
             handouts(*class_key_request(args, argv))
