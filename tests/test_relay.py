@@ -21,6 +21,7 @@ from workbook import cli
 from workbook.config import from_mapping, preset
 from workbook.hand import Rounder, sig
 from workbook.jobs import boxes, is_copy
+from workbook.names import name_tex
 from workbook.printed import element
 from workbook.relay import Card, Lesson, RelayRequest, idle, lesson, plan_csv
 from workbook.render.fmt import Fmt
@@ -323,7 +324,7 @@ def test_the_plan_csv_lists_every_value_with_its_key(lessons) -> None:
     [
         (["--students", "0"], "--students: 0 is outside 1-200"),
         (["--students", "201"], "--students: 201 is outside 1-200"),
-        (["--students", "many"], "'many' is not a whole number"),
+        (["--students", "many"], "'many': must be a whole number"),
         ([], "one of the arguments --students --roster is required"),
         (["--students", "3", "--sections", "4.3"], "nothing to compute"),
         (["--students", "3", "--sections", "3.99"], "exercise 3.99"),
@@ -364,7 +365,7 @@ def test_cards_print_names_through_name_tex(tmp_path: Path) -> None:
     plan = lesson(preset("classroom"), RelayRequest(Path("x"), roster=roster))
     text = CardText(plan, plan.cards[0], Fmt(4), True, 90.0).tex()
     assert r"O\textquotesingle{}Brien \& \{Zoë\}" in text
-    assert r"\cjk{gbsn}{李雷}" in CardText(plan, plan.of(2)[0], Fmt(4), True, 90.0).tex()
+    assert name_tex("李雷") in CardText(plan, plan.of(2)[0], Fmt(4), True, 90.0).tex()
 
 
 # --- the documents ------------------------------------------------------------------------
@@ -445,9 +446,9 @@ def logs(request, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     plan = lesson(preset("classroom"), req)
     relay = Relay(preset("classroom"), req)
     names = [s.name for s in plan.students if s.name]
-    from workbook.handouts import name_pictures
+    from workbook.names import pictures as name_pictures
 
-    pictures = name_pictures(relay.compile, out, names, lambda m: None) if names else {}
+    pictures = name_pictures(names, out, lambda m: None) if names else {}
     per_page = relay.cards(plan, out, pictures)
     relay.poster(plan, out)
     from workbook.render.relay import plan_source
