@@ -133,14 +133,25 @@ def test_a_second_run_into_a_busy_folder_is_refused_at_once(
     assert not (tmp_path / tex.LOCK_NAME).exists()
 
 
-def test_private_folders_of_a_killed_build_are_removed(tmp_path: Path) -> None:
+def test_private_folders_of_a_killed_build_are_removed_and_no_user_folder(tmp_path: Path) -> None:
+    """A private folder carries the tool's marker; a folder of the user's named like one
+    (issue 21: `mkdir o/.workbook-notes` was deleted) has none and stays."""
+    from workbook.landing import MARK
+
     stale = [tmp_path / ".workbook-killed", tmp_path / ".build-killed"]
     for folder in stale:
         folder.mkdir()
+        (folder / MARK).write_text("")
         (folder / "doc.aux").write_text("left behind")
+    users = [tmp_path / ".workbook-notes", tmp_path / ".build-old", tmp_path / ".handouts-2025"]
+    for folder in users:
+        folder.mkdir()
+        (folder / "mine.txt").write_text("keep me")
     assert build(tmp_path, "--only", "workbook") == 0
     assert not any(folder.exists() for folder in stale)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert all((folder / "mine.txt").read_text() == "keep me" for folder in users)
+    hidden = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
+    assert hidden == {f.name for f in users}
 
 
 def tex_running_in(folder: Path) -> list[int]:

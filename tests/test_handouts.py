@@ -4,6 +4,7 @@ key, the grade sheet, --key-for, and byte-identical reruns."""
 from __future__ import annotations
 
 import csv
+import io
 import re
 import subprocess
 import unicodedata
@@ -210,6 +211,21 @@ def test_a_name_never_becomes_a_spreadsheet_formula() -> None:
         "Zoë",
         "",
     ]
+
+
+def test_a_sentence_never_becomes_a_spreadsheet_formula() -> None:
+    """variants.csv's sentence comes from the vocabulary, which may hold any word."""
+    from types import SimpleNamespace as Ns
+
+    from workbook.handouts import variants
+
+    part = Ns(
+        reader=Ns(id="a1", name="=Ann"),
+        variant=Ns(code="00XQ-C5EF", seed=7),
+        config=Ns(sentence="@SUM(A1) like"),
+    )
+    rows = list(csv.reader(io.StringIO(variants([part]).decode("utf-8-sig"))))
+    assert rows[1] == ["a1", "'=Ann", "00XQ-C5EF", "7", "'@SUM(A1) like"]
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,7 @@ only the last ones wait for the new workbook's.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import compile as tex
-from . import engine, made
+from . import engine, landing, made
 from .config import Config
 from .export import write_atomic
 from .printed import Book, check_answers
@@ -148,15 +146,14 @@ class Builder:
 
     def write(self, names: list[str], trace: Trace, out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every document's files into `out`."""
-        for stem in ("build", *ORDER):  # left by a killed build (SIGKILL cannot be caught)
-            tex.remove_stale(out, stem)
-        with tempfile.TemporaryDirectory(dir=out, prefix=".build-") as tmp:
-            self.stage = Path(tmp)
+        landing.remove_stale(out)  # left by a killed run (SIGKILL cannot be caught)
+        # a file that cannot be written is refused before TeX starts, not after
+        landing.check_targets(out, [Path(f"{n}{s}") for n in names for s in tex.KEPT])
+        with landing.private_folder(out, "build") as stage:
+            self.stage = stage
             staged = self.compile_all(names, trace)
-            written = []
-            for path in staged:  # all complete: now, and only now, replace the old ones
-                os.replace(path, out / path.name)
-                written.append(out / path.name)
+            # all complete: now, and only now, replace the old ones, as one set
+            written = landing.land(stage, out, [p.relative_to(stage) for p in staged])
             for n in names:  # a failure of an earlier build is history now
                 (out / f"{n}.failed.log").unlink(missing_ok=True)
             if self.req.tex_only:
@@ -369,10 +366,10 @@ class Builder:
                 f"note: the answer key cites the workbook of these settings, and {pdf} {state}:"
                 " build it with --only workbook"
             )
-        with tempfile.TemporaryDirectory() as tmp:
+        with landing.private_folder(self.stage, "key-workbook") as tmp:  # never outside out
             parts = self.parts("workbook (for the key's pages)")
-            tex.compile_document(source, Path(tmp), "workbook", parts=parts)
-            return tex.labels((Path(tmp) / "workbook.aux").read_bytes())
+            tex.compile_document(source, tmp, "workbook", parts=parts)
+            return tex.labels((tmp / "workbook.aux").read_bytes())
 
 
 def files_aux(files: list[Path]) -> Path:

@@ -37,6 +37,7 @@ from .config import (
 from .grade import FOLLOW_THROUGH_CHOICES, GradeRequest, grade, handout_request
 from .grading import ROUNDING_CREDIT
 from .handouts import HandoutRequest, handouts
+from .landing import OutputBlockedError
 from .printed import ARITHMETICS, DIGITS, UnprintableError
 from .relay import PER_PAGE, POSTERS, SCOPES, STUDENTS, RelayRequest, relay
 from .render import DETAILS, GIVENS, LAYOUTS, PAPERS, SCAFFOLDS, Options
@@ -754,7 +755,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TexFailedError as exc:
         print(f"workbook: {exc}", file=sys.stderr)
         return 4
-    except (UsageError, ConfigError, UnprintableError, TooLargeError, FolderBusyError) as exc:
+    except (
+        UsageError,
+        ConfigError,
+        UnprintableError,
+        TooLargeError,
+        FolderBusyError,
+        OutputBlockedError,
+    ) as exc:
         line = str(exc) if isinstance(exc, UsageError) else f"workbook: {exc}"
         print(cut_values(line), file=sys.stderr)
         return 2

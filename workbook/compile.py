@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import chunks
+from .landing import private_folder
 from .texrun import CORES, run_tex
 
 TEX_PACKAGES = (
@@ -214,29 +214,6 @@ def folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def remove_stale(folder: Path, stem: str) -> None:
-    """Private folders a killed build of `stem` left behind (.stem-XXXX)."""
-    for old in folder.glob(f".{stem}-*"):
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def move_set(stage: Path, out: Path, staged: list[Path], pdfs: str | None = None) -> list[Path]:
-    """Move a run's files from its private folder into `out`; then, in the subfolder `pdfs`,
-    remove the PDFs this run did not make (a student no longer in the class)."""
-    written = []
-    for rel in staged:
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(stage / rel, target)
-        written.append(target)
-    if pdfs is not None:
-        for old in (out / pdfs).glob("*.pdf"):
-            if old not in written:
-                old.unlink()
-    return written
-
-
 MAX_PASSES = 5  # as latexmk: cross references that have not settled by then never will
 PDFLATEX = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape", "doc.tex"]
 KEPT = (".tex", ".pdf", ".log", ".aux")  # a document's files, replaced together
@@ -274,8 +251,7 @@ def compile_document(
     check_tex()
     out.mkdir(parents=True, exist_ok=True)
     beside = dict(beside or {})
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".{stem}-") as tmp:
-        work = Path(tmp)
+    with private_folder(out, stem) as work:
         pieces = chunks.split(source, parts) if parts > 1 else []
         if pieces:
             beside |= fed.final() if fed is not None else {}

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import csv
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import compile as tex
+from . import landing
 from .chunks import cut_pages
 from .classfolder import ClassSettings, load
 from .classroom import OtherSettingsError, decode
@@ -196,8 +196,8 @@ class Grading:
         out: Path,
         t0: float,
     ) -> list[Path]:
-        tex.remove_stale(out, "graded")
-        with tempfile.TemporaryDirectory(dir=out, prefix=".graded-") as tmp:
+        landing.remove_stale(out)
+        with landing.private_folder(out, "graded") as tmp:
             stage = Path(tmp)
             files = {
                 "graded.csv": graded_csv({r.id: r.graded for r in results}),
@@ -213,7 +213,7 @@ class Grading:
             for stem in ("feedback", "report", *(r.id for r in results)):
                 (out / f"{stem}.failed.log").unlink(missing_ok=True)  # history now
             # the feedback of a student no longer graded here goes
-            written = tex.move_set(stage, out, staged, "feedback" if self.req.pdf else None)
+            written = landing.land(stage, out, staged, "feedback" if self.req.pdf else None)
         shown = [str(p) for p in staged if p.parent == Path()]
         if self.req.pdf:
             shown.append(f"{len(results)} files in feedback/")

@@ -14,7 +14,6 @@ import csv
 import io
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from pylatex import NoEscape
 from pypdf import PdfReader
 
 from . import compile as tex
-from . import engine, made
+from . import engine, landing, made
 from .classfolder import CLASS_FILE, ClassSettings, dumps, roster_hash
 from .classroom import OtherSettingsError, Variant, assign, decode, fingerprint, read_roster
 from .config import Config, ConfigError
@@ -291,9 +290,14 @@ class Classroom:
 
     def write(self, parts: list[Part], out: Path, t0: float) -> list[Path]:
         """Compile in a private folder, then move every file into `out`."""
-        tex.remove_stale(out, "handouts")
-        with tempfile.TemporaryDirectory(dir=out, prefix=".handouts-") as tmp:
-            stage = self.stage = Path(tmp)
+        landing.remove_stale(out)
+        if self.req.key_for is None:  # refused before TeX starts, not after
+            ids = [p.reader.id for p in parts]
+            landing.check_targets(
+                out, [*map(Path, CLASS_OUTPUTS), *(Path("students") / f"{i}.pdf" for i in ids)]
+            )
+        with landing.private_folder(out, "handouts") as stage:
+            self.stage = stage
             if self.req.key_for is not None:
                 staged = self.key_only(stage, parts[0])
             else:
@@ -301,7 +305,7 @@ class Classroom:
             for stem in ("handouts", "key", *(p.reader.id for p in parts)):
                 (out / f"{stem}.failed.log").unlink(missing_ok=True)  # history now
             # a student of an earlier roster is not in this class
-            written = tex.move_set(stage, out, staged, None if self.req.key_for else "students")
+            written = landing.land(stage, out, staged, None if self.req.key_for else "students")
         self.say(f"done in {time.perf_counter() - t0:.1f} s")
         return written
 
@@ -505,7 +509,7 @@ def variants(parts: list[Part]) -> bytes:
             spreadsheet_text(p.reader.name),
             p.variant.code,
             p.variant.seed,
-            p.config.sentence,
+            spreadsheet_text(p.config.sentence),  # words of a vocabulary: any text
         ]
         for p in parts
     ]

@@ -14,7 +14,6 @@ import csv
 import io
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compile as tex
-from . import engine
+from . import engine, landing
 from .classroom import Student, read_roster
 from .config import Config, ConfigError
 from .export import write_atomic
@@ -368,8 +367,8 @@ class Relay:
         poster side by side, then the plan (which says how many cards a page has)."""
         from .render.relay import plan_source  # the documents import this module
 
-        tex.remove_stale(out, "relay")
-        with tempfile.TemporaryDirectory(dir=out, prefix=".relay-") as tmp:
+        landing.remove_stale(out)
+        with landing.private_folder(out, "relay") as tmp:
             stage = Path(tmp)
             names = [s.name for s in plan.students if s.name]
             pictures = name_pictures(names, stage, self.say) if names else {}
@@ -387,7 +386,7 @@ class Relay:
             staged = [Path(f"{s}.pdf") for s in DOCUMENTS] + [Path("plan.csv")]
             for stem in DOCUMENTS:
                 (out / f"{stem}.failed.log").unlink(missing_ok=True)  # history now
-            written = tex.move_set(stage, out, staged)
+            written = landing.land(stage, out, staged)
         self.say(
             f"done in {time.perf_counter() - t0:.1f} s: {', '.join(map(str, staged))} in {out}"
         )
