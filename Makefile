@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: workbook test test-fast bench lint tex clean
+.PHONY: workbook test test-fast bench lint tex clean images docs
 
 workbook: $(VENV)/.runtime tex
 	$(BIN)/workbook build
@@ -23,6 +23,14 @@ bench: $(VENV)/.test tex
 	$(BIN)/python benchmarks/bench_handouts.py
 	$(BIN)/python benchmarks/bench_grade.py
 	$(BIN)/python benchmarks/bench_relay.py
+
+# The README's pictures (docs/img/) and the command-line reference (docs/cli.md), remade
+# from the current code; tests/test_docs.py fails when either is stale.
+images: $(VENV)/.test tex
+	$(BIN)/python scripts/make_images.py
+
+docs: $(VENV)/.runtime
+	$(BIN)/python scripts/cli_doc.py
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check workbook tests benchmarks scripts
