@@ -12,7 +12,7 @@ workbook: $(VENV)/.runtime tex
 XDIST  := -n 2 --dist loadgroup
 
 test: $(VENV)/.test tex
-	$(BIN)/python -m pytest $(XDIST)
+	$(BIN)/python -m pytest $(XDIST) --durations=15
 
 test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest $(XDIST) -m "not tex and not slow"
