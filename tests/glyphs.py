@@ -208,6 +208,7 @@ def _glyphs_and_rules(page: pymupdf.Page) -> tuple[list[_Glyph], list[_Rule]]:
 
 def _glyphs(page: pymupdf.Page) -> list[_Glyph]:
     glyphs: list[_Glyph] = []
+    page_box = page.rect
     for span in sorted(page.get_texttrace(), key=lambda s: s["seqno"]):
         dx, dy = span["dir"]
         upright = dx > 0 and abs(dy) < 1e-6
@@ -219,6 +220,8 @@ def _glyphs(page: pymupdf.Page) -> list[_Glyph]:
             if not text.strip() or x1 - x0 <= 0.05 or not upright:
                 continue
             baseline = origin[1]
+            if not page_box.contains(pymupdf.Point(origin)):  # cut off with a tile's rest
+                continue
             hanging = hanging_font or text in _HANGING_TEXT
             if hanging:
                 top, bottom = baseline, baseline + size
@@ -248,8 +251,15 @@ def _rules(page: pymupdf.Page) -> list[_Rule]:
     """Stroked lines (widened by half their stroke) and thin rectangles, filled or
     stroked; a thicker stroked rectangle is a frame: its four sides."""
     rules: list[_Rule] = []
-    for path in page.get_drawings():
-        kind = path.get("type") or ""
+    clips: list[pymupdf.Rect] = []  # the clip in force at each nesting level
+    for path in page.get_drawings(extended=True):
+        kind, level = path.get("type") or "", path.get("level", 0)
+        if kind in ("clip", "group"):  # a clip's scissor is already cut by the outer ones
+            del clips[level:]
+            clips.append(path.get("scissor") or (clips[-1] if clips else page.rect))
+            continue
+        clip = clips[min(level, len(clips)) - 1] if clips and level else page.rect
+        found = len(rules)
         stroke, half = "s" in kind, (path.get("width") or 0.0) / 2
         items = path["items"]
         polygon = items and all(item[0] == "l" for item in items)
@@ -281,7 +291,20 @@ def _rules(page: pymupdf.Page) -> list[_Rule]:
                         _Rule(x0, x1, top - half, top + half),
                         _Rule(x0, x1, bottom - half, bottom + half),
                     ]
+        rules[found:] = _clipped(rules[found:], clip)
     return rules
+
+
+def _clipped(rules: list[_Rule], clip: pymupdf.Rect) -> list[_Rule]:
+    """The parts of the rules inside the clip (an included page cut to a tile draws its
+    rules past the tile's edge, where nothing shows)."""
+    out = []
+    for r in rules:
+        x0, x1 = max(r.x0, clip.x0), min(r.x1, clip.x1)
+        top, bottom = max(r.top, clip.y0), min(r.bottom, clip.y1)
+        if x1 > x0 and bottom > top:
+            out.append(_Rule(x0, x1, top, bottom))
+    return out
 
 
 def _buckets(glyphs: Iterable[_Glyph]) -> dict[int, list[_Glyph]]:
