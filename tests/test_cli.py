@@ -422,6 +422,7 @@ def test_exercises_lists_every_number_with_what_it_asks_and_minutes(capsys) -> N
     assert "2.1" in rows and "13.16" in rows and "13.17" in rows  # AdamW, its derivation
     assert rows["2.1"].split()[-4:] == ["7", "28", "0", "8"]  # cells, products, on the way
     assert "Derivation" in rows["8.3"] and "15 s a product" in out
+    assert "AdamW update of W_lm" in rows["13.16"]  # as the handout titles it: m, v and θ'
     assert cli.main(["exercises", "--sections", "3.3"]) == 0  # the seed model too
     assert "Softmax" in capsys.readouterr().out
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import engine
 from .config import Config
+from .modules import ADAM_TITLES
 from .printed import Book
 from .render import Options, select
 from .render.base import Selection
@@ -64,7 +65,7 @@ def items(c: Config, chapters: str | None = None, sections: str | None = None) -
 def of_handout(h: Exercises) -> list[Item]:
     """What a laid-out handout asks, exercise by exercise, in the book's order."""
     out = [
-        Item(number, plain_title(h.t.step(h.blanks[number][0][0]).desc.title), *counts)
+        Item(number, exercise_title(h.t.step(h.blanks[number][0][0]).desc.title), *counts)
         for number, *counts in workload(h)
         if h.blanks[number]
     ]
@@ -72,6 +73,14 @@ def of_handout(h: Exercises) -> list[Item]:
         d = h.derived.get(topic)
         out.append(Item(number, "Derivation: " + plain_title(d.title), lines=len(d.keys)))
     return sorted(out, key=lambda i: tuple(int(k) for k in i.number.split(".")))
+
+
+def exercise_title(tex: str) -> str:
+    """An exercise's title as its handout prints it: an AdamW exercise, numbered by its
+    first moment, asks the whole update (m, v and the new value)."""
+    text = plain_title(tex)
+    first = ADAM_TITLES["m"] + " of "
+    return "AdamW update of " + text[len(first) :] if text.startswith(first) else text
 
 
 def plain_title(tex: str) -> str:
