@@ -105,6 +105,22 @@ def citations(answers_pdf: Path, section_pages: bool = False) -> dict[str, tuple
     }
 
 
+def key_cites_result_pages(folder: Path, pages: dict[str, int], numbers: dict[str, str]) -> None:
+    """The key in `folder` cites each exercise's result at the page of its table in the
+    workbook (`pages`: its labels; `numbers`: step name → exercise), more than 150 of them
+    read, and no reference is left undefined."""
+    from workbook.render.base import key
+
+    cited = citations(folder / "answers.pdf")
+    checked = 0
+    for name, ex in numbers.items():
+        if ex in cited:  # a citation wrapped onto two lines is not read here
+            assert cited[ex][1] == pages[f"r:{key(name)}"], (ex, name)
+            checked += 1
+    assert checked > 150
+    assert "undefined" not in (folder / "answers.log").read_text()
+
+
 def read_pdf_text(pdf: Path) -> str:
     return subprocess.run(
         ["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from .export import write_atomic
 from .grading import FOLLOW_THROUGH, ROUNDING_CREDIT, Grader, asked, look_at
 from .handouts import Classroom, HandoutRequest, Part
 from .names import pictures
+from .progress import speaker
 from .render import Options
 from .render.handout import Reader
 from .sheets import (
@@ -110,11 +110,7 @@ class Grading:
     def __init__(self, req: GradeRequest) -> None:
         self.req = req
         self.problems: list[Problem] = []
-        self.say: Callable[[str], None] = (
-            (lambda msg: None)
-            if req.quiet
-            else (lambda msg: print(f"workbook: {msg}", file=sys.stderr))
-        )
+        self.say = speaker(req.quiet)
 
     def papers(self) -> list[Part]:
         """Each student's handout, laid out again from the class folder."""

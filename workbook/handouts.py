@@ -15,7 +15,6 @@ import io
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,7 +35,7 @@ from .mistakes import Inputs, diagnosis
 from .names import name_macros, name_tex, pictures
 from .planning import RATES_TEXT, minutes_of, of_handout, workload
 from .printed import Book, single
-from .progress import Progress
+from .progress import Progress, speaker
 from .render import Options, check_widths, select
 from .render.answers import Answers
 from .render.base import Selection
@@ -143,11 +142,7 @@ class KeyPart(Answers):
 class Classroom:
     def __init__(self, c: Config, req: HandoutRequest) -> None:
         self.c, self.req = c, req
-        self.say: Callable[[str], None] = (
-            (lambda msg: None)
-            if req.quiet
-            else (lambda msg: print(f"workbook: {msg}", file=sys.stderr))
-        )
+        self.say = speaker(req.quiet)
 
     # --- who gets what ------------------------------------------------------------------
     def fingerprint(self) -> int:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Callable
 from typing import TextIO
+
+
+def speaker(quiet: bool) -> Callable[[str], None]:
+    """A command's progress lines on stderr, `workbook: ...`; nothing under --quiet."""
+    if quiet:
+        return lambda msg: None
+    return lambda msg: print(f"workbook: {msg}", file=sys.stderr)
 
 
 class Progress:

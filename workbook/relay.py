@@ -33,6 +33,7 @@ from .hand import sig
 from .jobs import Cell, Cut, Flow, Job, boxes, cut, work_of
 from .names import pictures as name_pictures
 from .printed import Book
+from .progress import speaker
 from .render.base import Options, Selection, select
 from .schedule import Schedule, assign
 from .trace import RowWise, Step
@@ -332,11 +333,7 @@ class Relay:
 
     def __init__(self, c: Config, req: RelayRequest) -> None:
         self.c, self.req = c, req
-        self.say: Callable[[str], None] = (
-            (lambda msg: None)
-            if req.quiet
-            else (lambda msg: print(f"workbook: {msg}", file=sys.stderr))
-        )
+        self.say = speaker(req.quiet)
 
     def run(self) -> list[Path]:
         tex.check_tex()
