@@ -13,6 +13,7 @@ large, so its cells are plain decimals.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,8 +40,9 @@ class Num:
     value: Decimal
     exp: int = 0
 
-    @property
+    @functools.cached_property
     def cell(self) -> str:
+        # cached: a table's widths, its check and its print each read every cell
         if self.value.is_infinite():
             return r"-\infty" if self.value < 0 else r"\infty"
         if self.value == 0:

@@ -11,6 +11,7 @@ computed. Names are keys only: nothing reads meaning out of them.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -244,14 +245,18 @@ Cell = tuple[str, Index]  # an entry of a quantity: its name and index
 def cell_names(shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     """For each quantity an array of its entries' own (name, index): handed to a step's
     accessors (factors, raw_inputs, row, sources) in place of values, it says which operand
-    entries an entry reads."""
-    out = {}
-    for name, shape in shapes.items():
-        cells = np.empty(shape, dtype=object)
-        for idx in np.ndindex(shape):
-            cells[idx] = (name, idx)
-        out[name] = cells
-    return out
+    entries an entry reads. The arrays are shared: read them, never write into them."""
+    return {name: _cells(name, tuple(shape)) for name, shape in shapes.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _cells(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    # made once per quantity: a product's every element asks for its factors' cells
+    cells = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        cells[idx] = (name, idx)
+    cells.flags.writeable = False
+    return cells
 
 
 def cells_read(step: Step, cells: Mapping[str, np.ndarray], idx: Index) -> list[Cell]:

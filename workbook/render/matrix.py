@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -58,6 +59,7 @@ def label_pt(tex: str, scale: float = 1.0) -> float:
     return scale * sum(widths)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def cell_width(tex: str) -> float:
     """Estimated printed width of one formatted number."""
     if tex in (r"-\infty", r"\infty"):

@@ -280,12 +280,14 @@ def expansion(
     else:
         a, b = (list(x) for x in step.factors({n: book.nums(n) for n in step.operands}, idx))
     bias = [book.num(step.bias, idx[-1:])] if step.bias is not None else []
-    cells_a, cells_b, cells_bias = factor_cells(step, book, idx)
+    na = nb = nbias = []
+    if named is not None:
+        cells_a, cells_b, cells_bias = factor_cells(step, book, idx)
 
-    def names(cells: list) -> list[str | None]:
-        return [named(c) if named and isinstance(c, tuple) else None for c in cells]
+        def names(cells: list) -> list[str | None]:
+            return [named(c) if isinstance(c, tuple) else None for c in cells]
 
-    na, nb, nbias = names(cells_a), names(cells_b), names(cells_bias)
+        na, nb, nbias = names(cells_a), names(cells_b), names(cells_bias)
     if not any(na + nb + nbias):
         body = f.plus(a) if b is None else f.products(list(zip(a, b, strict=True)))
         return body + "".join(f" + {f.paren(x)}" for x in bias)
