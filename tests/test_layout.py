@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import read_pdf_text, shared_build
+from conftest import pages_with, read_pdf_text, shared_build
 
 from workbook import cli
 from workbook.config import Config
@@ -188,9 +188,14 @@ def test_a_small_models_short_lines_are_set_in_columns(
     import pdfplumber
 
     out = shared_build(tmp_path_factory, *classroom(paper))
-    with pdfplumber.open(out / "workbook.pdf") as pdf:
+    pdf_path = out / "workbook.pdf"
+    with pdfplumber.open(pdf_path) as pdf:
+        # pdfplumber reads only the pages PyMuPDF finds the words on: all of them is slow
+        found = pages_with(pdf_path, "Add the position embeddings")
         page = next(
-            p for p in pdf.pages if re.search(r"Add the position embeddings\n", p.extract_text())
+            p
+            for p in (pdf.pages[k] for k in found)
+            if re.search(r"Add the position embeddings\n", p.extract_text())
         )
         # the X that starts each worked line (math italic at the work's 9 pt)
         starts = [
@@ -202,7 +207,7 @@ def test_a_small_models_short_lines_are_set_in_columns(
         right = [x for x in starts if x > left + 150]
         # eight lines on the left (and the result table's title), eight on the right
         assert starts.count(left) == 9 and len(right) == 8 and len(set(right)) == 1, starts
-        text = "\n".join(p.extract_text() for p in pdf.pages)
+        text = "\n".join(pdf.pages[k].extract_text() for k in pages_with(pdf_path, "position 2"))
     assert re.search(r"J1, position 1 J2, position 2", text), "J_1 and J_2 side by side"
 
 
