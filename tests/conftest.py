@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,22 @@ from workbook import cli, engine
 from workbook.config import Config
 from workbook.printed import Book
 from workbook.trace import Trace
+
+
+@pytest.fixture(scope="session", autouse=True)
+def format_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The TeX formats of this run (see workbook.formats), shared by its workers and the
+    commands they start, and kept out of the user's own cache."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(root / "cache")
+    yield root / "cache" / "workbook" / "formats"
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

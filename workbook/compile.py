@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import chunks
+from . import chunks, formats
 from .landing import private_folder
 from .texrun import CORES, run_tex
 
@@ -113,7 +113,7 @@ def pipeline() -> bytes:
     alone is not seen: `--force` then)."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("compile.py", "chunks.py", "texrun.py"):
+    for name in ("compile.py", "chunks.py", "texrun.py", "formats.py"):
         h.update((here / name).read_bytes())
     tex = shutil.which("pdflatex")
     if tex is not None:
@@ -261,7 +261,13 @@ def compile_document(
             seed = _seed(start, stem, source)
             ok, log_text, passes = run.settle(seed, fed)
             if not ok and "doc.aux" in seed:  # an earlier source's .aux in the way? once afresh
-                ok, log_text, passes = run.settle(_seed(None, stem, source), fed)
+                seed = _seed(None, stem, source)
+                ok, log_text, passes = run.settle(seed, fed)
+            if not ok and run.fmt is not None:  # the format in the way? from the whole source
+                fmt, run.fmt = run.fmt, None
+                ok, log_text, passes = run.settle(seed, fed)
+                if ok:  # it was: made by another TeX, or damaged; made anew next time
+                    fmt.unlink(missing_ok=True)
         if not ok:
             if "I can't write on file" in log_text and shutil.disk_usage(out).free < FULL:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out / f"{stem}.pdf"))
@@ -376,14 +382,25 @@ class Passes:
         self.work, self.source, self.beside, self.epoch = work, source, beside, epoch
         self.priority, self.feeding = priority, feeding
         self.env = isolated_env(work, epoch)
+        self.fmt: Path | None = None  # the package block's format (see formats), once known
+        self.split = formats.split(source)
+        if self.split is not None:
+            with CORES.held(priority):  # a format made now is a TeX run
+                self.fmt = formats.format_for(self.split[0], pipeline(), self.env)
 
     def state(self) -> list[tuple[str, bytes]]:
-        """Every file a pass reads back or beside, by content."""
+        """Every file a pass reads back or beside, by content (the format is the same)."""
         return sorted(
             (p.name, hashlib.sha256(p.read_bytes()).digest())
             for p in self.work.iterdir()
-            if p.is_file() and p.name not in ("doc.pdf", "doc.log")
+            if p.is_file() and p.name not in ("doc.pdf", "doc.log") and p.suffix != ".fmt"
         )
+
+    def command(self) -> list[str]:
+        """pdflatex on doc.tex, from the format when there is one."""
+        if self.fmt is None:
+            return PDFLATEX
+        return [*PDFLATEX[:-1], f"-fmt={formats.FORMAT_NAME}", PDFLATEX[-1]]
 
     def give(self, files: dict[str, bytes]) -> None:
         for name, data in files.items():
@@ -395,7 +412,15 @@ class Passes:
         for old in self.work.iterdir():
             if old.is_file():
                 old.unlink()
-        (self.work / "doc.tex").write_text(with_stamp(self.source))
+        if self.fmt is not None:
+            try:
+                formats.place(self.fmt, self.work)
+            except OSError:  # gone meanwhile (another run's cache trimmed it)
+                self.fmt = None
+        text = self.source
+        if self.fmt is not None and self.split is not None:  # after the block: the rest
+            text = formats.read_with_format(*self.split)
+        (self.work / "doc.tex").write_text(with_stamp(text))
         self.give(_stamped(self.source, self.beside, self.epoch) | seed)
         given: dict[str, bytes] | None = None  # the feed's files the passes have
         final = fed is None
@@ -421,7 +446,7 @@ class Passes:
                 if passes == budget:
                     return False, log + UNSETTLED, passes
                 read = self.state()
-                run = run_tex(PDFLATEX, self.work, self.env)
+                run = run_tex(self.command(), self.work, self.env)
                 passes += 1
                 log_file = self.work / "doc.log"
                 log = log_file.read_text(errors="replace") if log_file.exists() else ""
