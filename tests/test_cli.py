@@ -420,7 +420,12 @@ def test_exercises_lists_every_number_with_what_it_asks_and_minutes(capsys) -> N
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines()[1:-2]}
     assert "2.1" in rows and "13.16" in rows and "13.17" in rows  # AdamW, its derivation
-    assert rows["2.1"].split()[-4:] == ["7", "28", "0", "8"]  # cells, products, on the way
+    # cells, products, values on the way, and the time: 7 × 10 s + 28 × 15 s = 8 min 10 s
+    assert rows["2.1"].split()[-4:] == ["7", "28", "0", "8:10"]
+    assert rows["7.5"].split()[-1] == "0:10"  # one value: not 0 minutes
+    seconds = [int(m) * 60 + int(s) for m, s in (r.split()[-1].split(":") for r in rows.values())]
+    total = out.splitlines()[-2].split()[-1]
+    assert f"{sum(seconds) // 60}:{sum(seconds) % 60:02d}" == total  # the lines add up
     assert "Derivation" in rows["8.3"] and "15 s a product" in out
     assert "AdamW update of W_lm" in rows["13.16"]  # as the handout titles it: m, v and θ'
     assert cli.main(["exercises", "--sections", "3.3"]) == 0  # the seed model too

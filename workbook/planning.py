@@ -41,15 +41,18 @@ class Item:
     lines: int = 0  # a derivation's lines to fill in
 
     @property
-    def minutes(self) -> float:
+    def seconds(self) -> int:
         r = RATES
-        seconds = (
+        return (
             r["product"] * self.products
             + r["cell"] * self.cells
             + r["written"] * self.written
             + r["line"] * self.lines
         )
-        return seconds / 60
+
+    @property
+    def minutes(self) -> float:
+        return self.seconds / 60
 
 
 def items(c: Config, chapters: str | None = None, sections: str | None = None) -> list[Item]:
@@ -95,18 +98,24 @@ def table(found: list[Item]) -> str:
     """The exercises as a plain-text table for a terminal, with the total and the rates."""
     width = max([len(i.title) for i in found] + [5])
     counts = f"{'cells':>5} {'products':>8} {'on the way':>10}"
-    lines = [f"{'exercise':<9}{'':<{width}}  {counts} {'minutes':>7}"]
+    lines = [f"{'exercise':<9}{'':<{width}}  {counts} {'time':>7}"]
     for i in found:
         asks = (
             f"{i.cells:>5} {i.products:>8} {i.written:>10}"
             if not i.lines
             else (f"{f'{i.lines} lines of a derivation':>25}")
         )
-        lines.append(f"{i.number:<9}{i.title:<{width}}  {asks} {i.minutes:>7.0f}")
-    total = sum(i.minutes for i in found)
-    lines.append(f"{'all':<9}{'':<{width}}  {'':>25} {total:>7.0f}")
-    lines.append(f"Minutes are estimated at {RATES_TEXT}.")
+        lines.append(f"{i.number:<9}{i.title:<{width}}  {asks} {clock(i.seconds):>7}")
+    total = sum(i.seconds for i in found)
+    lines.append(f"{'all':<9}{'':<{width}}  {'':>25} {clock(total):>7}")
+    lines.append(f"Times (minutes:seconds) are estimated at {RATES_TEXT}.")
     return "\n".join(lines)
+
+
+def clock(seconds: int) -> str:
+    """Whole seconds as minutes:seconds (a short exercise is 0:30, not 0 minutes), so that
+    the lines add up to the total."""
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def minutes_of(found: list[Item]) -> float:
