@@ -8,8 +8,9 @@ BIN    := $(VENV)/bin
 workbook: $(VENV)/.runtime tex
 	$(BIN)/workbook build
 
-# Both cores (pytest-xdist); a test group (xdist_group) runs on one worker, with its fixtures.
-XDIST  := -n 2 --dist loadgroup
+# Both cores (pytest-xdist). Work both workers would repeat is made once in a run and shared
+# through a folder (tests/conftest.py, shared_folder): pytest 9 ignores xdist's test groups.
+XDIST  := -n 2
 
 test: $(VENV)/.test tex
 	$(BIN)/python -m pytest $(XDIST) --durations=15

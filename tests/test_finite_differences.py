@@ -28,16 +28,15 @@ sixth-order stencil.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import shared_folder
 
 from workbook import config, engine, params
 from workbook.config import Config
-
-# One worker computes this module's module fixtures once (make test runs -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("finite_differences")
 
 RTOL = 1e-6
 ROUND_ULPS = 2.0  # rounding error of one loss evaluation, in units of ulp(L)
@@ -147,9 +146,28 @@ ALL = DEFAULT.all
 FLOOR = DEFAULT.rounding_floor(CENTRAL)
 
 
-@pytest.fixture(scope="module")
-def central() -> dict[tuple[str, tuple[int, ...]], float]:
-    return {(n, idx): DEFAULT.derivative(n, idx, CENTRAL) for n, idx in ALL}
+def shared_central(
+    factory: pytest.TempPathFactory, name: str, step: Step
+) -> dict[tuple[str, tuple[int, ...]], float]:
+    """Every parameter's central difference, computed once in a test run whichever worker
+    asks first (see conftest.shared_folder), as one .npy file per parameter (float64: read
+    back exactly)."""
+
+    def make(out: Path) -> None:
+        for n in params.names(step.config):
+            found = np.empty(step.initial[n].shape)
+            for idx in np.ndindex(found.shape):
+                found[idx] = step.derivative(n, idx, CENTRAL)
+            np.save(out / f"{n}.npy", found)
+
+    folder = shared_folder(factory, name, make)
+    read = {n: np.load(folder / f"{n}.npy") for n in params.names(step.config)}
+    return {(n, idx): float(read[n][idx]) for n, idx in step.all}
+
+
+@pytest.fixture(scope="session")
+def central(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, tuple[int, ...]], float]:
+    return shared_central(tmp_path_factory, "central-differences-default", DEFAULT)
 
 
 def test_every_parameter_is_checked() -> None:
@@ -184,16 +202,18 @@ def test_small_gradients_with_a_sixth_order_stencil(central) -> None:
 # The pre-LN gpt2 model with two layers.
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gpt2() -> Step:
     if not hasattr(Config(), "layers"):
         pytest.skip("workbook.config.Config has no model/layers fields yet")
     return Step(config.from_mapping({"model": "gpt2", "layers": 2}))
 
 
-@pytest.fixture(scope="module")
-def gpt2_central(gpt2: Step) -> dict[tuple[str, tuple[int, ...]], float]:
-    return {(n, idx): gpt2.derivative(n, idx, CENTRAL) for n, idx in gpt2.all}
+@pytest.fixture(scope="session")
+def gpt2_central(
+    gpt2: Step, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, tuple[int, ...]], float]:
+    return shared_central(tmp_path_factory, "central-differences-gpt2", gpt2)
 
 
 @pytest.mark.slow

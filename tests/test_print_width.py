@@ -20,9 +20,6 @@ from workbook.render import Exercises, Options, Worked
 from workbook.render.figures import falk
 from workbook.render.matrix import Layout, cell_width, digits_within
 
-# One worker computes this module's module fixtures once (make test runs -n 2 --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("print_width")
-
 # The classroom model with two blocks at init scale 1.72: an attention weight of 1.0e-77
 # beside one of 1.000 in the same table, a cell of 81 digits.
 SATURATED = ["--preset", "classroom", "--layers", "2", "--init-scale", "1.72", "--seed", "48"]
