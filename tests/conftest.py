@@ -23,16 +23,19 @@ from workbook.printed import Book
 from workbook.trace import Trace
 
 
+def run_root(factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of this whole test run, shared by its xdist workers."""
+    root = factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
 @pytest.fixture(scope="session", autouse=True)
-def format_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def format_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The TeX formats of this run (see workbook.formats), shared by its workers and the
     commands they start, and kept out of the user's own cache."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent
     before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(root / "cache")
-    yield root / "cache" / "workbook" / "formats"
+    os.environ["XDG_CACHE_HOME"] = str(run_root(tmp_path_factory) / "cache")
+    yield
     if before is None:
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
@@ -54,9 +57,7 @@ def book(trace: Trace) -> Book:
 def shared_folder(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
     """The folder `name` of this test run, made by `make` once whichever worker asks first;
     the others wait for it. Its tests only read it."""
-    root = factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # shared by the workers of this run
+    root = run_root(factory)
     out, done = root / name, root / f"{name}.done"
     with (root / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -106,7 +106,7 @@ def test_the_cache_keeps_the_most_recently_used_formats(
         (folder / f"old{k:02d}.fmt").write_bytes(b"x")
         os.utime(folder / f"old{k:02d}.fmt", (1000 + k, 1000 + k))
     block, _ = formats.split("\\documentclass{article}\n\\usepackage{amsmath}\nx\n")
-    made = formats.format_for(block, tex.pipeline(), tex.isolated_env(tmp_path))
+    made = formats.format_for(block, tex.pipeline(), tex.isolated_env)
     assert made is not None and made.parent == folder
     kept = sorted(p.name for p in folder.glob("*.fmt"))
     newest = [f"old{k:02d}.fmt" for k in range(4, formats.FORMATS_KEPT + 3)]

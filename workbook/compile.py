@@ -386,7 +386,8 @@ class Passes:
         self.split = formats.split(source)
         if self.split is not None:
             with CORES.held(priority):  # a format made now is a TeX run
-                self.fmt = formats.format_for(self.split[0], pipeline(), self.env)
+                env = functools.partial(isolated_env, epoch=epoch)
+                self.fmt = formats.format_for(self.split[0], pipeline(), env)
 
     def state(self) -> list[tuple[str, bytes]]:
         """Every file a pass reads back or beside, by content (the format is the same)."""

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .texrun import run_tex
@@ -85,10 +86,11 @@ def tex_identity() -> bytes:
     ).encode()
 
 
-def format_for(block: str, pipeline: bytes, env: dict[str, str]) -> Path | None:
+def format_for(block: str, pipeline: bytes, env: Callable[[Path], dict[str, str]]) -> Path | None:
     """The format of this package block, from the cache or made now; None when it cannot be
     (no cache folder, no mylatexformat, TeX refused the block). `pipeline`: what else makes
-    the PDF (see compile.pipeline); `env`: the isolated environment TeX runs in."""
+    the PDF (see compile.pipeline); `env`: the isolated environment of a TeX run in a
+    folder (see compile.isolated_env)."""
     folder = cache_folder()
     if folder is None:
         return None
@@ -107,27 +109,17 @@ def format_for(block: str, pipeline: bytes, env: dict[str, str]) -> Path | None:
         return None
 
 
-def _dump(block: str, folder: Path, made: Path, env: dict[str, str]) -> None:
+def _dump(block: str, folder: Path, made: Path, env: Callable[[Path], dict[str, str]]) -> None:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".dump-") as tmp:
         work = Path(tmp)
         (work / "block.tex").write_text(block + "\\begin{document}\\end{document}\n")
         cmd = ["pdflatex", "-ini", "-interaction=nonstopmode", "-halt-on-error"]
         cmd += ["-no-shell-escape", f"-jobname={FORMAT_NAME}", "&pdflatex"]
-        run = run_tex([*cmd, "mylatexformat.ltx", "block.tex"], work, env | _home(work))
+        run = run_tex([*cmd, "mylatexformat.ltx", "block.tex"], work, env(work))
         dumped = work / f"{FORMAT_NAME}.fmt"
         if run.returncode != 0 or not dumped.is_file():
             raise OSError("the package block did not make a format")
         os.replace(dumped, made)
-
-
-def _home(work: Path) -> dict[str, str]:
-    """The isolated environment's own folders, moved into the dump's folder."""
-    return {
-        "HOME": str(work),
-        "TEXMFHOME": str(work / "texmf"),
-        "TEXMFVAR": str(work / "texmf-var"),
-        "TEXMFCONFIG": str(work / "texmf-config"),
-    }
 
 
 def _trim(folder: Path, keep: Path) -> None:
