@@ -334,6 +334,7 @@ class Builder:
             fed=fed,
             feeding=feeding,
             priority=PRIORITY[name],
+            pages=self.estimate.get(name),
         )
         self.compiled.append(name)
         pdf = self.stage / f"{name}.pdf"
@@ -368,7 +369,8 @@ class Builder:
             )
         with landing.private_folder(self.stage, "key-workbook") as tmp:  # never outside out
             parts = self.parts("workbook (for the key's pages)")
-            tex.compile_document(source, tmp, "workbook", parts=parts)
+            pages = self.estimate.get("workbook (for the key's pages)")
+            tex.compile_document(source, tmp, "workbook", parts=parts, pages=pages)
             return tex.labels((tmp / "workbook.aux").read_bytes())
 
 

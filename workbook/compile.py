@@ -233,6 +233,7 @@ def compile_document(
     fed: Feed | None = None,
     feeding: Feed | None = None,
     priority: int = 0,
+    pages: int | None = None,
 ) -> Compiled:
     """Compile `source` in a private folder of `out`; then move stem.tex, .pdf, .log and
     .aux into place together. Renames replace links, never follow them. `beside`:
@@ -244,6 +245,8 @@ def compile_document(
     files beside that another compile is still making (the workbook's labels for its key;
     `beside` has what stands for them meanwhile, if anything); `feeding`: the Feed this
     compile offers its labels to after each pass (see Feed). `priority`: see texrun.Cores.
+    `pages`: about how many pages it makes, for the first pass's labels (see
+    provisional_aux; default: guessed from the source's length).
 
     On a LaTeX failure nothing of a previous build is touched: the log goes to
     stem.failed.log in `failed_logs` (default `out`) and the error names it.
@@ -258,10 +261,10 @@ def compile_document(
             ok, log_text, passes = _chunked(pieces, work, beside, source, epoch, spare, priority)
         else:
             run = Passes(work, source, beside, epoch, priority, feeding)
-            seed = _seed(start, stem, source)
+            seed = _seed(start, stem, source, pages)
             ok, log_text, passes = run.settle(seed, fed)
-            if not ok and "doc.aux" in seed:  # an earlier source's .aux in the way? once afresh
-                seed = _seed(None, stem, source)
+            if not ok and "doc.aux" in seed:  # an earlier or provisional .aux in the way?
+                seed = {k: v for k, v in _seed(None, stem, source).items() if k != "doc.aux"}
                 ok, log_text, passes = run.settle(seed, fed)
             if not ok and run.fmt is not None:  # the format in the way? from the whole source
                 fmt, run.fmt = run.fmt, None
@@ -294,10 +297,10 @@ def compile_document(
     )
 
 
-def _seed(start: Path | None, stem: str, source: str) -> dict[str, bytes]:
+def _seed(start: Path | None, stem: str, source: str, pages: int | None = None) -> dict[str, bytes]:
     """What the first pass reads of its own files: the .aux an earlier compile left in
     `start` (without the lines the build added) and the .toc it wrote (see toc_of), else
-    contents with every line in place (see provisional_toc)."""
+    labels and contents with every line in place (see provisional_aux, provisional_toc)."""
     seed = {}
     aux = start / f"{stem}.aux" if start is not None else None
     if aux is not None and aux.is_file() and not aux.is_symlink():
@@ -307,6 +310,8 @@ def _seed(start: Path | None, stem: str, source: str) -> dict[str, bytes]:
             seed["doc.toc"] = toc_of(seed["doc.aux"])
     if "doc.toc" not in seed and "\\tableofcontents" in source:
         seed["doc.toc"] = provisional_toc(source).encode()
+    if "doc.aux" not in seed and "\\label{" in source:
+        seed["doc.aux"] = provisional_aux(source, pages).encode()
     return seed
 
 
@@ -496,6 +501,43 @@ def provisional_toc(source: str) -> str:
             number = ".".join(str(counters[k]) for k in list(LEVEL)[1 : LEVEL[kind] + 2])
             lines.append((kind, rf"\numberline {{{number}}}{title}"))
     return "".join(rf"\contentsline {{{kind}}}{{{text}}}{{0}}{{}}%" + "\n" for kind, text in lines)
+
+
+# What a label takes its number and link target from: the chapter and section it follows.
+NUMBERED = re.compile(
+    r"\\(?:(chapter|section)(\*?)\{|setcounter\{(chapter)\}\{(\d+)\}|label\{([^{}]*)\})"
+)
+BYTES_PER_PAGE = 4000  # of source, when no estimate of the pages is given
+
+
+def provisional_aux(source: str, pages: int | None = None) -> str:
+    """An .aux for the first pass: every label of `source` defined, numbered as its section
+    will be, on a page of as many digits as it will most likely have (placed in proportion
+    to where it stands in the source, of about `pages` pages). Without it the first pass
+    prints "??" for every reference, a width no later pass has, and a third pass is needed
+    to set the lines the second one broke anew; with it the first pass usually lays every
+    page out as the last, and two passes make the PDF. A label placed wrong costs a pass,
+    never a wrong page (the passes go on until they read what they write)."""
+    body = max(source.find("\\begin{document}"), 0)
+    span = max(len(source) - body, 1)
+    total = pages if pages else max(1, (len(source) - body) // BYTES_PER_PAGE)
+    chapter = section = 0
+    number, anchor = "", "Doc-Start"
+    lines = ["\\relax"]
+    for m in NUMBERED.finditer(source, body):
+        kind, starred, counter, value, key = m.groups()
+        if counter is not None:
+            chapter = int(value)
+        elif kind == "chapter" and not starred:
+            chapter, section = chapter + 1, 0
+            number, anchor = str(chapter), f"chapter.{chapter}"
+        elif kind == "section" and not starred:
+            section += 1
+            number, anchor = f"{chapter}.{section}", f"section.{chapter}.{section}"
+        elif key is not None:
+            page = max(1, round(total * (m.start() - body) / span))
+            lines.append(rf"\newlabel{{{key}}}{{{{{number}}}{{{page}}}{{}}{{{anchor}}}{{}}}}")
+    return "\n".join(lines) + "\n"
 
 
 def _braced(text: str, at: int) -> str | None:
