@@ -85,6 +85,15 @@ def shared_build(factory: pytest.TempPathFactory, *argv: str) -> Path:
     return shared_folder(factory, name, built(*argv))
 
 
+CLASSROOM = ("--digits", "4", "--preset", "classroom")
+
+
+def classroom_build(factory: pytest.TempPathFactory, paper: str = "a4") -> Path:
+    """The classroom preset's three documents at this paper size, made once in this test
+    run (test_glyph_collisions, test_layout and test_chunks read the same folder)."""
+    return shared_build(factory, "--paper", paper, *CLASSROOM)
+
+
 def copy_of(folder: Path, to: Path) -> Path:
     """A test's own copy of a shared build, for a test that changes it."""
     shutil.copytree(folder, to, dirs_exist_ok=True)

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import shared_build
+from conftest import classroom_build, shared_build
 from glyphs import Collision, collisions
 
 tex = pytest.mark.tex
@@ -211,8 +211,9 @@ def glyph_build(
 ) -> tuple[str, int, Path]:
     """All three documents for one paper size, number of digits and model, built once."""
     paper, digits, preset = request.param
-    argv = ["--paper", paper, "--digits", str(digits), *(["--preset", preset] if preset else [])]
-    return paper, digits, shared_build(tmp_path_factory, *argv)
+    if preset:
+        return paper, digits, classroom_build(tmp_path_factory, paper)
+    return paper, digits, shared_build(tmp_path_factory, "--paper", paper, "--digits", str(digits))
 
 
 @tex

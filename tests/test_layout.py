@@ -7,19 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import pages_with, read_pdf_text, shared_build
+from conftest import classroom_build, pages_with, read_pdf_text
 
 from workbook import cli
 from workbook.config import Config
 from workbook.render import Answers, Exercises, Options, Worked
 
 tex = pytest.mark.tex
-
-
-def classroom(paper: str) -> tuple[str, ...]:
-    """The classroom preset's build settings, as test_glyph_collisions builds them (one
-    build serves both)."""
-    return ("--paper", paper, "--digits", "4", "--preset", "classroom")
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +181,7 @@ def test_a_small_models_short_lines_are_set_in_columns(
     each line whole, on either paper; the Jacobians J_1 … J_4 stand two to a row."""
     import pdfplumber
 
-    out = shared_build(tmp_path_factory, *classroom(paper))
+    out = classroom_build(tmp_path_factory, paper)
     pdf_path = out / "workbook.pdf"
     with pdfplumber.open(pdf_path) as pdf:
         # pdfplumber reads only the pages PyMuPDF finds the words on: all of them is slow
@@ -237,7 +231,7 @@ def test_no_heading_ends_a_page_of_the_default_documents(pdf_texts: dict[str, st
 def test_no_heading_ends_a_page_of_the_classroom_documents(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    out = shared_build(tmp_path_factory, *classroom("a4"))
+    out = classroom_build(tmp_path_factory)
     for name in ("workbook", "exercises", "answers"):
         found = headings_at_a_page_foot(read_pdf_text(out / f"{name}.pdf"))
         assert found == [], (name, found)
