@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -450,3 +451,5 @@ def test_a_selection_longer_than_the_lesson_is_said_even_quietly(tmp_path: Path,
         room.plan(room.part(reader, variant).handout)
         err = capsys.readouterr().err
         assert ("more than --minutes 50" in err) == said and err.count("\n") == said, err
+        if said:  # the time as `workbook exercises` gives it: the lines there add up to it
+            assert re.search(r"takes about \d+:\d\d \(minutes:seconds\) by hand", err), err
