@@ -85,13 +85,10 @@ def shared_build(factory: pytest.TempPathFactory, *argv: str) -> Path:
     return shared_folder(factory, name, built(*argv))
 
 
-CLASSROOM = ("--digits", "4", "--preset", "classroom")
-
-
 def classroom_build(factory: pytest.TempPathFactory, paper: str = "a4") -> Path:
     """The classroom preset's three documents at this paper size, made once in this test
     run (test_glyph_collisions, test_layout and test_chunks read the same folder)."""
-    return shared_build(factory, "--paper", paper, *CLASSROOM)
+    return shared_build(factory, "--paper", paper, "--digits", "4", "--preset", "classroom")
 
 
 def copy_of(folder: Path, to: Path) -> Path:

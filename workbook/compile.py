@@ -462,52 +462,74 @@ class Passes:
                     self.feeding.offer(labels((self.work / "doc.aux").read_bytes()))
 
 
-# Sectioning commands that make a contents line, and the counter each numbers by.
+# Sectioning commands that make a contents line, the counter each numbers by, and labels.
 HEADING = re.compile(
     r"\\(?:(part|chapter|section|subsection)\{|setcounter\{(part|chapter|tocdepth)\}\{(\d+)\}"
-    r"|addcontentsline\{toc\}\{(\w+)\}\{)"
+    r"|addcontentsline\{toc\}\{(\w+)\}\{|label\{([^{}]*)\})"
 )
 LEVEL = {"part": -1, "chapter": 0, "section": 1, "subsection": 2}
+BYTES_PER_PAGE = 4000  # of source, when no estimate of the pages is given
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """A contents line or a label of a source's body, numbered as the book class will."""
+
+    what: str  # "heading" (one the contents list), "listed" (\addcontentsline) or "label"
+    kind: str  # part, chapter, section or subsection; a label's key
+    number: str  # a heading's number; a label's: that of the heading it follows
+    text: str  # a heading's title; a label's link target (hyperref's anchor of that heading)
+    at: int  # where it stands in the source
+
+
+def _marks(source: str) -> Iterator[_Mark]:
+    """The contents lines and labels of `source` in order: the book class's \\part,
+    \\chapter, \\section and \\addcontentsline, its counters set by \\setcounter."""
+    body = source.find("\\begin{document}")
+    counters = {"part": 0, "chapter": 0, "section": 0, "subsection": 0, "tocdepth": 2}
+    number, anchor = "", "Doc-Start"
+    for m in HEADING.finditer(source):
+        kind, counter, value, listed, key = m.groups()
+        if counter is not None:
+            counters[counter] = int(value)
+            continue
+        if m.start() < body:
+            continue
+        if key is not None:
+            yield _Mark("label", key, number, anchor, m.start())
+            continue
+        title = _braced(source, m.end())
+        if title is None:
+            continue
+        if listed is not None:
+            yield _Mark("listed", listed, "", title, m.start())
+            continue
+        counters[kind] += 1
+        for lower in list(LEVEL)[list(LEVEL).index(kind) + 1 :]:
+            counters[lower] = 0
+        if kind == "part":
+            number, anchor = _roman(counters["part"]), f"part.{counters['part']}"
+        else:
+            number = ".".join(str(counters[k]) for k in list(LEVEL)[1 : LEVEL[kind] + 2])
+            anchor = f"{kind}.{number}"
+        if LEVEL[kind] <= counters["tocdepth"]:
+            yield _Mark("heading", kind, number, title, m.start())
 
 
 def provisional_toc(source: str) -> str:
     """The .toc that `source` will write, every page number 0: its lines make the contents
     as long as they will be (a page number sits in a box of its own width), so the first
-    pass already puts every later page where it stays. It follows the book class's
-    \\part, \\chapter, \\section and \\addcontentsline; a line it gets wrong costs a pass, never a
-    wrong page (the passes go on until the real .toc is read back unchanged)."""
-    body = source.find("\\begin{document}")
-    counters = {"part": 0, "chapter": 0, "section": 0, "subsection": 0, "tocdepth": 2}
+    pass already puts every later page where it stays. A line it gets wrong costs a pass,
+    never a wrong page (the passes go on until the real .toc is read back unchanged)."""
     lines = []
-    for m in HEADING.finditer(source):
-        kind, counter, value, listed = m.groups()
-        if counter is not None:
-            counters[counter] = int(value)
-            continue
-        title = _braced(source, m.end())
-        if m.start() < body or title is None:
-            continue
-        if listed is not None:
-            lines.append((listed, title))
-            continue
-        counters[kind] += 1
-        for lower in list(LEVEL)[list(LEVEL).index(kind) + 1 :]:
-            counters[lower] = 0
-        if LEVEL[kind] > counters["tocdepth"]:
-            continue
-        if kind == "part":
-            lines.append((kind, rf"{_roman(counters['part'])}\hspace {{1em}}{title}"))
-        else:
-            number = ".".join(str(counters[k]) for k in list(LEVEL)[1 : LEVEL[kind] + 2])
-            lines.append((kind, rf"\numberline {{{number}}}{title}"))
+    for mark in _marks(source):
+        if mark.what == "listed":
+            lines.append((mark.kind, mark.text))
+        elif mark.what == "heading" and mark.kind == "part":
+            lines.append((mark.kind, rf"{mark.number}\hspace {{1em}}{mark.text}"))
+        elif mark.what == "heading":
+            lines.append((mark.kind, rf"\numberline {{{mark.number}}}{mark.text}"))
     return "".join(rf"\contentsline {{{kind}}}{{{text}}}{{0}}{{}}%" + "\n" for kind, text in lines)
-
-
-# What a label takes its number and link target from: the chapter and section it follows.
-NUMBERED = re.compile(
-    r"\\(?:(chapter|section)(\*?)\{|setcounter\{(chapter)\}\{(\d+)\}|label\{([^{}]*)\})"
-)
-BYTES_PER_PAGE = 4000  # of source, when no estimate of the pages is given
 
 
 def provisional_aux(source: str, pages: int | None = None) -> str:
@@ -520,22 +542,12 @@ def provisional_aux(source: str, pages: int | None = None) -> str:
     never a wrong page (the passes go on until they read what they write)."""
     body = max(source.find("\\begin{document}"), 0)
     span = max(len(source) - body, 1)
-    total = pages if pages else max(1, (len(source) - body) // BYTES_PER_PAGE)
-    chapter = section = 0
-    number, anchor = "", "Doc-Start"
+    total = pages if pages else max(1, span // BYTES_PER_PAGE)
     lines = ["\\relax"]
-    for m in NUMBERED.finditer(source, body):
-        kind, starred, counter, value, key = m.groups()
-        if counter is not None:
-            chapter = int(value)
-        elif kind == "chapter" and not starred:
-            chapter, section = chapter + 1, 0
-            number, anchor = str(chapter), f"chapter.{chapter}"
-        elif kind == "section" and not starred:
-            section += 1
-            number, anchor = f"{chapter}.{section}", f"section.{chapter}.{section}"
-        elif key is not None:
-            page = max(1, round(total * (m.start() - body) / span))
+    for mark in _marks(source):
+        if mark.what == "label":
+            page = max(1, round(total * (mark.at - body) / span))
+            number, key, anchor = mark.number, mark.kind, mark.text
             lines.append(rf"\newlabel{{{key}}}{{{{{number}}}{{{page}}}{{}}{{{anchor}}}{{}}}}")
     return "\n".join(lines) + "\n"
 

@@ -33,7 +33,7 @@ from .grading import Asked, asked, key_value
 from .hand import Rounder
 from .mistakes import Inputs, diagnosis
 from .names import name_macros, name_tex, pictures
-from .planning import RATES_TEXT, clock, minutes_of, of_handout, workload
+from .planning import RATES_TEXT, clock, of_handout, workload
 from .printed import Book, single
 from .progress import Progress, speaker
 from .render import Options, check_widths, select
@@ -270,13 +270,13 @@ class Classroom:
         h.document()  # lays it out: the cells it leaves blank
         load = workload(h)
         cells, products, written = (sum(r[k] for r in load) for k in (1, 2, 3))
-        found = of_handout(h)
-        estimate, took = minutes_of(found), clock(sum(i.seconds for i in found))
+        seconds = sum(i.seconds for i in of_handout(h))
+        took = clock(seconds)
         self.say(
             f"each handout asks for {cells} cells, {products} products in their sums"
             f" and {written} values written on the way: about {took} (minutes:seconds) by hand"
         )
-        if self.req.minutes is not None and estimate > self.req.minutes:
+        if self.req.minutes is not None and seconds > 60 * self.req.minutes:
             print(
                 f"workbook: the selection takes about {took} (minutes:seconds) by hand, more than "
                 f"--minutes {self.req.minutes:g} (at {RATES_TEXT}; `workbook exercises` lists "

@@ -50,10 +50,6 @@ class Item:
             + r["line"] * self.lines
         )
 
-    @property
-    def minutes(self) -> float:
-        return self.seconds / 60
-
 
 def items(c: Config, chapters: str | None = None, sections: str | None = None) -> list[Item]:
     """The selection's exercises in the book's order, as a handout of it asks them."""
@@ -116,10 +112,6 @@ def clock(seconds: int) -> str:
     """Whole seconds as minutes:seconds (a short exercise is 0:30, not 0 minutes), so that
     the lines add up to the total."""
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def minutes_of(found: list[Item]) -> float:
-    return sum(i.minutes for i in found)
 
 
 def workload(h: Exercises) -> list[tuple[str, int, int, int]]:
